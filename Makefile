@@ -1,0 +1,57 @@
+# Atrium — every target does its own set-up.
+#   make run    the whole system on the embedded PostgreSQL and Kafka
+#   make test   unit, integration and end-to-end tests on their own PostgreSQL and Kafka
+#   make lint   ruff and mypy --strict
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-unit lint format migrate up down status docs bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/atrium-infra run
+
+up: $(STAMP)
+	$(BIN)/atrium-infra up
+
+down: $(STAMP)
+	$(BIN)/atrium-infra down
+
+status: $(STAMP)
+	$(BIN)/atrium-infra status
+
+migrate: $(STAMP)
+	$(BIN)/atrium-infra migrate
+
+test: $(STAMP)
+	$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+test-unit: $(STAMP)
+	$(BIN)/pytest -p no:cacheprovider tests/unit $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+docs: $(STAMP)
+	$(BIN)/python -m contracts.docs docs/generated
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.outbox_latency
+
+clean:
+	rm -rf $(VENV) .atrium .mypy_cache .ruff_cache

@@ -1,0 +1,23 @@
+"""Event payloads by producer, and the registry that maps `(type, version)` to a payload."""
+
+from contracts.envelope import EventPayload, RawEnvelope
+from contracts.events.identity import WorkspaceCreated
+
+EVENT_PAYLOADS: tuple[type[EventPayload], ...] = (WorkspaceCreated,)
+
+_BY_TYPE: dict[tuple[str, int], type[EventPayload]] = {
+    (payload.event_type, payload.event_version): payload for payload in EVENT_PAYLOADS
+}
+
+
+def payload_class(event_type: str, version: int) -> type[EventPayload] | None:
+    """The payload model of a known event, or None for a type this version does not know."""
+    return _BY_TYPE.get((event_type, version))
+
+
+def parse_payload(envelope: RawEnvelope) -> EventPayload | None:
+    model = payload_class(envelope.type, envelope.version)
+    return None if model is None else model.model_validate(envelope.data)
+
+
+__all__ = ["EVENT_PAYLOADS", "WorkspaceCreated", "parse_payload", "payload_class"]

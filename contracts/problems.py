@@ -1,0 +1,66 @@
+"""Problem types (RFC 9457) that Atrium answers with, by stable slug.
+
+A problem's `type` member is the slug itself; a client matches on it, never on
+`title` or `detail`.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemType:
+    slug: str
+    status: int
+    title: str
+
+
+VALIDATION_FAILED = ProblemType("validation-failed", 422, "The request is not valid")
+MALFORMED_REQUEST = ProblemType("malformed-request", 400, "The request could not be read")
+UNAUTHENTICATED = ProblemType("unauthenticated", 401, "Valid credentials are required")
+FORBIDDEN = ProblemType("forbidden", 403, "Your role does not allow this")
+NOT_FOUND = ProblemType("not-found", 404, "Not found")
+METHOD_NOT_ALLOWED = ProblemType("method-not-allowed", 405, "Method not allowed")
+PAYLOAD_TOO_LARGE = ProblemType("payload-too-large", 413, "The request body is too large")
+RATE_LIMITED = ProblemType("rate-limited", 429, "Too many requests")
+INTERNAL_ERROR = ProblemType("internal-error", 500, "Something went wrong on our side")
+BAD_GATEWAY = ProblemType("bad-gateway", 502, "A service behind the gateway failed")
+SERVICE_UNAVAILABLE = ProblemType("service-unavailable", 503, "A dependency is unavailable")
+GATEWAY_TIMEOUT = ProblemType("gateway-timeout", 504, "A service behind the gateway timed out")
+IDEMPOTENCY_KEY_REUSED = ProblemType(
+    "idempotency-key-reused", 422, "This Idempotency-Key was used with another request"
+)
+
+SEAT_LIMIT_REACHED = ProblemType("seat-limit-reached", 409, "The seat limit is reached")
+ALREADY_MEMBER = ProblemType("already-member", 409, "Already a member")
+LAST_SUPER_ADMIN = ProblemType("last-super-admin", 409, "The last Super Admin must stay")
+HAS_SUB_WORKSPACES = ProblemType("has-sub-workspaces", 409, "The workspace has sub-workspaces")
+INVITATION_EXPIRED = ProblemType("invitation-expired", 410, "The invitation has expired")
+NOT_A_BILLING_ROOT = ProblemType("not-a-billing-root", 409, "Not a billing root")
+INSUFFICIENT_BALANCE = ProblemType("insufficient-balance", 409, "The parent's balance is short")
+BELOW_USAGE = ProblemType("below-usage", 409, "Below what is already in use")
+INSUFFICIENT_CREDITS = ProblemType("insufficient-credits", 402, "Not enough credits")
+API_ACCESS_DISABLED = ProblemType("api-access-disabled", 409, "API access is off")
+AVATAR_SLOT_LIMIT = ProblemType("avatar-slot-limit", 409, "No avatar slot is free")
+NOT_SHAREABLE = ProblemType("not-shareable", 409, "A shared-in asset cannot be shared again")
+
+_BY_STATUS_DEFAULT: dict[int, ProblemType] = {
+    400: MALFORMED_REQUEST,
+    401: UNAUTHENTICATED,
+    403: FORBIDDEN,
+    404: NOT_FOUND,
+    405: METHOD_NOT_ALLOWED,
+    413: PAYLOAD_TOO_LARGE,
+    422: VALIDATION_FAILED,
+    429: RATE_LIMITED,
+    500: INTERNAL_ERROR,
+    502: BAD_GATEWAY,
+    503: SERVICE_UNAVAILABLE,
+    504: GATEWAY_TIMEOUT,
+}
+
+
+def problem_for_status(status: int) -> ProblemType:
+    """The generic problem type for an HTTP status that carries no domain meaning."""
+    return _BY_STATUS_DEFAULT.get(status) or ProblemType(
+        f"http-{status}", status, "Request failed"
+    )

@@ -1,0 +1,1 @@
+"""Atrium's services; each owns one PostgreSQL schema and imports only `contracts` and `shared`."""

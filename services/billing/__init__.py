@@ -1,0 +1,1 @@
+"""billing: plans, credit accounts, allocations, ledger, usage, avatar-slot and seat limits."""

@@ -1,0 +1,26 @@
+"""billing's wiring and entry point: `python -m services.billing.app`."""
+
+from fastapi import FastAPI
+
+from services.billing import models
+from services.billing.api import router
+from services.billing.consumers import register_consumers
+from services.billing.settings import BillingSettings
+from shared.service import ServiceRuntime, create_service_app, serve
+from shared.settings import ServiceName
+
+SERVICE = ServiceName.BILLING
+
+
+def create_app(settings: BillingSettings | None = None) -> FastAPI:
+    settings = settings or BillingSettings()
+    runtime = ServiceRuntime.create(
+        SERVICE, settings, outbox_table=models.outbox, inbox_table=models.inbox
+    )
+    register_consumers(runtime.consumer, default_plan=settings.default_plan)
+    return create_service_app(runtime, router)
+
+
+if __name__ == "__main__":
+    settings = BillingSettings()
+    serve(create_app(settings), SERVICE, settings)

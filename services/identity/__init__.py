@@ -1,0 +1,1 @@
+"""identity: users, the workspace tree, settings, members, invitations, roles, seats."""

@@ -1,0 +1,1 @@
+"""Plumbing every Atrium service uses: settings, database, outbox, inbox, errors, logging."""

@@ -1,0 +1,81 @@
+"""Async SQLAlchemy engine and sessions bound to one service's schema.
+
+One command is one transaction: `Database.transaction()` yields a session that
+commits when the block ends and rolls back when it raises. Handlers only
+`flush()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import parse_qs, urlsplit
+
+from sqlalchemy import MetaData, text
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def service_metadata(schema: str) -> MetaData:
+    """The MetaData of a service: every table lives in the service's own schema."""
+    return MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
+
+
+def asyncpg_url(url: str) -> str:
+    """Accept plain `postgresql://` URLs and use the asyncpg driver for them."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url.removeprefix(prefix)
+    msg = f"not a PostgreSQL URL: {url.split('@')[-1]}"
+    raise ValueError(msg)
+
+
+def tls_arguments(url: str) -> dict[str, object]:
+    """Plain TCP unless the URL asks for TLS with `?ssl=require` (or another asyncpg
+    `ssl` mode): the embedded server has no TLS, and asyncpg's default of trying TLS
+    first fails under uvloop against such a server."""
+    query = parse_qs(urlsplit(url).query)
+    return {} if "ssl" in query else {"ssl": False}
+
+
+def plain_url(url: str) -> str:
+    """The libpq/asyncpg form of a URL (without a SQLAlchemy driver name)."""
+    return "postgresql://" + asyncpg_url(url).removeprefix("postgresql+asyncpg://")
+
+
+class Database:
+    def __init__(self, url: str, *, schema: str, pool_size: int = 10) -> None:
+        self.schema = schema
+        self.url = url
+        self.engine: AsyncEngine = create_async_engine(
+            asyncpg_url(url),
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            connect_args={"server_settings": {"search_path": schema}, **tls_arguments(url)},
+        )
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        async with self.sessions() as session, session.begin():
+            yield session
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as connection:
+            await connection.execute(text("select 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

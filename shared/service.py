@@ -1,0 +1,116 @@
+"""The runtime of one service process: its FastAPI app, its Kafka consumers and its
+outbox relay, started and stopped together."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import uvicorn
+from fastapi import APIRouter, FastAPI
+from faststream.kafka import KafkaBroker
+from sqlalchemy import Table
+
+from shared.db import Database
+from shared.http import ReadinessCheck, install_http_plumbing
+from shared.inbox import EventConsumer, Inbox
+from shared.logging import configure_logging
+from shared.outbox import Outbox, OutboxRelay
+from shared.settings import ServiceName, Settings
+
+
+@dataclass
+class ServiceRuntime:
+    """What a service's handlers and consumers work with."""
+
+    name: ServiceName
+    settings: Settings
+    database: Database
+    outbox: Outbox
+    relay: OutboxRelay
+    inbox: Inbox
+    consumer: EventConsumer
+    broker: KafkaBroker = field(init=False)
+
+    @classmethod
+    def create(
+        cls, name: ServiceName, settings: Settings, *, outbox_table: Table, inbox_table: Table
+    ) -> ServiceRuntime:
+        assert outbox_table.schema == name.value, "a service's tables live in its own schema"
+        database = Database(settings.database_url_for(name), schema=name.value)
+        inbox = Inbox(database, inbox_table)
+        return cls(
+            name=name,
+            settings=settings,
+            database=database,
+            outbox=Outbox(outbox_table, producer=name.value),
+            relay=OutboxRelay(
+                database,
+                outbox_table,
+                bootstrap_servers=settings.kafka_bootstrap_servers,
+                poll_seconds=settings.outbox_poll_seconds,
+                batch_size=settings.outbox_batch_size,
+            ),
+            inbox=inbox,
+            consumer=EventConsumer(service=name.value, inbox=inbox),
+        )
+
+    def __post_init__(self) -> None:
+        self.broker = KafkaBroker(
+            self.settings.kafka_bootstrap_servers,
+            client_id=f"atrium-{self.name.value}",
+            log_level=logging.DEBUG,
+        )
+
+    async def start(self) -> None:
+        if self.consumer.topics:
+            self.consumer.subscribe(self.broker)
+            await self.broker.start()
+        if self.settings.outbox_relay_enabled:
+            await self.relay.start()
+
+    async def stop(self) -> None:
+        await self.relay.stop()
+        await self.broker.stop()
+        await self.database.dispose()
+
+    def readiness_checks(self) -> dict[str, ReadinessCheck]:
+        return {"postgres": self.database.ping, "kafka": self.relay.ping}
+
+
+def create_service_app(runtime: ServiceRuntime, *routers: APIRouter) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title=f"Atrium {runtime.name.value}",
+        version="1.0.0",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    install_http_plumbing(app, runtime.readiness_checks())
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+def serve(app: FastAPI, service: ServiceName, settings: Settings) -> None:
+    """Run one service in the foreground on the host and port of its own URL."""
+    configure_logging(service.value, level=settings.log_level, as_json=settings.log_json)
+    address = urlsplit(settings.base_url_for(service))
+    uvicorn.run(
+        app,
+        host=address.hostname or "127.0.0.1",
+        port=address.port or 80,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
