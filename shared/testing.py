@@ -1,0 +1,116 @@
+"""Test helpers: run a service as a real process inside a sandbox, and wait for things."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+
+from shared.settings import ServiceName
+
+T = TypeVar("T")
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class ServiceProcess:
+    """One service started as `python -m services.<name>.app` on a free port."""
+
+    def __init__(
+        self,
+        service: ServiceName,
+        *,
+        port: int,
+        environment: dict[str, str],
+        log_dir: Path,
+    ) -> None:
+        self.service = service
+        self.port = port
+        self.environment = environment
+        self.log_file = log_dir / f"{service.value}-{port}.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, *, extra_environment: dict[str, str] | None = None) -> ServiceProcess:
+        environment = {
+            **os.environ,
+            **self.environment,
+            f"ATRIUM_{self.service.value.upper()}_URL": self.url,
+            "ATRIUM_LOG_JSON": "false",
+            **(extra_environment or {}),
+        }
+        with self.log_file.open("ab") as log:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", f"services.{self.service.value}.app"],
+                env=environment,
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.poll() is not None:
+                msg = f"{self.service.value} exited at start-up:\n{self.log_tail()}"
+                raise RuntimeError(msg)
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        msg = f"{self.service.value} not ready after {timeout}s:\n{self.log_tail()}"
+        raise TimeoutError(msg)
+
+    def kill(self) -> None:
+        """SIGKILL: the process gets no chance to finish anything."""
+        self._signal(signal.SIGKILL)
+
+    def stop(self) -> None:
+        self._signal(signal.SIGTERM)
+
+    def _signal(self, signum: signal.Signals) -> None:
+        if self._process is None or self._process.poll() is not None:
+            return
+        self._process.send_signal(signum)
+        try:
+            self._process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+
+    def log_tail(self, characters: int = 4000) -> str:
+        return self.log_file.read_text(errors="replace")[-characters:] if self.log_file.exists() else ""
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]],
+    *,
+    timeout: float = 15,
+    what: str = "the condition",
+) -> T:
+    """Poll `probe` until it returns something other than None."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await probe()
+        if result is not None:
+            return result
+        if time.monotonic() > deadline:
+            msg = f"timed out after {timeout}s waiting for {what}"
+            raise AssertionError(msg)
+        await asyncio.sleep(0.05)
