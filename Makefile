@@ -48,7 +48,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 docs: $(STAMP)
-	$(BIN)/python -m contracts.docs docs/generated
+	$(BIN)/python -m infra.docs docs/generated
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.outbox_latency

@@ -1,0 +1,52 @@
+"""The system as users meet it: every service a real process, reached over HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from infra.processes import free_port
+from infra.sandbox import Sandbox
+from shared.settings import ServiceName
+from shared.testing import ServiceProcess
+
+
+@dataclass
+class RunningSystem:
+    identity: ServiceProcess
+    billing: ServiceProcess
+    gateway: ServiceProcess
+
+
+@pytest.fixture(scope="module")
+def system(atrium: Sandbox, log_dir: Path) -> Iterator[RunningSystem]:
+    ports = {service: free_port() for service in ServiceName}
+    environment = {
+        **atrium.environment,
+        **{
+            f"ATRIUM_{service.value.upper()}_URL": f"http://127.0.0.1:{port}"
+            for service, port in ports.items()
+        },
+    }
+
+    def process(service: ServiceName) -> ServiceProcess:
+        return ServiceProcess(
+            service, port=ports[service], environment=environment, log_dir=log_dir
+        )
+
+    running = RunningSystem(
+        identity=process(ServiceName.IDENTITY),
+        billing=process(ServiceName.BILLING),
+        gateway=process(ServiceName.GATEWAY),
+    )
+    started: list[ServiceProcess] = []
+    try:
+        for service in (running.identity, running.billing, running.gateway):
+            started.append(service.start())
+        yield running
+    finally:
+        for service in started:
+            service.stop()
