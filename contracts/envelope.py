@@ -64,7 +64,8 @@ def new_envelope(
 ) -> Envelope[EventPayload]:
     # Parametrised with the concrete payload class, so that serialising the envelope
     # writes the payload's own fields rather than those of the EventPayload base.
-    return Envelope[type(payload)](  # type: ignore[misc]
+    concrete: type[Envelope[EventPayload]] = Envelope[type(payload)]  # type: ignore[misc,assignment]
+    return concrete(
         event_id=uuid4(),
         type=payload.event_type,
         version=payload.event_version,

@@ -61,6 +61,4 @@ _BY_STATUS_DEFAULT: dict[int, ProblemType] = {
 
 def problem_for_status(status: int) -> ProblemType:
     """The generic problem type for an HTTP status that carries no domain meaning."""
-    return _BY_STATUS_DEFAULT.get(status) or ProblemType(
-        f"http-{status}", status, "Request failed"
-    )
+    return _BY_STATUS_DEFAULT.get(status) or ProblemType(f"http-{status}", status, "Request failed")

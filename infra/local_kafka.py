@@ -37,7 +37,9 @@ def fetch_kafka_jars(libs_dir: Path) -> Path:
         return libs_dir
     mvn = shutil.which("mvn")
     if mvn is None:
-        msg = "Maven (mvn) is needed to fetch Apache Kafka's jars; install it (apt-get install maven)"
+        msg = (
+            "Maven (mvn) is needed to fetch Apache Kafka's jars; install it (apt-get install maven)"
+        )
         raise RuntimeError(msg)
     staging = libs_dir.with_name(libs_dir.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
@@ -234,7 +236,11 @@ async def ensure_topics(
         for name in missing:
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
-                    [NewTopic(name, num_partitions=partitions, replication_factor=replication_factor)]
+                    [
+                        NewTopic(
+                            name, num_partitions=partitions, replication_factor=replication_factor
+                        )
+                    ]
                 )
         return missing
     finally:

@@ -42,9 +42,7 @@ async def _ensure_database(admin_url: str, database: str) -> None:
     maintenance_url = admin_url.rsplit("/", 1)[0] + "/postgres"
     connection = await asyncpg.connect(maintenance_url, **tls_arguments(admin_url))
     try:
-        exists = await connection.fetchval(
-            "SELECT 1 FROM pg_database WHERE datname = $1", database
-        )
+        exists = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
         if not exists:
             await connection.execute(f"CREATE DATABASE {_quote_ident(database)}")
     finally:

@@ -62,4 +62,3 @@ def sandbox(name: str = "atrium-sandbox") -> Iterator[Sandbox]:
         with contextlib.suppress(Exception):
             postgres.stop()
         shutil.rmtree(folder, ignore_errors=True)
-

@@ -38,7 +38,7 @@ def asyncpg_url(url: str) -> str:
     for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
         if url.startswith(prefix):
             return "postgresql+asyncpg://" + url.removeprefix(prefix)
-    msg = f"not a PostgreSQL URL: {url.split('@')[-1]}"
+    msg = f"not a PostgreSQL URL: {url.rsplit('@', maxsplit=1)[-1]}"
     raise ValueError(msg)
 
 

@@ -26,7 +26,7 @@ def _visible_name(value: str) -> str:
 
 DisplayName = Annotated[
     str,
-    Field(description="1–100 visible characters after trimming; no control characters."),
+    Field(description="1 to 100 visible characters after trimming; no control characters."),
     AfterValidator(_visible_name),
 ]
 

@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from faststream import AckPolicy
-from pydantic import ValidationError
 from faststream.kafka import KafkaBroker
+from pydantic import ValidationError
 from sqlalchemy import Column, DateTime, MetaData, Table, Text, Uuid, func
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -123,9 +123,7 @@ class EventConsumer:
             try:
                 payload = model.model_validate(envelope.data)
             except ValidationError as invalid:
-                logger.error(  # noqa: TRY400 - the validation message is the whole story
-                    "rejected %s %s: %s", envelope.type, envelope.event_id, invalid
-                )
+                logger.error("rejected %s %s: %s", envelope.type, envelope.event_id, invalid)
                 await self.inbox.reject(envelope, str(invalid))
                 return
             try:

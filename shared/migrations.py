@@ -60,23 +60,21 @@ def run_migrations_from_env(metadata: MetaData) -> None:
     url = config.get_main_option("sqlalchemy.url")
     assert url is not None
 
-    def configure(**options: object) -> None:
-        context.configure(
-            target_metadata=metadata,
-            version_table_schema=schema,
-            include_name=_not_the_version_table,
-            compare_type=True,
-            **options,
-        )
+    common = {
+        "target_metadata": metadata,
+        "version_table_schema": schema,
+        "include_name": _not_the_version_table,
+        "compare_type": True,
+    }
 
     if context.is_offline_mode():
-        configure(url=url, literal_binds=True)
+        context.configure(url=url, literal_binds=True, **common)  # type: ignore[arg-type]
         with context.begin_transaction():
             context.run_migrations()
         return
 
     def run_on(connection: Connection) -> None:
-        configure(connection=connection)
+        context.configure(connection=connection, **common)  # type: ignore[arg-type]
         with context.begin_transaction():
             context.run_migrations()
 

@@ -36,7 +36,6 @@ from sqlalchemy import (
     Uuid,
     func,
     select,
-    text,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession

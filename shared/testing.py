@@ -95,7 +95,11 @@ class ServiceProcess:
             self._process.wait()
 
     def log_tail(self, characters: int = 4000) -> str:
-        return self.log_file.read_text(errors="replace")[-characters:] if self.log_file.exists() else ""
+        return (
+            self.log_file.read_text(errors="replace")[-characters:]
+            if self.log_file.exists()
+            else ""
+        )
 
 
 async def eventually(

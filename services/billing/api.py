@@ -17,7 +17,7 @@ router = APIRouter(prefix="/v1", tags=["billing"])
 
 
 def _runtime(request: Request) -> ServiceRuntime:
-    return cast(ServiceRuntime, request.app.state.runtime)
+    return cast("ServiceRuntime", request.app.state.runtime)
 
 
 Runtime = Annotated[ServiceRuntime, Depends(_runtime)]

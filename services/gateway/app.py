@@ -7,7 +7,6 @@ problem.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import cast
@@ -75,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for name, value in request.headers.items()
             if name.lower() not in _HOP_BY_HOP
         }
-        headers["x-request-id"] = cast(str, request_id_var.get())
+        headers["x-request-id"] = cast("str", request_id_var.get())
         url = f"{settings.base_url_for(service)}{request.url.path}"
         try:
             async with client().request(

@@ -20,7 +20,7 @@ router = APIRouter(prefix="/v1", tags=["workspaces"])
 
 
 def _runtime(request: Request) -> ServiceRuntime:
-    return cast(ServiceRuntime, request.app.state.runtime)
+    return cast("ServiceRuntime", request.app.state.runtime)
 
 
 Runtime = Annotated[ServiceRuntime, Depends(_runtime)]

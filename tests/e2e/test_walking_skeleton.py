@@ -122,7 +122,9 @@ async def test_an_event_delivered_again_has_no_second_effect(
     assert recorded == 1
 
 
-async def billing_consumed_past(settings: Settings, topic: str, partition: int, offset: int) -> None:
+async def billing_consumed_past(
+    settings: Settings, topic: str, partition: int, offset: int
+) -> None:
     """Wait until billing's consumer group has committed past `offset`."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     await admin.start()

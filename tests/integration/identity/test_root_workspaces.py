@@ -29,15 +29,19 @@ def as_user(user_id: str, email: str | None = None) -> dict[str, str]:
 @pytest.fixture
 async def identity(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings.model_copy(update={"outbox_relay_enabled": False}))
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://identity"
-    ) as client:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://identity"
+        ) as client,
+    ):
         yield client
 
 
 async def count_workspaces(admin_engine: AsyncEngine) -> int:
     async with admin_engine.connect() as connection:
-        return int(await connection.scalar(select(func.count()).select_from(models.workspaces)))
+        count = await connection.scalar(select(func.count()).select_from(models.workspaces))
+    return int(count or 0)
 
 
 async def test_the_creator_of_a_root_workspace_is_its_super_admin(
@@ -79,8 +83,9 @@ async def test_a_new_workspace_and_its_event_are_committed_together(
     async with admin_engine.connect() as connection:
         rows = (
             await connection.execute(
-                select(models.outbox.c.topic, models.outbox.c.message_key, models.outbox.c.envelope)
-                .where(models.outbox.c.message_key == workspace_id)
+                select(
+                    models.outbox.c.topic, models.outbox.c.message_key, models.outbox.c.envelope
+                ).where(models.outbox.c.message_key == workspace_id)
             )
         ).all()
     [(topic, key, raw)] = rows
@@ -104,7 +109,9 @@ async def test_a_new_workspace_and_its_event_are_committed_together(
 
 async def test_a_workspace_is_visible_to_its_members_only(identity: httpx.AsyncClient) -> None:
     founder = f"user-{uuid.uuid4()}"
-    created = await identity.post("/v1/workspaces", json={"name": "Private"}, headers=as_user(founder))
+    created = await identity.post(
+        "/v1/workspaces", json={"name": "Private"}, headers=as_user(founder)
+    )
     workspace_id = created.json()["id"]
 
     mine = await identity.get(f"/v1/workspaces/{workspace_id}", headers=as_user(founder))

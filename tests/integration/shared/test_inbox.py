@@ -103,8 +103,10 @@ async def publish_raw(settings: Settings, *payloads: bytes, key: bytes) -> None:
 async def inbox_row(database: Database, event_id: uuid.UUID) -> dict[str, object] | None:
     async with database.transaction() as session:
         row = (
-            await session.execute(select(models.inbox).where(models.inbox.c.event_id == event_id))
-        ).mappings().one_or_none()
+            (await session.execute(select(models.inbox).where(models.inbox.c.event_id == event_id)))
+            .mappings()
+            .one_or_none()
+        )
     return None if row is None else dict(row)
 
 

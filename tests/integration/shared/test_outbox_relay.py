@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import defaultdict
+from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka import AIOKafkaConsumer
@@ -38,7 +39,7 @@ def workspace_created(root_id: uuid.UUID, name: str) -> WorkspaceCreated:
 
 
 @pytest.fixture
-async def identity_database(settings: Settings) -> Database:
+async def identity_database(settings: Settings) -> AsyncIterator[Database]:
     database = Database(settings.database_url_for(ServiceName.IDENTITY), schema="identity")
     yield database
     await database.dispose()
@@ -47,7 +48,10 @@ async def identity_database(settings: Settings) -> Database:
 async def stage(database: Database, outbox: Outbox, root_id: uuid.UUID, name: str) -> uuid.UUID:
     async with database.transaction() as session:
         envelope = await outbox.stage(
-            session, workspace_created(root_id, name), root_id=root_id, workspace_id=root_id,
+            session,
+            workspace_created(root_id, name),
+            root_id=root_id,
+            workspace_id=root_id,
             actor="system",
         )
     return envelope.event_id
@@ -117,8 +121,11 @@ async def test_a_rolled_back_command_stages_nothing(identity_database: Database)
     with pytest.raises(CommandFailedError):
         async with identity_database.transaction() as session:
             await outbox.stage(
-                session, workspace_created(root_id, "never"), root_id=root_id,
-                workspace_id=root_id, actor="system",
+                session,
+                workspace_created(root_id, "never"),
+                root_id=root_id,
+                workspace_id=root_id,
+                actor="system",
             )
             raise CommandFailedError
 

@@ -49,7 +49,11 @@ def test_an_envelope_round_trips_with_its_payload_fields() -> None:
 def test_an_envelope_with_an_unknown_field_is_refused() -> None:
     payload = workspace_created()
     raw = new_envelope(
-        payload, producer="identity", root_id=payload.root_id, workspace_id=None, actor=None,
+        payload,
+        producer="identity",
+        root_id=payload.root_id,
+        workspace_id=None,
+        actor=None,
         correlation_id=None,
     ).model_dump(mode="json")
     raw["surprise"] = 1

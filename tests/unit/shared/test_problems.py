@@ -67,7 +67,11 @@ def test_validation_errors_list_each_field() -> None:
     response = client.post("/validate?limit=500", json={"count": "many", "extra": True})
     assert response.status_code == 422
     fields = {error["field"]: error["type"] for error in response.json()["errors"]}
-    assert fields == {"count": "int_parsing", "extra": "extra_forbidden", "query.limit": "less_than_equal"}
+    assert fields == {
+        "count": "int_parsing",
+        "extra": "extra_forbidden",
+        "query.limit": "less_than_equal",
+    }
 
 
 def test_an_unknown_route_is_a_not_found_problem() -> None:

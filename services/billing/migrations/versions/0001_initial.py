@@ -12,7 +12,6 @@ from alembic import op
 
 from shared.outbox import create_notify_trigger_sql, drop_notify_trigger_sql
 
-
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None

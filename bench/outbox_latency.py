@@ -1,0 +1,431 @@
+"""Latency and throughput of Atrium's event path, with raw Kafka as the baseline.
+
+Everything runs in one throwaway sandbox (its own PostgreSQL and Kafka):
+
+* raw aiokafka: an idempotent `acks=all` producer sends to `atrium.gateway.usage` and a
+  consumer assigned to all its partitions receives. A message's latency runs from just
+  before `send` (a `perf_counter_ns` carried in the message) to its receipt.
+* atrium: identity's `Outbox` stages a `WorkspaceCreated` in its own transaction, its
+  `OutboxRelay` publishes it, and a FastStream `KafkaBroker` hands it to an
+  `EventConsumer` whose handler runs inside billing's `Inbox.process`. An event's
+  latency runs from its commit returning (and, second, from its command starting: a
+  `perf_counter_ns` carried in the payload's `name`) to its handler running.
+
+Each path is measured one message at a time, each waiting for the previous one to be
+consumed (p50/p99 latency), then flat out (events/s, from the first send or first
+commit to the last message consumed). Producer, relay and consumers share this
+process and its event loop, as a service's relay and consumers do.
+
+Run: `.venv/bin/python -m bench.outbox_latency`; `--quick` sends a tenth as many.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import statistics
+import time
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+from uuid import UUID, uuid4
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from faststream.kafka import KafkaBroker
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts.envelope import RawEnvelope, new_envelope
+from contracts.events.identity import BillingMode, WorkspaceCreated
+from contracts.topics import Topic
+from infra.sandbox import sandbox
+from services.billing import models as billing_models
+from services.identity import models as identity_models
+from shared.db import Database
+from shared.inbox import EventConsumer, Inbox
+from shared.outbox import Outbox, OutboxRelay
+from shared.settings import ServiceName, Settings
+
+RAW_TOPIC = Topic.GATEWAY_USAGE.value
+NAME_PREFIX = "bench "
+WARM_UP = 20
+"""Messages sent through each path before measuring: connections, metadata, the
+consumer group's assignment."""
+WAIT_SECONDS = 120.0
+"""The longest wait for messages to arrive before the run is declared stuck."""
+
+K = TypeVar("K", bound=Hashable)
+
+
+@dataclass(frozen=True)
+class Sizes:
+    raw_sequential: int
+    raw_burst: int
+    atrium_sequential: int
+    atrium_burst: int
+    writers: int = 8
+
+
+FULL = Sizes(raw_sequential=500, raw_burst=20_000, atrium_sequential=300, atrium_burst=5_000)
+QUICK = Sizes(raw_sequential=50, raw_burst=2_000, atrium_sequential=30, atrium_burst=500)
+
+
+@dataclass(frozen=True)
+class Arrival:
+    started_ns: int
+    """When its sender started: carried in the message itself."""
+    arrived_ns: int
+
+
+class Arrivals(Generic[K]):
+    """Each message's first arrival, and a way to wait until enough have arrived."""
+
+    def __init__(self) -> None:
+        self.by_key: dict[K, Arrival] = {}
+        self._wanted = 0
+        self._enough = asyncio.Event()
+
+    def record(self, key: K, started_ns: int) -> None:
+        if key in self.by_key:  # a redelivery
+            return
+        self.by_key[key] = Arrival(started_ns=started_ns, arrived_ns=time.perf_counter_ns())
+        if len(self.by_key) >= self._wanted:
+            self._enough.set()
+
+    async def wait_until(self, total: int) -> None:
+        """Until `total` distinct messages have arrived since the start."""
+        self._wanted = total
+        self._enough.clear()
+        if len(self.by_key) < total:
+            async with asyncio.timeout(WAIT_SECONDS):
+                await self._enough.wait()
+
+
+@dataclass(frozen=True)
+class Latencies:
+    count: int
+    p50_ms: float
+    p99_ms: float
+
+
+def latencies(durations_ns: list[int]) -> Latencies:
+    cuts = statistics.quantiles(durations_ns, n=100, method="inclusive")
+    return Latencies(count=len(durations_ns), p50_ms=cuts[49] / 1e6, p99_ms=cuts[98] / 1e6)
+
+
+def per_second(count: int, started_ns: int, ended_ns: int) -> float:
+    return count / ((ended_ns - started_ns) / 1e9)
+
+
+@dataclass(frozen=True)
+class PathResult:
+    one_at_a_time: Latencies
+    under_burst: Latencies
+    burst_size: int
+    events_per_second: float
+
+
+@dataclass(frozen=True)
+class AtriumResult(PathResult):
+    from_command_start: Latencies
+    commits_per_second: float
+
+
+def workspace_created(root_id: UUID, started_ns: int) -> WorkspaceCreated:
+    return WorkspaceCreated(
+        id=root_id,
+        parent_id=None,
+        root_id=root_id,
+        billing_root_id=root_id,
+        depth=0,
+        name=f"{NAME_PREFIX}{started_ns}",
+        billing_mode=BillingMode.OWN,
+        api_access=True,
+        strict_quota=True,
+    )
+
+
+def envelope_size() -> int:
+    """The bytes of one Atrium event on the wire, so that both paths carry as much."""
+    root_id = uuid4()
+    envelope = new_envelope(
+        workspace_created(root_id, time.perf_counter_ns()),
+        producer="identity",
+        root_id=root_id,
+        workspace_id=root_id,
+        actor="system",
+        correlation_id=None,
+    )
+    return len(envelope.model_dump_json())
+
+
+def split(total: int, parts: int) -> list[int]:
+    return [total // parts + (1 if part < total % parts else 0) for part in range(parts)]
+
+
+class RawKafka:
+    """The baseline: one producer, one consumer, nothing in between."""
+
+    def __init__(self, bootstrap_servers: str) -> None:
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap_servers,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=2,
+            client_id="atrium-bench-raw",
+        )
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="latest",
+            client_id="atrium-bench-raw",
+        )
+        self.arrivals: Arrivals[int] = Arrivals()
+        self.message_size = envelope_size()
+        self._next_sequence = 0
+
+    async def start(self) -> None:
+        await self.producer.start()
+        await self.consumer.start()
+        partitions = [
+            TopicPartition(RAW_TOPIC, partition)
+            for partition in await self.producer.partitions_for(RAW_TOPIC)
+        ]
+        self.consumer.assign(partitions)
+        await self.consumer.seek_to_end(*partitions)
+
+    async def stop(self) -> None:
+        await self.consumer.stop()
+        await self.producer.stop()
+
+    async def receive(self) -> None:
+        async for record in self.consumer:
+            sequence, started_ns = record.value.split(b" ", 2)[:2]
+            self.arrivals.record(int(sequence), int(started_ns))
+
+    async def send(self) -> asyncio.Future[object]:
+        """Enqueue the next message; the future resolves when Kafka acknowledges it."""
+        sequence = self._next_sequence
+        self._next_sequence += 1
+        value = f"{sequence} {time.perf_counter_ns()} ".encode().ljust(self.message_size, b".")
+        delivery: asyncio.Future[object] = await self.producer.send(
+            RAW_TOPIC,
+            value=value,
+            key=str(uuid4()).encode(),
+            headers=[("content-type", b"application/json")],
+        )
+        return delivery
+
+    async def one_at_a_time(self, count: int) -> list[int]:
+        sequences = []
+        for _ in range(count):
+            sequences.append(self._next_sequence)
+            await (await self.send())
+            await self.arrivals.wait_until(len(self.arrivals.by_key) + 1)
+        return sequences
+
+    async def burst(self, count: int) -> list[int]:
+        first = self._next_sequence
+        already_arrived = len(self.arrivals.by_key)
+        deliveries = [await self.send() for _ in range(count)]
+        await asyncio.gather(*deliveries)
+        await self.arrivals.wait_until(already_arrived + count)
+        return list(range(first, first + count))
+
+
+async def measure_raw(settings: Settings, sizes: Sizes) -> PathResult:
+    raw = RawKafka(settings.kafka_bootstrap_servers)
+    await raw.start()
+    receiving = asyncio.create_task(raw.receive())
+    try:
+        await raw.one_at_a_time(WARM_UP)
+        sequential = await raw.one_at_a_time(sizes.raw_sequential)
+        burst = await raw.burst(sizes.raw_burst)
+    finally:
+        receiving.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await receiving
+        await raw.stop()
+    arrivals = raw.arrivals.by_key
+    return PathResult(
+        one_at_a_time=latencies([arrival_latency(arrivals[s]) for s in sequential]),
+        under_burst=latencies([arrival_latency(arrivals[s]) for s in burst]),
+        burst_size=len(burst),
+        events_per_second=per_second(
+            len(burst),
+            min(arrivals[s].started_ns for s in burst),
+            max(arrivals[s].arrived_ns for s in burst),
+        ),
+    )
+
+
+def arrival_latency(arrival: Arrival) -> int:
+    return arrival.arrived_ns - arrival.started_ns
+
+
+class AtriumPath:
+    """identity's outbox and relay publishing, billing's inbox consuming."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.identity = Database(
+            settings.database_url_for(ServiceName.IDENTITY), schema=ServiceName.IDENTITY.value
+        )
+        self.billing = Database(
+            settings.database_url_for(ServiceName.BILLING), schema=ServiceName.BILLING.value
+        )
+        self.outbox = Outbox(identity_models.outbox, producer=ServiceName.IDENTITY.value)
+        self.relay = OutboxRelay(
+            self.identity,
+            identity_models.outbox,
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            poll_seconds=settings.outbox_poll_seconds,
+            batch_size=settings.outbox_batch_size,
+        )
+        # As a service's runtime builds its broker.
+        self.broker = KafkaBroker(
+            settings.kafka_bootstrap_servers, client_id="atrium-bench", log_level=logging.DEBUG
+        )
+        self.arrivals: Arrivals[UUID] = Arrivals()
+        self.committed_ns: dict[UUID, int] = {}
+        self.consumer = EventConsumer(
+            service=f"bench-{uuid4().hex[:8]}", inbox=Inbox(self.billing, billing_models.inbox)
+        )
+
+        @self.consumer.on(WorkspaceCreated)
+        async def record(_: AsyncSession, event: WorkspaceCreated, envelope: RawEnvelope) -> None:
+            self.arrivals.record(envelope.event_id, int(event.name.removeprefix(NAME_PREFIX)))
+
+    async def commit(self) -> UUID:
+        """One command: one event staged and committed in its own transaction."""
+        root_id = uuid4()
+        started_ns = time.perf_counter_ns()
+        async with self.identity.transaction() as session:
+            envelope = await self.outbox.stage(
+                session,
+                workspace_created(root_id, started_ns),
+                root_id=root_id,
+                workspace_id=root_id,
+                actor="system",
+            )
+        self.committed_ns[envelope.event_id] = time.perf_counter_ns()
+        return envelope.event_id
+
+    async def one_at_a_time(self, count: int) -> list[UUID]:
+        event_ids = []
+        for _ in range(count):
+            event_ids.append(await self.commit())
+            await self.arrivals.wait_until(len(self.arrivals.by_key) + 1)
+        return event_ids
+
+    async def burst(self, count: int, writers: int) -> tuple[list[UUID], int]:
+        """`count` commands from `writers` concurrent writers; also returns when the last
+        commit returned."""
+
+        async def write(commands: int) -> list[UUID]:
+            return [await self.commit() for _ in range(commands)]
+
+        already_arrived = len(self.arrivals.by_key)
+        written = await asyncio.gather(*(write(part) for part in split(count, writers)))
+        last_commit_ns = time.perf_counter_ns()
+        await self.arrivals.wait_until(already_arrived + count)
+        return [event_id for event_ids in written for event_id in event_ids], last_commit_ns
+
+    def since_commit(self, event_ids: Iterable[UUID]) -> list[int]:
+        return [self.arrivals.by_key[e].arrived_ns - self.committed_ns[e] for e in event_ids]
+
+
+async def measure_atrium(settings: Settings, sizes: Sizes) -> AtriumResult:
+    path = AtriumPath(settings)
+    async with contextlib.AsyncExitStack() as running:
+        running.push_async_callback(path.billing.dispose)
+        running.push_async_callback(path.identity.dispose)
+        path.consumer.subscribe(path.broker)
+        await path.broker.start()
+        running.push_async_callback(path.broker.stop)
+        await path.relay.start()
+        running.push_async_callback(path.relay.stop)
+
+        await path.one_at_a_time(WARM_UP)
+        sequential = await path.one_at_a_time(sizes.atrium_sequential)
+        burst_started_ns = time.perf_counter_ns()
+        burst, last_commit_ns = await path.burst(sizes.atrium_burst, sizes.writers)
+
+    arrivals = path.arrivals.by_key
+    return AtriumResult(
+        one_at_a_time=latencies(path.since_commit(sequential)),
+        under_burst=latencies(path.since_commit(burst)),
+        burst_size=len(burst),
+        events_per_second=per_second(
+            len(burst),
+            min(path.committed_ns[e] for e in burst),
+            max(arrivals[e].arrived_ns for e in burst),
+        ),
+        from_command_start=latencies([arrival_latency(arrivals[e]) for e in sequential]),
+        commits_per_second=per_second(len(burst), burst_started_ns, last_commit_ns),
+    )
+
+
+def report(raw: PathResult, atrium: AtriumResult, settings: Settings, sizes: Sizes) -> None:
+    def row(path: str, count: int | str, p50: str, p99: str, rate: str) -> None:
+        print(f"{path:<40}{count:>6}{p50:>10}{p99:>10}{rate:>12}")
+
+    def latency_row(path: str, measured: Latencies, rate: str = "") -> None:
+        row(path, measured.count, f"{measured.p50_ms:.2f}", f"{measured.p99_ms:.2f}", rate)
+
+    print()
+    row("path", "n", "p50 ms", "p99 ms", "events/s")
+    latency_row("raw aiokafka produce->consume", raw.one_at_a_time, f"{raw.events_per_second:.0f}")
+    latency_row(
+        "outbox->kafka->inbox (atrium)", atrium.one_at_a_time, f"{atrium.events_per_second:.0f}"
+    )
+    row(
+        "ratio atrium/raw",
+        "",
+        f"{atrium.one_at_a_time.p50_ms / raw.one_at_a_time.p50_ms:.1f}",
+        f"{atrium.one_at_a_time.p99_ms / raw.one_at_a_time.p99_ms:.1f}",
+        f"{atrium.events_per_second / raw.events_per_second:.3f}",
+    )
+    latency_row("atrium from command start", atrium.from_command_start)
+    latency_row("raw, during its burst", raw.under_burst)
+    latency_row("atrium, during its burst", atrium.under_burst)
+    row(
+        f"atrium commits alone, {sizes.writers} writers",
+        atrium.burst_size,
+        "",
+        "",
+        f"{atrium.commits_per_second:.0f}",
+    )
+    print()
+    print(
+        f"latency: one message at a time; events/s: bursts of {raw.burst_size} (raw) and "
+        f"{atrium.burst_size} (atrium), first send/commit to last consumed"
+    )
+    print(f"machine: {os.cpu_count()} CPUs; producer, relay and consumers in one event loop")
+    print(
+        f"relay: poll_seconds={settings.outbox_poll_seconds}, "
+        f"batch_size={settings.outbox_batch_size}, LISTEN/NOTIFY wake-up, acks=all, "
+        "linger_ms=2; consumer: FastStream getone, offset commit per message"
+    )
+
+
+async def measure(settings: Settings, sizes: Sizes) -> tuple[PathResult, AtriumResult]:
+    raw = await measure_raw(settings, sizes)
+    atrium = await measure_atrium(settings, sizes)
+    return raw, atrium
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="a tenth of the messages")
+    sizes = QUICK if parser.parse_args(argv).quick else FULL
+    with sandbox("atrium-bench") as env:
+        raw, atrium = asyncio.run(measure(env.settings, sizes))
+        settings = env.settings
+    report(raw, atrium, settings, sizes)
+
+
+if __name__ == "__main__":
+    main()
