@@ -96,6 +96,7 @@ def create_service_app(runtime: ServiceRuntime, *routers: APIRouter) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    app.state.settings = runtime.settings
     install_http_plumbing(app, runtime.readiness_checks())
     for router in routers:
         app.include_router(router)

@@ -51,6 +51,19 @@ class Settings(BaseSettings):
     assets_url: str = "http://127.0.0.1:8103"
     apikeys_url: str = "http://127.0.0.1:8104"
 
+    jwt_secret: str = Field(
+        default="atrium-development-jwt-secret-change-me",
+        description="HS256 secret of user tokens. Set a long random value in production.",
+    )
+    jwt_issuer: str | None = Field(default=None, description="Required `iss`, if set.")
+    jwt_audience: str | None = Field(default=None, description="Required `aud`, if set.")
+
+    internal_secret: str = Field(
+        default="atrium-development-internal-secret-change-me",
+        description="Signs the principal the gateway forwards to services. Set a long "
+        "random value in production.",
+    )
+
     log_level: str = "INFO"
     log_json: bool = Field(default=True, description="JSON log lines (false: plain text).")
 

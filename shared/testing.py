@@ -4,21 +4,60 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Generator
 from pathlib import Path
 from typing import TypeVar
 
 import httpx
 
-from shared.settings import ServiceName
+from contracts.permissions import Role
+from shared.principal import PRINCIPAL_HEADER, Principal, sign_principal
+from shared.settings import ServiceName, get_settings
 
 T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+_WORKSPACE_IN_PATH = re.compile(r"^/v1/workspaces/([0-9a-fA-F-]{36})(/|$)")
+
+
+class SignedAs(httpx.Auth):
+    """Calls a service directly as the gateway would: with a signed principal whose
+    workspace is the one in the request's path."""
+
+    def __init__(
+        self,
+        user_id: str,
+        *,
+        email: str | None = None,
+        role: Role | None = None,
+        secret: str | None = None,
+    ) -> None:
+        self.user_id = user_id
+        self.email = email
+        self.role = role
+        self.secret = secret or get_settings().internal_secret
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        match = _WORKSPACE_IN_PATH.match(request.url.path)
+        principal = Principal(
+            user_id=self.user_id,
+            email=self.email,
+            email_verified=self.email is not None,
+            workspace_id=uuid.UUID(match.group(1)) if match else None,
+            role=self.role if match else None,
+        )
+        request.headers[PRINCIPAL_HEADER] = sign_principal(
+            principal, method=request.method, path=request.url.path, secret=self.secret
+        )
+        yield request
 
 
 class ServiceProcess:

@@ -1,9 +1,41 @@
 """Event payloads by producer, and the registry that maps `(type, version)` to a payload."""
 
 from contracts.envelope import EventPayload, RawEnvelope
-from contracts.events.identity import WorkspaceCreated
+from contracts.events.billing import LimitsChanged
+from contracts.events.identity import (
+    InvitationAccepted,
+    InvitationCreated,
+    InvitationDeclined,
+    InvitationExpired,
+    InvitationRevoked,
+    MemberJoined,
+    MemberRemoved,
+    MemberRoleChanged,
+    SeatsUsageChanged,
+    WorkspaceCreated,
+    WorkspaceDeleted,
+    WorkspaceDeletionStarted,
+    WorkspaceSettingsChanged,
+    WorkspaceUpdated,
+)
 
-EVENT_PAYLOADS: tuple[type[EventPayload], ...] = (WorkspaceCreated,)
+EVENT_PAYLOADS: tuple[type[EventPayload], ...] = (
+    WorkspaceCreated,
+    WorkspaceUpdated,
+    WorkspaceSettingsChanged,
+    WorkspaceDeletionStarted,
+    WorkspaceDeleted,
+    MemberJoined,
+    MemberRoleChanged,
+    MemberRemoved,
+    InvitationCreated,
+    InvitationAccepted,
+    InvitationDeclined,
+    InvitationRevoked,
+    InvitationExpired,
+    SeatsUsageChanged,
+    LimitsChanged,
+)
 
 _BY_TYPE: dict[tuple[str, int], type[EventPayload]] = {
     (payload.event_type, payload.event_version): payload for payload in EVENT_PAYLOADS
@@ -20,4 +52,4 @@ def parse_payload(envelope: RawEnvelope) -> EventPayload | None:
     return None if model is None else model.model_validate(envelope.data)
 
 
-__all__ = ["EVENT_PAYLOADS", "WorkspaceCreated", "parse_payload", "payload_class"]
+__all__ = ["EVENT_PAYLOADS", "parse_payload", "payload_class"]

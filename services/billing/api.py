@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from services.billing import handlers
 from services.billing.domain import Pool
-from shared.principal import CurrentPrincipal
+from shared.principal import CurrentPrincipal, vouched_workspace
 from shared.service import ServiceRuntime
 
 router = APIRouter(prefix="/v1", tags=["billing"])
@@ -42,8 +42,9 @@ class BalancesResponse(BaseModel):
 
 @router.get("/workspaces/{workspace_id}/balances", summary="Credits and capacity of a workspace")
 async def get_balances(
-    workspace_id: uuid.UUID, _: CurrentPrincipal, runtime: Runtime
+    workspace_id: uuid.UUID, caller: CurrentPrincipal, runtime: Runtime
 ) -> BalancesResponse:
+    vouched_workspace(caller, workspace_id)
     account = await handlers.get_account(runtime, workspace_id)
 
     def consumable(pool: Pool) -> ConsumableBalance:

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import cast
 
 import aiohttp
 from fastapi import FastAPI, Request, Response
 
 from contracts import problems
-from services.gateway.routes import owning_service
+from services.gateway.auth import authenticate, credentials_from
+from services.gateway.routes import owning_service, workspace_in_path
 from shared.errors import problem_response
 from shared.http import ReadinessCheck, install_http_plumbing
 from shared.logging import request_id_var
+from shared.principal import PRINCIPAL_HEADER, sign_principal
 from shared.service import serve
 from shared.settings import ServiceName, Settings, get_settings
 
@@ -27,6 +30,8 @@ UPSTREAM_TIMEOUT = aiohttp.ClientTimeout(total=30, connect=2)
 _HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "host", "content-length"}
 )
+# Credentials stay at the edge; a principal the caller made up never reaches a service.
+_FORWARDED_AWAY = _HOP_BY_HOP | {"authorization", "x-api-key", PRINCIPAL_HEADER}
 _UPSTREAMS = (ServiceName.IDENTITY, ServiceName.BILLING)
 
 
@@ -69,11 +74,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         service = owning_service(request.url.path)
         if service is None:
             return problem_response(problems.NOT_FOUND, f"No route for {request.url.path}.")
+        caller = authenticate(
+            credentials_from(
+                request.headers.get("authorization"), request.headers.get("x-api-key")
+            ),
+            settings,
+        )
+        vouched = replace(caller, workspace_id=workspace_in_path(request.url.path))
         headers = {
             name: value
             for name, value in request.headers.items()
-            if name.lower() not in _HOP_BY_HOP
+            if name.lower() not in _FORWARDED_AWAY
         }
+        headers[PRINCIPAL_HEADER] = sign_principal(
+            vouched,
+            method=request.method,
+            path=request.url.path,
+            secret=settings.internal_secret,
+        )
         headers["x-request-id"] = cast("str", request_id_var.get())
         url = f"{settings.base_url_for(service)}{request.url.path}"
         try:

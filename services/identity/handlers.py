@@ -9,7 +9,7 @@ from contracts.events.identity import WorkspaceCreated
 from services.identity.domain import FOUNDER_ROLE, Workspace, new_root_workspace
 from services.identity.repository import IdentityRepository
 from shared.errors import NotFoundError
-from shared.principal import Principal
+from shared.principal import Principal, require_user, vouched_workspace
 from shared.service import ServiceRuntime
 
 
@@ -21,13 +21,14 @@ class CreateRootWorkspace:
 
 
 async def create_root_workspace(runtime: ServiceRuntime, command: CreateRootWorkspace) -> Workspace:
+    founder_id = require_user(command.founder)
     async with runtime.database.transaction() as session:
         repository = IdentityRepository(session)
-        await repository.remember_user(command.founder.user_id, command.founder.email)
+        await repository.remember_user(founder_id, command.founder.email)
         workspace = await repository.add_workspace(
             new_root_workspace(command.name, command.image_url)
         )
-        await repository.add_membership(workspace.id, command.founder.user_id, FOUNDER_ROLE)
+        await repository.add_membership(workspace.id, founder_id, FOUNDER_ROLE)
         await runtime.outbox.stage(
             session,
             WorkspaceCreated(
@@ -37,6 +38,7 @@ async def create_root_workspace(runtime: ServiceRuntime, command: CreateRootWork
                 billing_root_id=workspace.id,
                 depth=workspace.depth,
                 name=workspace.name,
+                image_url=workspace.image_url,
                 billing_mode=workspace.billing_mode,
                 api_access=workspace.api_access,
                 strict_quota=workspace.strict_quota,
@@ -51,9 +53,10 @@ async def create_root_workspace(runtime: ServiceRuntime, command: CreateRootWork
 async def get_workspace(
     runtime: ServiceRuntime, viewer: Principal, workspace_id: uuid.UUID
 ) -> Workspace:
+    vouched_workspace(viewer, workspace_id)
     async with runtime.database.transaction() as session:
         workspace = await IdentityRepository(session).workspace_of_member(
-            workspace_id, viewer.user_id
+            workspace_id, require_user(viewer)
         )
     if workspace is None:
         msg = f"No workspace {workspace_id} that you can see."

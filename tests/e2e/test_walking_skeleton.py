@@ -17,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts.topics import Topic
 from infra.sandbox import Sandbox
 from services.billing import models as billing_models
+from services.gateway.auth import development_token
 from services.identity import models as identity_models
-from shared.settings import Settings
+from shared.settings import Settings, get_settings
 from shared.testing import eventually
 
 from .conftest import RunningSystem
@@ -27,7 +28,8 @@ pytestmark = pytest.mark.e2e
 
 
 def as_user(user_id: str) -> dict[str, str]:
-    return {"x-atrium-user-id": user_id, "x-atrium-user-email": f"{user_id}@example.test"}
+    token = development_token(f"{user_id}@example.test", get_settings())
+    return {"authorization": f"Bearer {token}"}
 
 
 async def create_workspace(base_url: str, name: str, user: str = "founder") -> dict[str, object]:
@@ -149,7 +151,7 @@ async def test_an_event_committed_before_identity_is_killed_is_delivered_after_r
     # A relay that never publishes makes "committed, not yet published" a state the test
     # can hold, instead of a window of milliseconds it would have to hit.
     system.identity.start(extra_environment={"ATRIUM_OUTBOX_RELAY_ENABLED": "false"})
-    workspace = await create_workspace(system.identity.url, "Survives a crash")
+    workspace = await create_workspace(system.gateway.url, "Survives a crash")
     async with admin_engine.connect() as connection:
         published_at = await connection.scalar(
             select(identity_models.outbox.c.published_at).where(
@@ -205,3 +207,38 @@ async def test_the_gateway_answers_a_problem_when_a_service_is_down(
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["type"] == "bad-gateway"
     assert ready.status_code == 503
+
+
+async def test_a_service_called_without_the_gateway_refuses(
+    system: RunningSystem, admin_engine: AsyncEngine
+) -> None:
+    async with httpx.AsyncClient(timeout=5) as client:
+        created = await client.post(
+            f"{system.identity.url}/v1/workspaces",
+            json={"name": "Sneaked in"},
+            headers={**as_user("sneaky"), "x-atrium-principal": "forged.value"},
+        )
+        balances = await client.get(
+            f"{system.billing.url}/v1/workspaces/{uuid.uuid4()}/balances", headers=as_user("x")
+        )
+    assert created.status_code == 401
+    assert balances.status_code == 401
+    async with admin_engine.connect() as connection:
+        sneaked = await connection.scalar(
+            select(func.count())
+            .select_from(identity_models.workspaces)
+            .where(identity_models.workspaces.c.name == "Sneaked in")
+        )
+    assert sneaked == 0
+
+
+async def test_the_gateway_refuses_a_caller_without_valid_credentials(
+    system: RunningSystem,
+) -> None:
+    async with httpx.AsyncClient(base_url=system.gateway.url, timeout=5) as client:
+        missing = await client.post("/v1/workspaces", json={"name": "No token"})
+        garbage = await client.post(
+            "/v1/workspaces", json={"name": "Bad"}, headers={"authorization": "Bearer nonsense"}
+        )
+    assert missing.status_code == garbage.status_code == 401
+    assert missing.headers["content-type"] == "application/problem+json"

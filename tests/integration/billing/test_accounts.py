@@ -15,6 +15,7 @@ from services.billing.app import create_app
 from services.billing.settings import BillingSettings
 from shared.service import ServiceRuntime
 from shared.settings import Settings
+from shared.testing import SignedAs
 
 pytestmark = pytest.mark.integration
 
@@ -60,9 +61,7 @@ async def balances(app: FastAPI, workspace_id: object) -> httpx.Response:
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://billing"
     ) as client:
-        return await client.get(
-            f"/v1/workspaces/{workspace_id}/balances", headers={"x-atrium-user-id": "founder"}
-        )
+        return await client.get(f"/v1/workspaces/{workspace_id}/balances", auth=SignedAs("founder"))
 
 
 async def test_a_new_root_workspace_opens_on_the_configured_default_plan(billing: FastAPI) -> None:

@@ -14,16 +14,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts.envelope import RawEnvelope
 from services.identity import models
 from services.identity.app import create_app
-from shared.settings import Settings
+from shared.principal import PRINCIPAL_HEADER, Principal, sign_principal
+from shared.settings import Settings, get_settings
+from shared.testing import SignedAs
 
 pytestmark = pytest.mark.integration
 
+INTERNAL_SECRET = get_settings().internal_secret
 
-def as_user(user_id: str, email: str | None = None) -> dict[str, str]:
-    headers = {"x-atrium-user-id": user_id}
-    if email is not None:
-        headers["x-atrium-user-email"] = email
-    return headers
+
+def as_user(user_id: str, email: str | None = None) -> SignedAs:
+    return SignedAs(user_id, email=email)
 
 
 @pytest.fixture
@@ -49,7 +50,7 @@ async def test_the_creator_of_a_root_workspace_is_its_super_admin(
 ) -> None:
     founder = f"user-{uuid.uuid4()}"
     response = await identity.post(
-        "/v1/workspaces", json={"name": "  Acme Studio  "}, headers=as_user(founder, "f@acme.test")
+        "/v1/workspaces", json={"name": "  Acme Studio  "}, auth=as_user(founder, "f@acme.test")
     )
 
     assert response.status_code == 201
@@ -76,7 +77,7 @@ async def test_a_new_workspace_and_its_event_are_committed_together(
     response = await identity.post(
         "/v1/workspaces",
         json={"name": "Evented", "image_url": "https://cdn.example.com/logo.png"},
-        headers=as_user(f"user-{uuid.uuid4()}"),
+        auth=as_user(f"user-{uuid.uuid4()}"),
     )
     workspace_id = response.json()["id"]
 
@@ -100,6 +101,7 @@ async def test_a_new_workspace_and_its_event_are_committed_together(
         "billing_root_id": workspace_id,
         "depth": 0,
         "name": "Evented",
+        "image_url": "https://cdn.example.com/logo.png",
         "billing_mode": "own",
         "api_access": True,
         "strict_quota": True,
@@ -109,16 +111,14 @@ async def test_a_new_workspace_and_its_event_are_committed_together(
 
 async def test_a_workspace_is_visible_to_its_members_only(identity: httpx.AsyncClient) -> None:
     founder = f"user-{uuid.uuid4()}"
-    created = await identity.post(
-        "/v1/workspaces", json={"name": "Private"}, headers=as_user(founder)
-    )
+    created = await identity.post("/v1/workspaces", json={"name": "Private"}, auth=as_user(founder))
     workspace_id = created.json()["id"]
 
-    mine = await identity.get(f"/v1/workspaces/{workspace_id}", headers=as_user(founder))
+    mine = await identity.get(f"/v1/workspaces/{workspace_id}", auth=as_user(founder))
     stranger = await identity.get(
-        f"/v1/workspaces/{workspace_id}", headers=as_user(f"user-{uuid.uuid4()}")
+        f"/v1/workspaces/{workspace_id}", auth=as_user(f"user-{uuid.uuid4()}")
     )
-    missing = await identity.get(f"/v1/workspaces/{uuid.uuid4()}", headers=as_user(founder))
+    missing = await identity.get(f"/v1/workspaces/{uuid.uuid4()}", auth=as_user(founder))
 
     assert mine.status_code == 200
     assert mine.json() == created.json()
@@ -148,7 +148,7 @@ async def test_an_invalid_workspace_is_refused_with_field_errors_and_nothing_wri
 ) -> None:
     before = await count_workspaces(admin_engine)
 
-    response = await identity.post("/v1/workspaces", json=body, headers=as_user("validator"))
+    response = await identity.post("/v1/workspaces", json=body, auth=as_user("validator"))
 
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
@@ -163,7 +163,7 @@ async def test_a_name_of_exactly_one_hundred_characters_is_accepted(
     identity: httpx.AsyncClient,
 ) -> None:
     response = await identity.post(
-        "/v1/workspaces", json={"name": "é" * 100}, headers=as_user("long-namer")
+        "/v1/workspaces", json={"name": "é" * 100}, auth=as_user("long-namer")
     )
     assert response.status_code == 201
     assert response.json()["name"] == "é" * 100
@@ -173,22 +173,62 @@ async def test_a_body_that_is_not_json_is_a_400_problem(identity: httpx.AsyncCli
     response = await identity.post(
         "/v1/workspaces",
         content=b"{not json",
-        headers={**as_user("sloppy"), "content-type": "application/json"},
+        auth=as_user("sloppy"),
+        headers={"content-type": "application/json"},
     )
     assert response.status_code == 400
     assert response.json()["type"] == "malformed-request"
 
 
-async def test_a_caller_without_identity_is_refused(identity: httpx.AsyncClient) -> None:
-    response = await identity.post("/v1/workspaces", json={"name": "Anonymous"})
-    assert response.status_code == 401
-    assert response.json()["type"] == "unauthenticated"
+async def test_a_caller_without_the_gateways_signature_is_refused(
+    identity: httpx.AsyncClient, admin_engine: AsyncEngine
+) -> None:
+    before = await count_workspaces(admin_engine)
+    unsigned = await identity.post("/v1/workspaces", json={"name": "Anonymous"})
+    forged = await identity.post(
+        "/v1/workspaces",
+        json={"name": "Forged"},
+        auth=SignedAs("mallory", secret="not-the-internal-secret"),
+    )
+    assert unsigned.status_code == forged.status_code == 401
+    assert unsigned.json()["type"] == forged.json()["type"] == "unauthenticated"
+    assert await count_workspaces(admin_engine) == before
+
+
+async def test_a_signature_for_another_request_is_refused(identity: httpx.AsyncClient) -> None:
+    founder = f"user-{uuid.uuid4()}"
+    created = await identity.post("/v1/workspaces", json={"name": "Mine"}, auth=as_user(founder))
+    workspace_id = created.json()["id"]
+    signed_for_listing = sign_principal(
+        Principal(user_id=founder), method="POST", path="/v1/workspaces", secret=INTERNAL_SECRET
+    )
+    replayed = await identity.get(
+        f"/v1/workspaces/{workspace_id}", headers={PRINCIPAL_HEADER: signed_for_listing}
+    )
+    assert replayed.status_code == 401
+
+
+async def test_a_workspace_the_gateway_did_not_vouch_for_is_not_found(
+    identity: httpx.AsyncClient,
+) -> None:
+    founder = f"user-{uuid.uuid4()}"
+    created = await identity.post("/v1/workspaces", json={"name": "Mine"}, auth=as_user(founder))
+    workspace_id = created.json()["id"]
+    path = f"/v1/workspaces/{workspace_id}"
+    vouched_elsewhere = sign_principal(
+        Principal(user_id=founder, workspace_id=uuid.uuid4()),
+        method="GET",
+        path=path,
+        secret=INTERNAL_SECRET,
+    )
+    response = await identity.get(path, headers={PRINCIPAL_HEADER: vouched_elsewhere})
+    assert response.status_code == 404
 
 
 async def test_a_malformed_workspace_id_is_a_validation_problem(
     identity: httpx.AsyncClient,
 ) -> None:
-    response = await identity.get("/v1/workspaces/not-a-uuid", headers=as_user("someone"))
+    response = await identity.get("/v1/workspaces/not-a-uuid", auth=as_user("someone"))
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "path.workspace_id"
 
