@@ -40,6 +40,9 @@ class Principal:
     role: Role | None = None
     """The caller's effective role in `workspace_id` (a Super Admin of an ancestor acts
     as Super Admin here); None for an API key or where no workspace is involved."""
+    ancestor_super_admin: bool = False
+    """The caller is a Super Admin of a strict ancestor of `workspace_id`: what acting
+    on a sub-workspace from above (allocating to it, deleting it) requires."""
 
     @property
     def actor(self) -> str:
@@ -53,6 +56,7 @@ class Principal:
             "api_key_id": None if self.api_key_id is None else str(self.api_key_id),
             "workspace_id": None if self.workspace_id is None else str(self.workspace_id),
             "role": None if self.role is None else self.role.value,
+            "ancestor_super_admin": self.ancestor_super_admin,
         }
 
     @classmethod
@@ -64,6 +68,7 @@ class Principal:
             api_key_id=uuid.UUID(data["api_key_id"]) if data.get("api_key_id") else None,
             workspace_id=uuid.UUID(data["workspace_id"]) if data.get("workspace_id") else None,
             role=Role(data["role"]) if data.get("role") else None,
+            ancestor_super_admin=bool(data.get("ancestor_super_admin")),
         )
 
 

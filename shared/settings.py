@@ -64,6 +64,12 @@ class Settings(BaseSettings):
         "random value in production.",
     )
 
+    default_plan_code: str = "default"
+    default_plan_seats: int = Field(default=5, ge=0, description="Seats of a new billing root.")
+    default_plan_avatar_slots: int = Field(default=3, ge=0)
+    default_plan_generative_credits: int = Field(default=0, ge=0)
+    default_plan_api_credits: int = Field(default=0, ge=0)
+
     log_level: str = "INFO"
     log_json: bool = Field(default=True, description="JSON log lines (false: plain text).")
 

@@ -1,17 +1,12 @@
 """billing's own settings, on top of the shared ones."""
 
-from pydantic import Field
-
 from services.billing.domain import Plan
 from shared.settings import Settings
 
 
 class BillingSettings(Settings):
-    default_plan_code: str = "default"
-    default_plan_seats: int = Field(default=5, ge=0)
-    default_plan_avatar_slots: int = Field(default=3, ge=0)
-    default_plan_generative_credits: int = Field(default=0, ge=0)
-    default_plan_api_credits: int = Field(default=0, ge=0)
+    """The default plan's settings are shared: identity reads the seats of a new billing
+    root from them until billing's `limits.changed` arrives."""
 
     @property
     def default_plan(self) -> Plan:

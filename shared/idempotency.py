@@ -1,0 +1,100 @@
+"""`Idempotency-Key`: a retried write returns its first response and changes nothing
+more; the same key with a different request is refused.
+
+The key is reserved inside the command's own transaction, before the command
+runs. A concurrent retry with the same key waits on that reservation; once the
+first commits, it finds the stored response and returns it; if the first rolled
+back, the retry runs as if it were first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Column, DateTime, Integer, MetaData, Table, Text, func, select, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts import problems
+from shared.errors import DomainError
+
+MAX_KEY_LENGTH = 255
+
+
+class IdempotencyKeyReusedError(DomainError):
+    problem = problems.IDEMPOTENCY_KEY_REUSED
+
+
+class InvalidIdempotencyKeyError(DomainError):
+    problem = problems.VALIDATION_FAILED
+
+
+def idempotency_table(metadata: MetaData) -> Table:
+    return Table(
+        "idempotency_keys",
+        metadata,
+        Column("scope", Text, primary_key=True, comment="Who called, and which operation."),
+        Column("key", Text, primary_key=True),
+        Column("fingerprint", Text, nullable=False, comment="SHA-256 of the request."),
+        Column("status", Integer, nullable=True),
+        Column("response", JSONB, nullable=True),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+def fingerprint(*parts: Any) -> str:
+    """A stable digest of what makes two requests the same request."""
+    canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    status: int
+    body: Any
+
+
+class IdempotencyKeys:
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    async def reserve(
+        self, session: AsyncSession, *, scope: str, key: str, request_fingerprint: str
+    ) -> StoredResponse | None:
+        """Reserve `key` for this request, or return the response of the request that
+        used it first. Call it first thing in the command's transaction."""
+        if not key or len(key) > MAX_KEY_LENGTH:
+            msg = f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters."
+            raise InvalidIdempotencyKeyError(msg)
+        reserved = await session.execute(
+            insert(self.table)
+            .values(scope=scope, key=key, fingerprint=request_fingerprint)
+            .on_conflict_do_nothing()
+            .returning(self.table.c.key),
+        )
+        if reserved.first() is not None:
+            return None
+        first = (
+            await session.execute(
+                select(self.table.c.fingerprint, self.table.c.status, self.table.c.response).where(
+                    self.table.c.scope == scope, self.table.c.key == key
+                ),
+            )
+        ).one()
+        if first.fingerprint != request_fingerprint:
+            msg = "This Idempotency-Key was already used with a different request."
+            raise IdempotencyKeyReusedError(msg)
+        return StoredResponse(status=first.status, body=first.response)
+
+    async def remember(
+        self, session: AsyncSession, *, scope: str, key: str, status: int, body: Any
+    ) -> None:
+        """Store the response of the request that reserved `key`, in its transaction."""
+        await session.execute(
+            update(self.table)
+            .where(self.table.c.scope == scope, self.table.c.key == key)
+            .values(status=status, response=body),
+        )
