@@ -23,11 +23,13 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 async def billing(settings: Settings) -> AsyncIterator[FastAPI]:
     billing_settings = BillingSettings(
-        **settings.model_dump(exclude={"outbox_relay_enabled"}),
-        outbox_relay_enabled=False,
-        default_plan_seats=7,
-        default_plan_avatar_slots=2,
-        default_plan_generative_credits=0,
+        **settings.model_copy(
+            update={
+                "outbox_relay_enabled": False,
+                "default_plan_seats": 7,
+                "default_plan_avatar_slots": 2,
+            }
+        ).model_dump()
     )
     app = create_app(billing_settings)
     yield app
