@@ -108,11 +108,17 @@ class Latencies:
     count: int
     p50_ms: float
     p99_ms: float
+    max_ms: float
 
 
 def latencies(durations_ns: list[int]) -> Latencies:
     cuts = statistics.quantiles(durations_ns, n=100, method="inclusive")
-    return Latencies(count=len(durations_ns), p50_ms=cuts[49] / 1e6, p99_ms=cuts[98] / 1e6)
+    return Latencies(
+        count=len(durations_ns),
+        p50_ms=cuts[49] / 1e6,
+        p99_ms=cuts[98] / 1e6,
+        max_ms=max(durations_ns) / 1e6,
+    )
 
 
 def per_second(count: int, started_ns: int, ended_ns: int) -> float:
@@ -187,19 +193,14 @@ class RawKafka:
         self.message_size = envelope_size()
         self._next_sequence = 0
 
-    async def start(self) -> None:
-        await self.producer.start()
-        await self.consumer.start()
+    async def assign_every_partition(self) -> None:
+        """From the end of each: only what this run sends arrives."""
         partitions = [
             TopicPartition(RAW_TOPIC, partition)
             for partition in await self.producer.partitions_for(RAW_TOPIC)
         ]
         self.consumer.assign(partitions)
         await self.consumer.seek_to_end(*partitions)
-
-    async def stop(self) -> None:
-        await self.consumer.stop()
-        await self.producer.stop()
 
     async def receive(self) -> None:
         async for record in self.consumer:
@@ -223,32 +224,34 @@ class RawKafka:
         sequences = []
         for _ in range(count):
             sequences.append(self._next_sequence)
+            arrived = len(self.arrivals.by_key)
             await (await self.send())
-            await self.arrivals.wait_until(len(self.arrivals.by_key) + 1)
+            await self.arrivals.wait_until(arrived + 1)
         return sequences
 
     async def burst(self, count: int) -> list[int]:
         first = self._next_sequence
-        already_arrived = len(self.arrivals.by_key)
+        arrived = len(self.arrivals.by_key)
         deliveries = [await self.send() for _ in range(count)]
         await asyncio.gather(*deliveries)
-        await self.arrivals.wait_until(already_arrived + count)
+        await self.arrivals.wait_until(arrived + count)
         return list(range(first, first + count))
 
 
 async def measure_raw(settings: Settings, sizes: Sizes) -> PathResult:
     raw = RawKafka(settings.kafka_bootstrap_servers)
-    await raw.start()
-    receiving = asyncio.create_task(raw.receive())
-    try:
+    async with contextlib.AsyncExitStack() as running:
+        await raw.producer.start()
+        running.push_async_callback(raw.producer.stop)
+        await raw.consumer.start()
+        running.push_async_callback(raw.consumer.stop)
+        await raw.assign_every_partition()
+        running.push_async_callback(cancel, asyncio.create_task(raw.receive()))
+
         await raw.one_at_a_time(WARM_UP)
         sequential = await raw.one_at_a_time(sizes.raw_sequential)
         burst = await raw.burst(sizes.raw_burst)
-    finally:
-        receiving.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await receiving
-        await raw.stop()
+
     arrivals = raw.arrivals.by_key
     return PathResult(
         one_at_a_time=latencies([arrival_latency(arrivals[s]) for s in sequential]),
@@ -260,6 +263,12 @@ async def measure_raw(settings: Settings, sizes: Sizes) -> PathResult:
             max(arrivals[s].arrived_ns for s in burst),
         ),
     )
+
+
+async def cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def arrival_latency(arrival: Arrival) -> int:
@@ -316,8 +325,9 @@ class AtriumPath:
     async def one_at_a_time(self, count: int) -> list[UUID]:
         event_ids = []
         for _ in range(count):
+            arrived = len(self.arrivals.by_key)
             event_ids.append(await self.commit())
-            await self.arrivals.wait_until(len(self.arrivals.by_key) + 1)
+            await self.arrivals.wait_until(arrived + 1)
         return event_ids
 
     async def burst(self, count: int, writers: int) -> tuple[list[UUID], int]:
@@ -327,10 +337,10 @@ class AtriumPath:
         async def write(commands: int) -> list[UUID]:
             return [await self.commit() for _ in range(commands)]
 
-        already_arrived = len(self.arrivals.by_key)
+        arrived = len(self.arrivals.by_key)
         written = await asyncio.gather(*(write(part) for part in split(count, writers)))
         last_commit_ns = time.perf_counter_ns()
-        await self.arrivals.wait_until(already_arrived + count)
+        await self.arrivals.wait_until(arrived + count)
         return [event_id for event_ids in written for event_id in event_ids], last_commit_ns
 
     def since_commit(self, event_ids: Iterable[UUID]) -> list[int]:
@@ -369,14 +379,21 @@ async def measure_atrium(settings: Settings, sizes: Sizes) -> AtriumResult:
 
 
 def report(raw: PathResult, atrium: AtriumResult, settings: Settings, sizes: Sizes) -> None:
-    def row(path: str, count: int | str, p50: str, p99: str, rate: str) -> None:
-        print(f"{path:<40}{count:>6}{p50:>10}{p99:>10}{rate:>12}")
+    def row(path: str, *cells: int | str) -> None:
+        print(f"{path:<36}" + "".join(f"{cell:>10}" for cell in cells))
 
     def latency_row(path: str, measured: Latencies, rate: str = "") -> None:
-        row(path, measured.count, f"{measured.p50_ms:.2f}", f"{measured.p99_ms:.2f}", rate)
+        row(
+            path,
+            measured.count,
+            f"{measured.p50_ms:.2f}",
+            f"{measured.p99_ms:.2f}",
+            f"{measured.max_ms:.1f}",
+            rate,
+        )
 
     print()
-    row("path", "n", "p50 ms", "p99 ms", "events/s")
+    row("path", "n", "p50 ms", "p99 ms", "max ms", "events/s")
     latency_row("raw aiokafka produce->consume", raw.one_at_a_time, f"{raw.events_per_second:.0f}")
     latency_row(
         "outbox->kafka->inbox (atrium)", atrium.one_at_a_time, f"{atrium.events_per_second:.0f}"
@@ -386,14 +403,16 @@ def report(raw: PathResult, atrium: AtriumResult, settings: Settings, sizes: Siz
         "",
         f"{atrium.one_at_a_time.p50_ms / raw.one_at_a_time.p50_ms:.1f}",
         f"{atrium.one_at_a_time.p99_ms / raw.one_at_a_time.p99_ms:.1f}",
+        "",
         f"{atrium.events_per_second / raw.events_per_second:.3f}",
     )
     latency_row("atrium from command start", atrium.from_command_start)
-    latency_row("raw, during its burst", raw.under_burst)
-    latency_row("atrium, during its burst", atrium.under_burst)
+    latency_row("raw, latency during its burst", raw.under_burst)
+    latency_row("atrium, latency during its burst", atrium.under_burst)
     row(
         f"atrium commits alone, {sizes.writers} writers",
         atrium.burst_size,
+        "",
         "",
         "",
         f"{atrium.commits_per_second:.0f}",
@@ -403,11 +422,11 @@ def report(raw: PathResult, atrium: AtriumResult, settings: Settings, sizes: Siz
         f"latency: one message at a time; events/s: bursts of {raw.burst_size} (raw) and "
         f"{atrium.burst_size} (atrium), first send/commit to last consumed"
     )
-    print(f"machine: {os.cpu_count()} CPUs; producer, relay and consumers in one event loop")
+    print(f"machine: {os.cpu_count()} CPUs; senders, relay and consumers share one event loop")
     print(
         f"relay: poll_seconds={settings.outbox_poll_seconds}, "
-        f"batch_size={settings.outbox_batch_size}, LISTEN/NOTIFY wake-up, acks=all, "
-        "linger_ms=2; consumer: FastStream getone, offset commit per message"
+        f"batch_size={settings.outbox_batch_size}, woken by LISTEN/NOTIFY; "
+        f"topics: {settings.kafka_topic_partitions} partitions"
     )
 
 

@@ -35,6 +35,17 @@ ALREADY_MEMBER = ProblemType("already-member", 409, "Already a member")
 LAST_SUPER_ADMIN = ProblemType("last-super-admin", 409, "The last Super Admin must stay")
 HAS_SUB_WORKSPACES = ProblemType("has-sub-workspaces", 409, "The workspace has sub-workspaces")
 INVITATION_EXPIRED = ProblemType("invitation-expired", 410, "The invitation has expired")
+ALREADY_INVITED = ProblemType("already-invited", 409, "A pending invitation exists already")
+EMAIL_NOT_VERIFIED = ProblemType("email-not-verified", 403, "Your email is not verified")
+DEPTH_LIMIT_REACHED = ProblemType("depth-limit-reached", 409, "The workspace tree is deep enough")
+PARENT_BILLED_CANNOT_HAVE_CHILDREN = ProblemType(
+    "parent-billed-cannot-have-children",
+    409,
+    "A workspace its parent pays for cannot have sub-workspaces",
+)
+ROOT_NOT_DELETABLE = ProblemType("root-not-deletable", 409, "An account's root cannot be deleted")
+ROOT_PAYS_FOR_ITSELF = ProblemType("root-pays-for-itself", 409, "A root always pays for itself")
+WORKSPACE_DELETING = ProblemType("workspace-deleting", 409, "The workspace is being deleted")
 NOT_A_BILLING_ROOT = ProblemType("not-a-billing-root", 409, "Not a billing root")
 INSUFFICIENT_BALANCE = ProblemType("insufficient-balance", 409, "The parent's balance is short")
 BELOW_USAGE = ProblemType("below-usage", 409, "Below what is already in use")

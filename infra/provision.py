@@ -65,6 +65,6 @@ async def _ensure_service_login(
     await connection.execute(
         f"CREATE SCHEMA IF NOT EXISTS {_quote_ident(schema)} AUTHORIZATION {_quote_ident(role)};"
         f"ALTER SCHEMA {_quote_ident(schema)} OWNER TO {_quote_ident(role)};"
-        f"GRANT CONNECT ON DATABASE {_quote_ident(database)} TO {_quote_ident(role)};"
+        f"GRANT CONNECT, TEMPORARY ON DATABASE {_quote_ident(database)} TO {_quote_ident(role)};"
         f"ALTER ROLE {_quote_ident(role)} SET search_path = {_quote_ident(schema)};"
     )

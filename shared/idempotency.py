@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import BaseModel
 from sqlalchemy import Column, DateTime, Integer, MetaData, Table, Text, func, select, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +24,8 @@ from contracts import problems
 from shared.errors import DomainError
 
 MAX_KEY_LENGTH = 255
+
+ResponseT = TypeVar("ResponseT", bound=BaseModel)
 
 
 class IdempotencyKeyReusedError(DomainError):
@@ -98,3 +102,40 @@ class IdempotencyKeys:
             .where(self.table.c.scope == scope, self.table.c.key == key)
             .values(status=status, response=body),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotentRequest:
+    """A write that carried an `Idempotency-Key`."""
+
+    scope: str
+    """Who asked, and for what: e.g. `user:42 POST /v1/workspaces`."""
+    key: str
+    fingerprint: str
+
+
+async def run_idempotently(
+    keys: IdempotencyKeys,
+    session: AsyncSession,
+    request: IdempotentRequest | None,
+    response_model: type[ResponseT],
+    command: Callable[[], Awaitable[ResponseT]],
+) -> ResponseT:
+    """Run `command` once per key, in the caller's transaction; a retry gets the first
+    response back."""
+    if request is None:
+        return await command()
+    first = await keys.reserve(
+        session, scope=request.scope, key=request.key, request_fingerprint=request.fingerprint
+    )
+    if first is not None:
+        return response_model.model_validate(first.body)
+    response = await command()
+    await keys.remember(
+        session,
+        scope=request.scope,
+        key=request.key,
+        status=201,
+        body=response.model_dump(mode="json"),
+    )
+    return response

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from aiokafka import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.message import StreamMessage
 from pydantic import ValidationError
 from sqlalchemy import Column, DateTime, MetaData, Table, Text, Uuid, func
 from sqlalchemy.dialects.postgresql import insert
@@ -32,6 +36,7 @@ PayloadT = TypeVar("PayloadT", bound=EventPayload)
 EventHandler = Callable[[AsyncSession, Any, RawEnvelope], Awaitable[None]]
 
 REDELIVERY_DELAY_SECONDS = 1.0
+BATCH_SIZE = 100
 
 
 def inbox_table(metadata: MetaData) -> Table:
@@ -62,6 +67,14 @@ class Inbox:
             await session.execute(
                 insert(self.table)
                 .values(event_id=envelope.event_id, event_type=envelope.type, rejection=reason)
+                .on_conflict_do_nothing(index_elements=[self.table.c.event_id]),
+            )
+
+    async def reject_unreadable(self, synthetic_id: uuid.UUID, position: str) -> None:
+        async with self.database.transaction() as session:
+            await session.execute(
+                insert(self.table)
+                .values(event_id=synthetic_id, event_type="unreadable", rejection=position)
                 .on_conflict_do_nothing(index_elements=[self.table.c.event_id]),
             )
 
@@ -139,16 +152,41 @@ class EventConsumer:
                 await asyncio.sleep(REDELIVERY_DELAY_SECONDS)
                 raise
 
+    async def consume_record(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        """Apply one Kafka record. A record that is not even an envelope is set aside
+        under an id derived from its position, so that it is logged once and skipped."""
+        try:
+            envelope = RawEnvelope.model_validate_json(record.value or b"")
+        except ValidationError as unreadable:
+            position = f"kafka:{record.topic}/{record.partition}/{record.offset}"
+            logger.error("set aside unreadable message at %s: %s", position, unreadable)
+            await self.inbox.reject_unreadable(uuid.uuid5(uuid.NAMESPACE_URL, position), position)
+            return
+        await self.consume(envelope)
+
     def subscribe(self, broker: KafkaBroker) -> None:
+        """One batch subscriber per topic: the records of a batch are applied in order,
+        each in its own transaction, and the offsets committed once after the batch. A
+        failure rewinds every partition of the batch to its first record; what was
+        already applied is recognised by the inbox."""
         for topic in self.topics:
 
-            async def consume_from_kafka(envelope: RawEnvelope) -> None:
-                await self.consume(envelope)
+            async def consume_batch(_: list[bytes], message: KafkaMessage) -> None:
+                for record in message.raw_message:
+                    await self.consume_record(record)
 
             broker.subscriber(
                 topic.value,
                 group_id=self.group_id,
+                batch=True,
+                max_records=BATCH_SIZE,
+                decoder=_undecoded,
                 ack_policy=AckPolicy.NACK_ON_ERROR,
                 auto_offset_reset="earliest",
                 title=f"{self.group_id}:{topic.value}",
-            )(consume_from_kafka)
+            )(consume_batch)
+
+
+async def _undecoded(message: StreamMessage[Any]) -> Any:
+    """Leave the bodies as bytes: each record is parsed, and judged, on its own."""
+    return message.body

@@ -230,13 +230,15 @@ class OutboxRelay:
         while True:
             try:
                 await self._ensure_listener()
+                # Cleared before looking, so that a notification arriving while a batch
+                # is published wakes the next round instead of being lost.
+                self._wake.clear()
                 while await self.publish_pending() == self.batch_size:
                     pass
                 backoff = 0.1
                 if time.monotonic() >= next_cleanup:
                     await self.delete_published_before(RETENTION)
                     next_cleanup = time.monotonic() + CLEANUP_INTERVAL.total_seconds()
-                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
             except asyncio.CancelledError:

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.envelope import RawEnvelope, new_envelope
@@ -177,7 +177,7 @@ async def test_an_effect_that_fails_is_retried_and_applied_once(
     assert len(recording.effects) == 1
 
 
-async def test_an_event_that_breaks_its_contract_is_set_aside_and_does_not_block_the_next(
+async def test_messages_that_break_the_contract_are_set_aside_and_do_not_block_the_next(
     settings: Settings, billing_database: Database
 ) -> None:
     recording = RecordingConsumer(billing_database)
@@ -189,6 +189,7 @@ async def test_an_event_that_breaks_its_contract_is_set_aside_and_does_not_block
     try:
         await publish_raw(
             settings,
+            b"\x00 this is not an envelope",
             json.dumps(broken).encode(),
             good.model_dump_json().encode(),
             key=str(good.root_id).encode(),
@@ -205,3 +206,11 @@ async def test_an_event_that_breaks_its_contract_is_set_aside_and_does_not_block
     assert set_aside is not None
     assert "name" in str(set_aside["rejection"])
     assert len(recording.effects) == 1
+    async with billing_database.transaction() as session:
+        unreadable = await session.scalar(
+            select(func.count())
+            .select_from(models.inbox)
+            .where(models.inbox.c.event_type == "unreadable")
+        )
+    assert unreadable is not None
+    assert unreadable >= 1
