@@ -3,9 +3,10 @@ outbox relay, started and stopped together."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -21,6 +22,8 @@ from shared.logging import configure_logging
 from shared.outbox import Outbox, OutboxRelay
 from shared.settings import ServiceName, Settings
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass
 class ServiceRuntime:
@@ -34,6 +37,10 @@ class ServiceRuntime:
     inbox: Inbox
     consumer: EventConsumer
     broker: KafkaBroker = field(init=False)
+    _periodic: list[tuple[str, float, Callable[[], Awaitable[object]]]] = field(
+        default_factory=list, init=False
+    )
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
 
     @classmethod
     def create(
@@ -65,7 +72,26 @@ class ServiceRuntime:
             log_level=logging.DEBUG,
         )
 
+    def every(self, seconds: float, name: str, job: Callable[[], Awaitable[object]]) -> None:
+        """Run `job` every `seconds` while the service runs (a failure is logged and the
+        job runs again next time)."""
+        self._periodic.append((name, seconds, job))
+
+    async def _repeat(
+        self, name: str, seconds: float, job: Callable[[], Awaitable[object]]
+    ) -> None:
+        while True:
+            try:
+                await job()
+            except Exception:
+                logger.exception("periodic job %s failed", name)
+            await asyncio.sleep(seconds)
+
     async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._repeat(name, seconds, job), name=name)
+            for name, seconds, job in self._periodic
+        ]
         if self.consumer.topics:
             self.consumer.subscribe(self.broker)
             await self.broker.start()
@@ -73,6 +99,11 @@ class ServiceRuntime:
             await self.relay.start()
 
     async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await self.relay.stop()
         await self.broker.stop()
         await self.database.dispose()

@@ -3,17 +3,80 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
+from contracts import problems
 from contracts.events.identity import BillingMode
-from contracts.permissions import Role
+from contracts.permissions import Permission, Role, role_allows
+from shared.errors import DomainError, ForbiddenError, NotFoundError
+
+
+class SeatLimitReachedError(DomainError):
+    problem = problems.SEAT_LIMIT_REACHED
+
+
+class AlreadyMemberError(DomainError):
+    problem = problems.ALREADY_MEMBER
+
+
+class AlreadyInvitedError(DomainError):
+    problem = problems.ALREADY_INVITED
+
+
+class LastSuperAdminError(DomainError):
+    problem = problems.LAST_SUPER_ADMIN
+
+
+class HasSubWorkspacesError(DomainError):
+    problem = problems.HAS_SUB_WORKSPACES
+
+
+class InvitationExpiredError(DomainError):
+    problem = problems.INVITATION_EXPIRED
+
+
+class EmailNotVerifiedError(DomainError):
+    problem = problems.EMAIL_NOT_VERIFIED
+
+
+class DepthLimitReachedError(DomainError):
+    problem = problems.DEPTH_LIMIT_REACHED
+
+
+class ParentBilledCannotHaveChildrenError(DomainError):
+    problem = problems.PARENT_BILLED_CANNOT_HAVE_CHILDREN
+
+
+class RootNotDeletableError(DomainError):
+    problem = problems.ROOT_NOT_DELETABLE
+
+
+class RootPaysForItselfError(DomainError):
+    problem = problems.ROOT_PAYS_FOR_ITSELF
+
+
+class WorkspaceDeletingError(DomainError):
+    problem = problems.WORKSPACE_DELETING
 
 
 class WorkspaceStatus(StrEnum):
     ACTIVE = "active"
     DELETING = "deleting"
+    DELETED = "deleted"
+
+
+class InvitationStatus(StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+
+
+FOUNDER_ROLE = Role.SUPER_ADMIN
+"""The person who creates a root workspace becomes its first Super Admin."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,25 +84,46 @@ class Workspace:
     id: uuid.UUID
     parent_id: uuid.UUID | None
     root_id: uuid.UUID
-    depth: int
+    billing_root_id: uuid.UUID
+    path: tuple[uuid.UUID, ...]
+    """Ancestors from the root down to the workspace itself."""
     name: str
     image_url: str | None
     billing_mode: BillingMode
     api_access: bool
     strict_quota: bool
     status: WorkspaceStatus
+    seats_cap: int | None = None
     created_at: datetime | None = None
+
+    @property
+    def depth(self) -> int:
+        return len(self.path) - 1
+
+    @property
+    def is_root(self) -> bool:
+        return self.parent_id is None
+
+    @property
+    def is_billing_root(self) -> bool:
+        return self.billing_mode is BillingMode.OWN
+
+    def ensure_active(self) -> None:
+        if self.status is not WorkspaceStatus.ACTIVE:
+            msg = f"Workspace {self.id} is being deleted."
+            raise WorkspaceDeletingError(msg)
 
 
 def new_root_workspace(name: str, image_url: str | None) -> Workspace:
-    """A root is the account itself: it always pays for itself and starts with API
-    access on, so its Super Admin can manage keys from the start."""
+    """A root is the account itself: it always pays for itself, and starts with API
+    access on so that its Super Admin can manage keys from the start."""
     workspace_id = uuid.uuid4()
     return Workspace(
         id=workspace_id,
         parent_id=None,
         root_id=workspace_id,
-        depth=0,
+        billing_root_id=workspace_id,
+        path=(workspace_id,),
         name=name,
         image_url=image_url,
         billing_mode=BillingMode.OWN,
@@ -49,5 +133,128 @@ def new_root_workspace(name: str, image_url: str | None) -> Workspace:
     )
 
 
-FOUNDER_ROLE = Role.SUPER_ADMIN
-"""The person who creates a root workspace becomes its first Super Admin."""
+def new_sub_workspace(
+    parent: Workspace,
+    *,
+    name: str,
+    image_url: str | None,
+    billing_mode: BillingMode,
+    api_access: bool,
+    strict_quota: bool,
+    max_depth: int,
+) -> Workspace:
+    parent.ensure_active()
+    if parent.billing_mode is BillingMode.PARENT:
+        msg = "A workspace its parent pays for cannot have sub-workspaces."
+        raise ParentBilledCannotHaveChildrenError(msg)
+    if parent.depth + 1 > max_depth:
+        msg = f"Workspaces nest at most {max_depth} levels below the root."
+        raise DepthLimitReachedError(msg)
+    workspace_id = uuid.uuid4()
+    return Workspace(
+        id=workspace_id,
+        parent_id=parent.id,
+        root_id=parent.root_id,
+        billing_root_id=workspace_id if billing_mode is BillingMode.OWN else parent.billing_root_id,
+        path=(*parent.path, workspace_id),
+        name=name,
+        image_url=image_url,
+        billing_mode=billing_mode,
+        api_access=api_access,
+        strict_quota=strict_quota,
+        status=WorkspaceStatus.ACTIVE,
+    )
+
+
+def change_billing_mode(
+    workspace: Workspace,
+    billing_mode: BillingMode,
+    *,
+    parent_billing_root_id: uuid.UUID | None,
+    has_children: bool,
+) -> Workspace:
+    """`parent` → `own` makes the workspace a billing root with its own seat pool;
+    `own` → `parent` is allowed only for a sub-workspace without sub-workspaces."""
+    if billing_mode is workspace.billing_mode:
+        return workspace
+    if workspace.is_root:
+        msg = "A root workspace always pays for itself."
+        raise RootPaysForItselfError(msg)
+    if billing_mode is BillingMode.OWN:
+        return replace(workspace, billing_mode=billing_mode, billing_root_id=workspace.id)
+    if has_children:
+        msg = "A workspace its parent pays for cannot have sub-workspaces; delete them first."
+        raise HasSubWorkspacesError(msg)
+    assert parent_billing_root_id is not None
+    return replace(workspace, billing_mode=billing_mode, billing_root_id=parent_billing_root_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """What one person may do in one workspace."""
+
+    workspace: Workspace
+    direct_role: Role | None
+    ancestor_super_admin: bool
+
+    @property
+    def role(self) -> Role | None:
+        return Role.SUPER_ADMIN if self.ancestor_super_admin else self.direct_role
+
+    @property
+    def inherited(self) -> bool:
+        return self.ancestor_super_admin and self.direct_role is not Role.SUPER_ADMIN
+
+    def require(self, permission: Permission) -> None:
+        role = self.role
+        if role is None:
+            msg = f"No workspace {self.workspace.id} that you can see."
+            raise NotFoundError(msg)
+        if not role_allows(role, permission):
+            msg = "Your role in this workspace does not allow this."
+            raise ForbiddenError(msg)
+
+    def require_ancestor_super_admin(self) -> None:
+        """Settings of a sub-workspace are its parent's to decide, not its own admins'."""
+        self.require(Permission.READ_WORKSPACE)
+        if not self.ancestor_super_admin:
+            msg = "Only a Super Admin of a parent workspace may change this."
+            raise ForbiddenError(msg)
+
+
+@dataclass(frozen=True, slots=True)
+class SeatPool:
+    billing_root_id: uuid.UUID
+    limit: int
+    used: int
+    """Distinct people who are members of a workspace in the pool."""
+    pending: int
+    """Pending invitations to people who are not in the pool yet."""
+
+    @property
+    def available(self) -> int:
+        return max(0, self.limit - self.used - self.pending)
+
+    def admit(self, newcomers: int) -> None:
+        if newcomers > self.available:
+            msg = (
+                f"The seat limit ({self.limit}) is reached: {self.used} seats are taken and "
+                f"{self.pending} held by pending invitations. Remove someone to free a seat."
+            )
+            raise SeatLimitReachedError(msg)
+
+
+def admit_to_capped_workspace(cap: int | None, occupied: int, newcomers: int) -> None:
+    if cap is not None and occupied + newcomers > cap:
+        msg = f"This workspace is capped at {cap} seats."
+        raise SeatLimitReachedError(msg)
+
+
+def ensure_a_super_admin_remains(*, remaining_super_admins: int) -> None:
+    if remaining_super_admins < 1:
+        msg = "The last Super Admin of an account cannot be removed or demoted."
+        raise LastSuperAdminError(msg)
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()

@@ -1,19 +1,23 @@
 """identity's tables, all in the `identity` schema."""
 
 from sqlalchemy import (
+    ARRAY,
     Boolean,
     CheckConstraint,
     Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     Table,
     Text,
     Uuid,
     func,
+    text,
 )
 
 from shared.db import service_metadata
+from shared.idempotency import idempotency_table
 from shared.inbox import inbox_table
 from shared.outbox import outbox_table
 
@@ -31,8 +35,15 @@ workspaces = Table(
     "workspaces",
     metadata,
     Column("id", Uuid, primary_key=True),
-    Column("parent_id", Uuid, ForeignKey("workspaces.id"), nullable=True),
+    Column("parent_id", Uuid, ForeignKey("workspaces.id"), nullable=True, index=True),
     Column("root_id", Uuid, nullable=False, index=True),
+    Column("billing_root_id", Uuid, nullable=False, index=True),
+    Column(
+        "path",
+        ARRAY(Uuid),
+        nullable=False,
+        comment="Ancestors from the root down to the workspace itself.",
+    ),
     Column("depth", Integer, nullable=False),
     Column("name", Text, nullable=False),
     Column("image_url", Text, nullable=True),
@@ -40,14 +51,18 @@ workspaces = Table(
     Column("api_access", Boolean, nullable=False),
     Column("strict_quota", Boolean, nullable=False),
     Column("status", Text, nullable=False),
+    Column("seats_cap", Integer, nullable=True, comment="Set by billing's limits.changed."),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("deleted_at", DateTime(timezone=True), nullable=True),
     CheckConstraint("billing_mode IN ('parent', 'own')", name="billing_mode"),
-    CheckConstraint("status IN ('active', 'deleting')", name="status"),
+    CheckConstraint("status IN ('active', 'deleting', 'deleted')", name="status"),
     CheckConstraint(
         "(parent_id IS NULL AND depth = 0 AND root_id = id AND billing_mode = 'own')"
         " OR (parent_id IS NOT NULL AND depth > 0)",
         name="root_shape",
     ),
+    CheckConstraint("cardinality(path) = depth + 1", name="path_depth"),
+    CheckConstraint("billing_mode = 'parent' OR billing_root_id = id", name="own_billing_root"),
 )
 
 memberships = Table(
@@ -63,5 +78,60 @@ memberships = Table(
     ),
 )
 
+invitations = Table(
+    "invitations",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("workspace_id", Uuid, ForeignKey("workspaces.id"), nullable=False),
+    Column("email", Text, nullable=False, comment="Lower-cased."),
+    Column("role", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("invited_by", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("responded_at", DateTime(timezone=True), nullable=True),
+    CheckConstraint(
+        "status IN ('pending', 'accepted', 'declined', 'revoked', 'expired')", name="status"
+    ),
+    CheckConstraint(
+        "role IN ('super_admin', 'developer', 'creator', 'viewer')",
+        name="role",
+    ),
+    CheckConstraint("email = lower(email)", name="email_lower"),
+)
+Index(
+    "uq_invitations_one_pending_per_email",
+    invitations.c.workspace_id,
+    invitations.c.email,
+    unique=True,
+    postgresql_where=text("status = 'pending'"),
+)
+Index(
+    "ix_invitations_pending_by_email",
+    invitations.c.email,
+    postgresql_where=text("status = 'pending'"),
+)
+Index(
+    "ix_invitations_pending_by_expiry",
+    invitations.c.expires_at,
+    postgresql_where=text("status = 'pending'"),
+)
+
+seat_pools = Table(
+    "seat_pools",
+    metadata,
+    Column("billing_root_id", Uuid, ForeignKey("workspaces.id"), primary_key=True),
+    Column("root_id", Uuid, nullable=False),
+    Column(
+        "seats_limit",
+        Integer,
+        nullable=True,
+        comment="From billing's limits.changed; null until it arrives (the default plan's).",
+    ),
+    Column("used", Integer, nullable=False, server_default="0", comment="Last published."),
+    Column("pending", Integer, nullable=False, server_default="0", comment="Last published."),
+)
+
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)
+idempotency_keys = idempotency_table(metadata)

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts.envelope import RawEnvelope
 from services.identity import models
 from services.identity.app import create_app
+from tests.integration.identity.conftest import identity_settings
 from shared.principal import PRINCIPAL_HEADER, Principal, sign_principal
 from shared.settings import Settings, get_settings
 from shared.testing import SignedAs
@@ -29,7 +30,7 @@ def as_user(user_id: str, email: str | None = None) -> SignedAs:
 
 @pytest.fixture
 async def identity(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings.model_copy(update={"outbox_relay_enabled": False}))
+    app = create_app(identity_settings(settings))
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(
@@ -89,7 +90,12 @@ async def test_a_new_workspace_and_its_event_are_committed_together(
                 ).where(models.outbox.c.message_key == workspace_id)
             )
         ).all()
-    [(topic, key, raw)] = rows
+    assert [RawEnvelope.model_validate_json(raw).type for _, _, raw in rows] == [
+        "workspace.created",
+        "member.joined",
+        "seats.usage_changed",
+    ]
+    topic, key, raw = rows[0]
     envelope = RawEnvelope.model_validate_json(raw)
     assert topic == "atrium.identity.workspace"
     assert key == workspace_id

@@ -1,0 +1,133 @@
+"""identity in-process on the real database, and a small vocabulary for its tests."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contracts.envelope import RawEnvelope
+from services.identity import models
+from services.identity.app import create_app
+from services.identity.handlers import Identity
+from services.identity.settings import IdentitySettings
+from shared.settings import Settings
+from shared.testing import SignedAs
+
+
+@dataclass(frozen=True)
+class Person:
+    user_id: str
+    email: str
+
+    @property
+    def auth(self) -> SignedAs:
+        return SignedAs(self.user_id, email=self.email)
+
+
+def person(name: str) -> Person:
+    unique = uuid.uuid4().hex[:10]
+    return Person(user_id=f"{name}-{unique}", email=f"{name}.{unique}@example.test")
+
+
+def identity_settings(settings: Settings, **overrides: Any) -> IdentitySettings:
+    return IdentitySettings(
+        **settings.model_copy(update={"outbox_relay_enabled": False, **overrides}).model_dump()
+    )
+
+
+@pytest.fixture
+async def identity_app(settings: Settings) -> AsyncIterator[FastAPI]:
+    app = create_app(identity_settings(settings))
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+async def client(identity_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=identity_app), base_url="http://identity"
+    ) as http:
+        yield http
+
+
+@pytest.fixture
+def identity(identity_app: FastAPI) -> Identity:
+    service: Identity = identity_app.state.identity
+    return service
+
+
+async def create_root(client: httpx.AsyncClient, founder: Person, name: str = "Acme") -> str:
+    response = await client.post("/v1/workspaces", json={"name": name}, auth=founder.auth)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def create_sub(
+    client: httpx.AsyncClient,
+    admin: Person,
+    parent_id: str,
+    *,
+    name: str = "Client",
+    billing_mode: str = "parent",
+    members: list[dict[str, str]] | None = None,
+) -> httpx.Response:
+    return await client.post(
+        f"/v1/workspaces/{parent_id}/sub-workspaces",
+        json={
+            "name": name,
+            "billing_mode": billing_mode,
+            "api_access": False,
+            "members": members or [],
+        },
+        auth=admin.auth,
+    )
+
+
+async def invite(
+    client: httpx.AsyncClient, admin: Person, workspace_id: str, who: Person, role: str = "creator"
+) -> httpx.Response:
+    return await client.post(
+        f"/v1/workspaces/{workspace_id}/invitations",
+        json={"email": who.email, "role": role},
+        auth=admin.auth,
+    )
+
+
+async def join(
+    client: httpx.AsyncClient, admin: Person, workspace_id: str, who: Person, role: str = "creator"
+) -> None:
+    invited = await invite(client, admin, workspace_id, who, role)
+    assert invited.status_code == 201, invited.text
+    accepted = await client.post(f"/v1/invitations/{invited.json()['id']}/accept", auth=who.auth)
+    assert accepted.status_code == 200, accepted.text
+
+
+async def seats(client: httpx.AsyncClient, who: Person, workspace_id: str) -> dict[str, Any]:
+    response = await client.get(f"/v1/workspaces/{workspace_id}/seats", auth=who.auth)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+async def events_about(admin_engine: AsyncEngine, root_id: str) -> list[RawEnvelope]:
+    """Every event identity staged for one account, in commit order."""
+    async with admin_engine.connect() as connection:
+        rows = (
+            await connection.execute(
+                select(models.outbox.c.envelope)
+                .where(models.outbox.c.message_key == root_id)
+                .order_by(models.outbox.c.id)
+            )
+        ).scalars()
+        return [RawEnvelope.model_validate_json(row) for row in rows]
+
+
+async def event_types(admin_engine: AsyncEngine, root_id: str) -> list[str]:
+    return [envelope.type for envelope in await events_about(admin_engine, root_id)]
