@@ -85,9 +85,9 @@ async def test_a_new_workspace_and_its_event_are_committed_together(
     async with admin_engine.connect() as connection:
         rows = (
             await connection.execute(
-                select(
-                    models.outbox.c.topic, models.outbox.c.message_key, models.outbox.c.envelope
-                ).where(models.outbox.c.message_key == workspace_id)
+                select(models.outbox.c.topic, models.outbox.c.message_key, models.outbox.c.envelope)
+                .where(models.outbox.c.message_key == workspace_id)
+                .order_by(models.outbox.c.id)
             )
         ).all()
     assert [RawEnvelope.model_validate_json(raw).type for _, _, raw in rows] == [

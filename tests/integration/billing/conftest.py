@@ -1,0 +1,293 @@
+"""billing on the test session's PostgreSQL: the FastAPI app driven in-process, events
+handed to its consumer directly, and a look behind its back at the ledger."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contracts.envelope import EventPayload, RawEnvelope, new_envelope
+from contracts.events.identity import (
+    BillingMode,
+    WorkspaceCreated,
+    WorkspaceDeleted,
+    WorkspaceSettingsChanged,
+)
+from contracts.permissions import Role
+from services.billing.app import create_app
+from services.billing.settings import BillingSettings
+from shared.principal import PRINCIPAL_HEADER, Principal, sign_principal
+from shared.service import ServiceRuntime
+from shared.settings import Settings
+
+
+def billing_settings(settings: Settings, **overrides: Any) -> BillingSettings:
+    return BillingSettings(
+        **settings.model_copy(update={"outbox_relay_enabled": False, **overrides}).model_dump()
+    )
+
+
+@pytest.fixture
+async def billing(settings: Settings) -> AsyncIterator[FastAPI]:
+    app = create_app(billing_settings(settings))
+    yield app
+    await app.state.runtime.stop()
+
+
+class Caller(httpx.Auth):
+    """Calls billing as the gateway (or another service) would: a signed principal
+    for the workspace in the path."""
+
+    def __init__(
+        self,
+        workspace_id: uuid.UUID,
+        *,
+        role: Role | None = Role.SUPER_ADMIN,
+        user_id: str | None = "ada",
+        api_key_id: uuid.UUID | None = None,
+        ancestor_super_admin: bool = False,
+        secret: str,
+    ) -> None:
+        self.principal = Principal(
+            user_id=None if api_key_id else user_id,
+            api_key_id=api_key_id,
+            workspace_id=workspace_id,
+            role=None if api_key_id else role,
+            ancestor_super_admin=ancestor_super_admin,
+        )
+        self.secret = secret
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers[PRINCIPAL_HEADER] = sign_principal(
+            self.principal, method=request.method, path=request.url.path, secret=self.secret
+        )
+        yield request
+
+
+@dataclass
+class Workspace:
+    id: uuid.UUID
+    root_id: uuid.UUID
+    parent_id: uuid.UUID | None
+    billing_root_id: uuid.UUID
+    billing_mode: BillingMode
+
+
+@dataclass
+class BillingDriver:
+    """The billing app and the ways a test reaches it."""
+
+    app: FastAPI
+    admin_engine: AsyncEngine
+    secret: str
+    created: list[Workspace] = field(default_factory=list)
+
+    @property
+    def runtime(self) -> ServiceRuntime:
+        runtime: ServiceRuntime = self.app.state.runtime
+        return runtime
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app), base_url="http://billing"
+        )
+
+    def caller(self, workspace: Workspace | uuid.UUID, **kwargs: Any) -> Caller:
+        workspace_id = workspace.id if isinstance(workspace, Workspace) else workspace
+        return Caller(workspace_id, secret=self.secret, **kwargs)
+
+    async def deliver(self, payload: EventPayload, *, root_id: uuid.UUID) -> RawEnvelope:
+        envelope = envelope_of(payload, root_id=root_id)
+        await self.runtime.consumer.consume(envelope)
+        return envelope
+
+    async def root(self, **credits: int) -> Workspace:
+        root_id = uuid.uuid4()
+        workspace = Workspace(root_id, root_id, None, root_id, BillingMode.OWN)
+        await self.announce(workspace)
+        for pool, quantity in credits.items():
+            await self.purchase(workspace, pool, quantity)
+        return workspace
+
+    async def sub(
+        self,
+        parent: Workspace,
+        *,
+        billing_mode: BillingMode = BillingMode.PARENT,
+        strict_quota: bool = True,
+    ) -> Workspace:
+        workspace_id = uuid.uuid4()
+        workspace = Workspace(
+            workspace_id,
+            parent.root_id,
+            parent.id,
+            workspace_id if billing_mode is BillingMode.OWN else parent.billing_root_id,
+            billing_mode,
+        )
+        await self.announce(workspace, strict_quota=strict_quota)
+        return workspace
+
+    async def announce(self, workspace: Workspace, *, strict_quota: bool = True) -> None:
+        await self.deliver(
+            WorkspaceCreated(
+                id=workspace.id,
+                parent_id=workspace.parent_id,
+                root_id=workspace.root_id,
+                billing_root_id=workspace.billing_root_id,
+                depth=0 if workspace.parent_id is None else 1,
+                name="Acme",
+                billing_mode=workspace.billing_mode,
+                api_access=True,
+                strict_quota=strict_quota,
+            ),
+            root_id=workspace.root_id,
+        )
+        self.created.append(workspace)
+
+    async def change_settings(
+        self, workspace: Workspace, *, billing_mode: BillingMode, strict_quota: bool
+    ) -> None:
+        previous = workspace.billing_root_id
+        assert workspace.parent_id is not None
+        parent_billing_root = next(
+            w.billing_root_id for w in self.created if w.id == workspace.parent_id
+        )
+        workspace.billing_mode = billing_mode
+        workspace.billing_root_id = (
+            workspace.id if billing_mode is BillingMode.OWN else parent_billing_root
+        )
+        await self.deliver(
+            WorkspaceSettingsChanged(
+                id=workspace.id,
+                parent_id=workspace.parent_id,
+                root_id=workspace.root_id,
+                billing_root_id=workspace.billing_root_id,
+                previous_billing_root_id=previous,
+                billing_mode=billing_mode,
+                api_access=True,
+                strict_quota=strict_quota,
+            ),
+            root_id=workspace.root_id,
+        )
+
+    def deleted(self, workspace: Workspace) -> WorkspaceDeleted:
+        return WorkspaceDeleted(
+            id=workspace.id,
+            parent_id=workspace.parent_id,
+            root_id=workspace.root_id,
+            billing_root_id=workspace.billing_root_id,
+            billing_mode=workspace.billing_mode,
+        )
+
+    async def delete(self, workspace: Workspace) -> None:
+        await self.deliver(self.deleted(workspace), root_id=workspace.root_id)
+
+    async def purchase(self, workspace: Workspace, pool: str, quantity: int) -> httpx.Response:
+        async with self.client() as client:
+            response = await client.post(
+                f"/v1/workspaces/{workspace.id}/purchases",
+                json={"pool": pool, "quantity": quantity},
+                auth=self.caller(workspace),
+            )
+        assert response.status_code == 201, response.text
+        return response
+
+    async def allocate(self, workspace: Workspace, **targets: int) -> httpx.Response:
+        async with self.client() as client:
+            return await client.put(
+                f"/v1/workspaces/{workspace.id}/allocations",
+                json=targets,
+                auth=self.caller(workspace, ancestor_super_admin=True),
+            )
+
+    async def spend(
+        self,
+        workspace: Workspace,
+        operation: str = "image_creation",
+        quantity: int = 1,
+        *,
+        key: str | None = None,
+        client: httpx.AsyncClient | None = None,
+        **caller: Any,
+    ) -> httpx.Response:
+        body = {"operation": operation, "quantity": quantity}
+        headers = {"Idempotency-Key": key or str(uuid.uuid4())}
+        auth = self.caller(workspace, **({"role": Role.CREATOR} | caller))
+        if client is not None:
+            return await client.post(
+                f"/v1/workspaces/{workspace.id}/spend", json=body, headers=headers, auth=auth
+            )
+        async with self.client() as own:
+            return await own.post(
+                f"/v1/workspaces/{workspace.id}/spend", json=body, headers=headers, auth=auth
+            )
+
+    async def balances(self, workspace: Workspace) -> dict[str, Any]:
+        async with self.client() as client:
+            response = await client.get(
+                f"/v1/workspaces/{workspace.id}/balances",
+                auth=self.caller(workspace, role=Role.VIEWER),
+            )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def balance(self, workspace: Workspace, pool: str = "generative_credits") -> int:
+        value: int = (await self.balances(workspace))[pool]["balance"]
+        return value
+
+    async def ledger_sum(self, workspace: Workspace, pool: str = "generative_credits") -> int:
+        async with self.admin_engine.connect() as connection:
+            total = await connection.scalar(
+                text(
+                    "SELECT coalesce(sum(amount), 0) FROM billing.ledger_lines"
+                    " WHERE workspace_id = :w AND pool = :p"
+                ),
+                {"w": workspace.id, "p": pool},
+            )
+        return int(total or 0)
+
+    async def stored_balance(self, workspace: Workspace, pool: str) -> int:
+        async with self.admin_engine.connect() as connection:
+            value = await connection.scalar(
+                text("SELECT balance FROM billing.balances WHERE workspace_id = :w AND pool = :p"),
+                {"w": workspace.id, "p": pool},
+            )
+        return int(value)
+
+    async def staged_events(self, event_type: str, workspace: Workspace) -> list[dict[str, Any]]:
+        async with self.admin_engine.connect() as connection:
+            rows = await connection.execute(
+                text(
+                    "SELECT envelope::jsonb -> 'data' FROM billing.outbox"
+                    " WHERE event_type = :t AND (envelope::jsonb ->> 'workspace_id') = :w"
+                    " ORDER BY id"
+                ),
+                {"t": event_type, "w": str(workspace.id)},
+            )
+        return [row[0] for row in rows]
+
+
+def envelope_of(payload: EventPayload, *, root_id: uuid.UUID) -> RawEnvelope:
+    envelope = new_envelope(
+        payload,
+        producer="identity",
+        root_id=root_id,
+        workspace_id=getattr(payload, "id", None),
+        actor="user:founder",
+        correlation_id=None,
+    )
+    return RawEnvelope.model_validate_json(envelope.model_dump_json())
+
+
+@pytest.fixture
+def driver(billing: FastAPI, admin_engine: AsyncEngine, settings: Settings) -> BillingDriver:
+    return BillingDriver(app=billing, admin_engine=admin_engine, secret=settings.internal_secret)
