@@ -25,7 +25,7 @@ T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
 
 
-_WORKSPACE_IN_PATH = re.compile(r"^/v1/workspaces/([0-9a-fA-F-]{36})(/|$)")
+_WORKSPACE_IN_PATH = re.compile(r"^(?:/internal)?/v1/workspaces/([0-9a-fA-F-]{36})(/|$)")
 
 
 class SignedAs(httpx.Auth):

@@ -34,13 +34,11 @@ class Person:
 
 def person(name: str) -> Person:
     unique = uuid.uuid4().hex[:10]
-    return Person(user_id=f"{name}-{unique}", email=f"{name}.{unique}@example.test")
+    return Person(user_id=f"{name}-{unique}", email=f"{name}.{unique}@example.com")
 
 
 def identity_settings(settings: Settings, **overrides: Any) -> IdentitySettings:
-    return IdentitySettings(
-        **settings.model_copy(update={"outbox_relay_enabled": False, **overrides}).model_dump()
-    )
+    return IdentitySettings(**{**settings.model_dump(), "outbox_relay_enabled": False, **overrides})
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Every public operation × every kind of caller, at the gateway's authorization layer.
+"""Every public operation by every kind of caller, at the gateway's authorization layer.
 
 The account's tree is a root R with two sub-workspaces A and B (siblings); another
 account X stands beside it. Each caller acts on A: its Super Admin, Developer, Creator
@@ -20,7 +20,8 @@ from contracts.permissions import Role
 from services.gateway.projections import Membership, WorkspaceNode
 from services.gateway.routes import ROUTES, Route
 
-from .conftest import InProcessGateway, StubUpstream, bearer
+from .conftest import InProcessGateway
+from .support import StubUpstream, bearer
 
 SA, DEV, CREATOR, VIEWER = Role.SUPER_ADMIN, Role.DEVELOPER, Role.CREATOR, Role.VIEWER
 EVERY_ROLE = frozenset(Role)

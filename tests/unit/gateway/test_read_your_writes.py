@@ -11,7 +11,8 @@ from services.gateway.authz import Access
 from services.gateway.projections import AccessProjection, WorkspaceNode, WorkspaceStatus
 from shared.principal import Principal
 
-from .conftest import InProcessGateway, StubUpstream, bearer
+from .conftest import InProcessGateway
+from .support import StubUpstream, bearer
 
 ANN = Principal(user_id="ann", email="ann@example.test", email_verified=True)
 

@@ -15,7 +15,8 @@ from services.gateway.auth import Authenticator, credentials_from
 from services.gateway.settings import GatewaySettings
 from shared.errors import UnauthenticatedError
 
-from .conftest import JWT_SECRET, InProcessGateway, StubUpstream
+from .conftest import InProcessGateway
+from .support import JWT_SECRET, StubUpstream
 
 SETTINGS = GatewaySettings(jwt_secret=JWT_SECRET)
 
