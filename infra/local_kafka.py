@@ -197,12 +197,21 @@ class LocalKafka:
         ]
 
     def _java(self, main_class: str, *args: str) -> None:
-        subprocess.run(self._java_argv(main_class, *args), check=True, capture_output=True)
+        result = subprocess.run(
+            self._java_argv(main_class, *args), capture_output=True, text=True, check=False
+        )
+        if result.returncode != 0:
+            msg = f"{main_class} failed ({result.returncode}): {result.stdout}{result.stderr}"
+            raise RuntimeError(msg)
 
 
 def _cluster_id() -> str:
-    """Kafka cluster ids are 16 random bytes in URL-safe base64 without padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """Kafka cluster ids are 16 random bytes in URL-safe base64 without padding; like
+    Kafka's own, never one that starts with '-' (the tool would read it as an option)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 async def broker_answers(bootstrap_servers: str) -> bool:

@@ -45,15 +45,18 @@ class SignedAs(httpx.Auth):
         self.role = role
         self.secret = secret or get_settings().internal_secret
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        match = _WORKSPACE_IN_PATH.match(request.url.path)
-        principal = Principal(
+    def principal_for(self, path: str) -> Principal:
+        match = _WORKSPACE_IN_PATH.match(path)
+        return Principal(
             user_id=self.user_id,
             email=self.email,
             email_verified=self.email is not None,
             workspace_id=uuid.UUID(match.group(1)) if match else None,
             role=self.role if match else None,
         )
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        principal = self.principal_for(request.url.path)
         request.headers[PRINCIPAL_HEADER] = sign_principal(
             principal, method=request.method, path=request.url.path, secret=self.secret
         )

@@ -1,7 +1,6 @@
 """identity's tables, all in the `identity` schema."""
 
 from sqlalchemy import (
-    ARRAY,
     Boolean,
     CheckConstraint,
     Column,
@@ -15,6 +14,8 @@ from sqlalchemy import (
     func,
     text,
 )
+
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from shared.db import service_metadata
 from shared.idempotency import idempotency_table
