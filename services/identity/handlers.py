@@ -53,7 +53,7 @@ from services.identity.domain import (
     WorkspaceStatus,
 )
 from services.identity.models import idempotency_keys
-from services.identity.repository import IdentityRepository, Invitation, Member
+from services.identity.repository import IdentityRepository, Invitation, Member, SeatUsage
 from services.identity.schemas import (
     AccessResponse,
     InvitationResponse,
@@ -174,7 +174,7 @@ class Identity:
                 if workspace.is_billing_root:
                     await repository.open_seat_pool(workspace.id, workspace.root_id)
                 await self._stage(session, _created(workspace), workspace, caller)
-                invitations = [
+                invited = [
                     await self._invite(
                         session=session,
                         repository=repository,
@@ -186,10 +186,15 @@ class Identity:
                     )
                     for email, role in members
                 ]
-                await self._publish_seat_usage(session, workspace.billing_root_id, caller)
+                await self._publish_seat_usage(
+                    session,
+                    workspace.billing_root_id,
+                    caller,
+                    usage=invited[-1][1] if invited else None,
+                )
                 return SubWorkspaceCreatedResponse(
                     **WorkspaceResponse.of(workspace).model_dump(),
-                    invitations=[_invitation_response(i) for i in invitations],
+                    invitations=[_invitation_response(i) for i, _ in invited],
                 )
 
             return await run_idempotently(
@@ -456,7 +461,7 @@ class Identity:
                 access = await self._access(repository, caller, workspace_id)
                 access.require(Permission.MANAGE_MEMBERS)
                 access.workspace.ensure_active()
-                invitation = await self._invite(
+                invitation, usage = await self._invite(
                     session=session,
                     repository=repository,
                     caller=caller,
@@ -465,7 +470,9 @@ class Identity:
                     email=email,
                     role=role,
                 )
-                await self._publish_seat_usage(session, access.workspace.billing_root_id, caller)
+                await self._publish_seat_usage(
+                    session, access.workspace.billing_root_id, caller, usage=usage
+                )
                 return _invitation_response(invitation)
 
             return await run_idempotently(
@@ -482,7 +489,8 @@ class Identity:
         workspace: Workspace,
         email: str,
         role: Role,
-    ) -> Invitation:
+    ) -> tuple[Invitation, SeatUsage]:
+        """The invitation, and the pool's usage with it counted."""
         pool_record = await repository.lock_seat_pool(workspace.billing_root_id)
         if await repository.email_is_member(workspace.id, email):
             msg = f"{email} is already a member of this workspace."
@@ -501,9 +509,10 @@ class Identity:
             used=usage.used,
             pending=usage.pending,
         ).admit(1 if newcomer else 0)
-        domain.admit_to_capped_workspace(
-            workspace.seats_cap, await repository.seats_in_workspace(workspace.id, now=now), 1
-        )
+        if workspace.seats_cap is not None:
+            domain.admit_to_capped_workspace(
+                workspace.seats_cap, await repository.seats_in_workspace(workspace.id, now=now), 1
+            )
         invitation = await repository.add_invitation(
             workspace_id=workspace.id,
             email=email,
@@ -524,7 +533,7 @@ class Identity:
             workspace,
             caller,
         )
-        return invitation
+        return invitation, SeatUsage(used=usage.used, pending=usage.pending + int(newcomer))
 
     async def pending_invitations(
         self, caller: Principal, workspace_id: uuid.UUID
@@ -851,11 +860,19 @@ class Identity:
         )
 
     async def _publish_seat_usage(
-        self, session: AsyncSession, billing_root_id: uuid.UUID, actor: Principal | None
+        self,
+        session: AsyncSession,
+        billing_root_id: uuid.UUID,
+        actor: Principal | None,
+        *,
+        usage: SeatUsage | None = None,
     ) -> None:
+        """Announce the pool's usage if it changed; `usage` when the caller just counted it
+        under the pool's lock."""
         repository = IdentityRepository(session)
         record = await repository.lock_seat_pool(billing_root_id)
-        usage = await repository.seat_usage(billing_root_id, now=_now())
+        if usage is None:
+            usage = await repository.seat_usage(billing_root_id, now=_now())
         if usage == record.published:
             return
         await repository.record_published_usage(billing_root_id, usage)
