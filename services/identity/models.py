@@ -14,7 +14,6 @@ from sqlalchemy import (
     func,
     text,
 )
-
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from shared.db import service_metadata
