@@ -661,12 +661,18 @@ class Identity:
             await self._publish_seat_usage(session, workspace.billing_root_id, caller)
 
     async def expire_due_invitations(self, *, limit: int = 200) -> int:
+        """Close invitations past their expiry. Like every change of held seats, it takes
+        the pool's lock before the invitation's, so it never deadlocks with an accept."""
         async with self.runtime.database.transaction() as session:
             repository = IdentityRepository(session)
-            due = await repository.claim_due_invitations(now=_now(), limit=limit)
-            pools: set[uuid.UUID] = set()
-            for invitation in due:
-                workspace = await repository.workspace(invitation.workspace_id)
+            due = await repository.due_invitations(now=_now(), limit=limit)
+            expired = 0
+            for pool_id, workspace_id, invitation_id in sorted(due):
+                await repository.lock_seat_pool(pool_id)
+                invitation = await repository.invitation(invitation_id, lock=True)
+                if invitation is None or invitation.status is not InvitationStatus.PENDING:
+                    continue
+                workspace = await repository.workspace(workspace_id)
                 assert workspace is not None
                 await self._end_invitation(
                     session=session,
@@ -676,11 +682,10 @@ class Identity:
                     status=InvitationStatus.EXPIRED,
                     actor=None,
                 )
-                pools.add(workspace.billing_root_id)
-            for pool_id in sorted(pools):
-                await repository.lock_seat_pool(pool_id)
+                expired += 1
+            for pool_id in sorted({pool_id for pool_id, _, _ in due}):
                 await self._publish_seat_usage(session, pool_id, None)
-            return len(due)
+            return expired
 
     async def _invitation_for(
         self, repository: IdentityRepository, invitation_id: uuid.UUID, email: str

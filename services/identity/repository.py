@@ -437,26 +437,23 @@ class IdentityRepository:
             .values(status=status.value, responded_at=func.now())
         )
 
-    async def claim_due_invitations(self, *, now: datetime, limit: int) -> list[Invitation]:
-        """Pending invitations past their expiry, locked for this transaction (others
-        skip them)."""
+    async def due_invitations(
+        self, *, now: datetime, limit: int
+    ) -> list[tuple[uuid.UUID, uuid.UUID, uuid.UUID]]:
+        """(pool, workspace, invitation) of pending invitations past their expiry."""
         rows = (
-            (
-                await self.session.execute(
-                    select(invitations)
-                    .where(
-                        invitations.c.status == InvitationStatus.PENDING.value,
-                        invitations.c.expires_at <= now,
-                    )
-                    .order_by(invitations.c.expires_at)
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
+            await self.session.execute(
+                select(workspaces.c.billing_root_id, invitations.c.workspace_id, invitations.c.id)
+                .join(workspaces, workspaces.c.id == invitations.c.workspace_id)
+                .where(
+                    invitations.c.status == InvitationStatus.PENDING.value,
+                    invitations.c.expires_at <= now,
                 )
+                .order_by(invitations.c.expires_at)
+                .limit(limit)
             )
-            .mappings()
-            .all()
-        )
-        return [_invitation(row) for row in rows]
+        ).all()
+        return [(row[0], row[1], row[2]) for row in rows]
 
     # Seats
 
