@@ -1,124 +1,310 @@
 """The gateway's wiring and entry point: `python -m services.gateway.app`.
 
-It forwards each public request to the service that owns its path, over one
-pooled HTTP client, and turns an unreachable or slow service into a 502 or 504
-problem.
+Every public request goes through the same steps: find the operation in the route
+table, authenticate the caller, apply their rate limit and the request's size limits,
+decide from the workspace tree whether their role allows the operation, and forward
+it to the owning service with a signed principal that says who is calling and what
+they are in the path's workspace. Every refusal is a problem+json answer.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from typing import cast
+from typing import Any
 
 import aiohttp
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from contracts import problems
-from services.gateway.auth import authenticate, credentials_from
-from services.gateway.routes import owning_service, workspace_in_path
-from shared.errors import problem_response
-from shared.http import ReadinessCheck, install_http_plumbing
+from contracts.problems import ProblemType
+from services.gateway import models
+from services.gateway.access import AccessResolver
+from services.gateway.auth import Authenticator, credentials_from
+from services.gateway.authz import refusal
+from services.gateway.consumers import register_consumers
+from services.gateway.openapi import merge_documents
+from services.gateway.projections import AccessProjection
+from services.gateway.proxy import FORWARDED_AWAY, Upstreams
+from services.gateway.ratelimit import RateLimiter
+from services.gateway.repository import ProjectionRepository
+from services.gateway.routes import NoRoute, Route, RouteMatch, RouteTable
+from services.gateway.settings import GatewaySettings
+from shared.errors import UnauthenticatedError, problem_response
+from shared.http import REQUEST_ID_HEADER, ReadinessCheck, install_http_plumbing
 from shared.logging import request_id_var
-from shared.principal import PRINCIPAL_HEADER, sign_principal
-from shared.service import serve
-from shared.settings import ServiceName, Settings, get_settings
+from shared.principal import PRINCIPAL_HEADER, Principal
+from shared.service import ServiceRuntime, serve
+from shared.settings import ServiceName
+
+logger = logging.getLogger(__name__)
 
 SERVICE = ServiceName.GATEWAY
-UPSTREAM_TIMEOUT = aiohttp.ClientTimeout(total=30, connect=2)
-_HOP_BY_HOP = frozenset(
-    {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "host", "content-length"}
-)
-# Credentials stay at the edge; a principal the caller made up never reaches a service.
-_FORWARDED_AWAY = _HOP_BY_HOP | {"authorization", "x-api-key", PRINCIPAL_HEADER}
-_UPSTREAMS = (ServiceName.IDENTITY, ServiceName.BILLING)
+DEPLOYED = (ServiceName.IDENTITY, ServiceName.BILLING)
+"""The services that exist so far: the gateway is ready when they are, and its API
+document is theirs. The route table already holds the others' operations."""
+LIMIT_RANGE = range(1, 201)
+"""`?limit=` of every list: 1 to 200."""
+_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
-    state: dict[str, aiohttp.ClientSession] = {}
+class Gateway:
+    def __init__(self, settings: GatewaySettings, runtime: ServiceRuntime) -> None:
+        self.settings = settings
+        self.runtime = runtime
+        self.routes = RouteTable()
+        self.projection = AccessProjection()
+        self.upstreams = Upstreams(settings)
+        self.resolver = AccessResolver(self.projection, self.upstreams.identity_access)
+        self.authenticator = Authenticator(settings, jwks_url=settings.jwks_url)
+        self.rate_limiter = RateLimiter(
+            per_second=settings.rate_limit_per_second, burst=settings.rate_limit_burst
+        )
+        self._api_document: dict[str, Any] | None = None
+        register_consumers(runtime.consumer, self.resolver)
 
-    def client() -> aiohttp.ClientSession:
-        return state["client"]
+    async def start(self) -> None:
+        await self.upstreams.open()
+        await self.rebuild_projection()
+        await self.runtime.start()
+
+    async def rebuild_projection(self) -> None:
+        """The in-memory projection from the gateway's tables, before any event is
+        consumed: what the events applied so far have left there."""
+        async with self.runtime.database.transaction() as session:
+            repository = ProjectionRepository(session)
+            self.projection.load(
+                await repository.all_workspaces(), await repository.all_memberships()
+            )
+        logger.info(
+            "projection rebuilt: %d workspaces, %d with members",
+            len(self.projection.workspaces),
+            len(self.projection.roles),
+        )
+
+    async def stop(self) -> None:
+        await self.runtime.stop()
+        await self.upstreams.close()
+
+    def readiness_checks(self) -> dict[str, ReadinessCheck]:
+        def upstream(service: ServiceName) -> ReadinessCheck:
+            async def check() -> None:
+                await self.upstreams.check_ready(service)
+
+            return check
+
+        return {
+            **{service.value: upstream(service) for service in DEPLOYED},
+            **self.runtime.readiness_checks(),
+        }
+
+    async def handle(self, request: Request) -> Response:
+        try:
+            matched = self._route(request)
+            caller = await self._caller(request)
+            self._within_limits(request, caller)
+            principal = await self._vouched(matched, caller)
+            return await self._forward(request, matched.route, principal)
+        except _Refused as refused:
+            return refused.response
+
+    def _route(self, request: Request) -> RouteMatch:
+        path = request.url.path
+        matched = self.routes.match(request.method, path)
+        if not isinstance(matched, NoRoute):
+            return matched
+        if matched.allowed_methods:
+            raise _Refused(
+                problems.METHOD_NOT_ALLOWED,
+                f"{path} does not take {request.method}.",
+                headers={"allow": ", ".join(matched.allowed_methods)},
+            )
+        raise _Refused(problems.NOT_FOUND, f"No route for {path}.")
+
+    async def _caller(self, request: Request) -> Principal:
+        try:
+            return await self.authenticator.authenticate(
+                credentials_from(
+                    request.headers.get("authorization"), request.headers.get("x-api-key")
+                )
+            )
+        except UnauthenticatedError as refused:
+            raise _Refused(
+                problems.UNAUTHENTICATED, refused.detail, headers={"www-authenticate": "Bearer"}
+            ) from refused
+
+    def _within_limits(self, request: Request, caller: Principal) -> None:
+        retry_after = self.rate_limiter.retry_after(caller.actor)
+        if retry_after is not None:
+            raise _Refused(
+                problems.RATE_LIMITED,
+                "Too many requests; slow down.",
+                headers={"retry-after": str(retry_after)},
+            )
+        for raw in request.query_params.getlist("limit"):
+            if not (raw.isdigit() and int(raw) in LIMIT_RANGE):
+                raise _Refused(
+                    problems.VALIDATION_FAILED,
+                    "Some fields are missing or not valid.",
+                    errors=[
+                        {
+                            "field": "limit",
+                            "message": f"must be a whole number from {LIMIT_RANGE.start} "
+                            f"to {LIMIT_RANGE.stop - 1}",
+                            "type": "limit_out_of_range",
+                        }
+                    ],
+                )
+        declared_length = request.headers.get("content-length", "")
+        if declared_length.isdigit() and int(declared_length) > self.settings.max_body_bytes:
+            raise self._too_large()
+
+    async def _vouched(self, matched: RouteMatch, caller: Principal) -> Principal:
+        """The principal the service gets: the caller, and what they are in the path's
+        workspace once the gateway has decided that they may do the operation there."""
+        if matched.route.verified_email and not caller.email_verified:
+            raise _Refused(
+                problems.EMAIL_NOT_VERIFIED, "Invitations are for a verified email address."
+            )
+        if matched.workspace_id is None:
+            return caller
+        access = await self.resolver.access(caller, matched.workspace_id)
+        refused = refusal(matched.route, matched.workspace_id, access)
+        if refused is not None:
+            raise _Refused(refused.problem, refused.detail)
+        assert access is not None
+        return replace(
+            caller,
+            workspace_id=matched.workspace_id,
+            role=access.role,
+            ancestor_super_admin=access.ancestor_super_admin,
+        )
+
+    async def _forward(self, request: Request, route: Route, principal: Principal) -> Response:
+        body = await _body_within(request, self.settings.max_body_bytes)
+        if body is None:
+            raise self._too_large()
+        headers = {
+            name: value for name, value in request.headers.items() if name not in FORWARDED_AWAY
+        }
+        headers[PRINCIPAL_HEADER] = self.upstreams.signed(
+            principal, method=request.method, path=request.url.path
+        )
+        headers[REQUEST_ID_HEADER] = request_id_var.get() or ""
+        raw_target = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1")
+        if query := request.scope.get("query_string", b""):
+            raw_target += "?" + query.decode("latin-1")
+        try:
+            return await self.upstreams.forward(
+                route.service,
+                method=request.method,
+                raw_target=raw_target,
+                headers=headers,
+                body=body,
+            )
+        except TimeoutError as slow:
+            raise _Refused(
+                problems.GATEWAY_TIMEOUT, f"{route.service.value} did not answer in time."
+            ) from slow
+        except aiohttp.ClientError as failed:
+            raise _Refused(
+                problems.BAD_GATEWAY, f"{route.service.value} is unreachable."
+            ) from failed
+
+    def _too_large(self) -> _Refused:
+        return _Refused(
+            problems.PAYLOAD_TOO_LARGE,
+            f"The body may have {self.settings.max_body_bytes} bytes at most.",
+        )
+
+    async def api_document(self) -> dict[str, Any]:
+        """The merged document; fetched again until every service has given its own."""
+        if self._api_document is not None:
+            return self._api_document
+        documents: dict[str, dict[str, Any]] = {}
+        for service in DEPLOYED:
+            try:
+                documents[service.value] = await self.upstreams.openapi(service)
+            except (aiohttp.ClientError, TimeoutError, ValueError) as failed:
+                logger.warning("no API document from %s: %s", service.value, failed)
+        merged = merge_documents(documents, title="Atrium", version="1.0.0")
+        if len(documents) == len(DEPLOYED):
+            self._api_document = merged
+        return merged
+
+
+class _Refused(Exception):  # noqa: N818 - a refusal, not an error of the gateway
+    """The gateway's answer instead of forwarding the request."""
+
+    def __init__(
+        self,
+        problem: ProblemType,
+        detail: str,
+        *,
+        headers: dict[str, str] | None = None,
+        errors: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.response = problem_response(problem, detail, headers=headers, errors=errors)
+
+
+async def _body_within(request: Request, limit: int) -> bytes | None:
+    """The body, or None when it is longer than `limit` (whatever it declared)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+    runtime = ServiceRuntime.create(
+        SERVICE, settings, outbox_table=models.outbox, inbox_table=models.inbox
+    )
+    gateway = Gateway(settings, runtime)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        state["client"] = aiohttp.ClientSession(
-            timeout=UPSTREAM_TIMEOUT,
-            connector=aiohttp.TCPConnector(limit=200, ttl_dns_cache=300),
-            auto_decompress=False,
-        )
+        await gateway.start()
         try:
             yield
         finally:
-            await state["client"].close()
+            await gateway.stop()
 
-    def upstream_ready(service: ServiceName) -> ReadinessCheck:
-        async def check() -> None:
-            url = f"{settings.base_url_for(service)}/readyz"
-            async with client().get(url, timeout=aiohttp.ClientTimeout(total=3)) as response:
-                response.raise_for_status()
-
-        return check
-
-    app = FastAPI(title="Atrium", version="1.0.0", lifespan=lifespan)
-    install_http_plumbing(app, {service.value: upstream_ready(service) for service in _UPSTREAMS})
-
-    @app.api_route(
-        "/v1/{path:path}",
-        methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-        include_in_schema=False,
+    app = FastAPI(
+        title="Atrium",
+        version="1.0.0",
+        lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
-    async def forward(request: Request) -> Response:
-        service = owning_service(request.url.path)
-        if service is None:
-            return problem_response(problems.NOT_FOUND, f"No route for {request.url.path}.")
-        caller = authenticate(
-            credentials_from(
-                request.headers.get("authorization"), request.headers.get("x-api-key")
-            ),
-            settings,
-        )
-        vouched = replace(caller, workspace_id=workspace_in_path(request.url.path))
-        headers = {
-            name: value
-            for name, value in request.headers.items()
-            if name.lower() not in _FORWARDED_AWAY
-        }
-        headers[PRINCIPAL_HEADER] = sign_principal(
-            vouched,
-            method=request.method,
-            path=request.url.path,
-            secret=settings.internal_secret,
-        )
-        headers["x-request-id"] = cast("str", request_id_var.get())
-        url = f"{settings.base_url_for(service)}{request.url.path}"
-        try:
-            async with client().request(
-                request.method,
-                url,
-                params=list(request.query_params.multi_items()),
-                data=await request.body(),
-                headers=headers,
-            ) as upstream:
-                body = await upstream.read()
-                return Response(
-                    content=body,
-                    status_code=upstream.status,
-                    headers={
-                        name: value
-                        for name, value in upstream.headers.items()
-                        if name.lower() not in _HOP_BY_HOP and name.lower() != "x-request-id"
-                    },
-                )
-        except TimeoutError:
-            return problem_response(problems.GATEWAY_TIMEOUT, f"{service.value} did not answer.")
-        except aiohttp.ClientError:
-            return problem_response(problems.BAD_GATEWAY, f"{service.value} is unreachable.")
+    app.state.gateway = gateway
+    app.state.settings = settings
+    install_http_plumbing(app, gateway.readiness_checks())
 
+    async def openapi_json(_: Request) -> Response:
+        return JSONResponse(await gateway.api_document())
+
+    async def docs(_: Request) -> Response:
+        page: HTMLResponse = get_swagger_ui_html(openapi_url="/openapi.json", title="Atrium API")
+        return page
+
+    app.add_route("/openapi.json", openapi_json, methods=["GET"], include_in_schema=False)
+    app.add_route("/docs", docs, methods=["GET"], include_in_schema=False)
+    app.add_route("/v1/{path:path}", gateway.handle, methods=_METHODS, include_in_schema=False)
     return app
 
 
 if __name__ == "__main__":
-    serve(create_app(), SERVICE, get_settings())
+    gateway_settings = GatewaySettings()
+    serve(create_app(gateway_settings), SERVICE, gateway_settings)

@@ -83,6 +83,25 @@ async def test_a_removal_event_ends_a_provisional_grant_at_once() -> None:
     assert await access.access(ANN, workspace) is None
 
 
+async def test_an_answer_overtaken_by_an_event_is_not_remembered() -> None:
+    access, identity, _ = resolver()
+    workspace = uuid.uuid4()
+    identity.answers[("ann", workspace)] = Access(workspace, Role.VIEWER, False)
+    asking = identity.__call__
+
+    async def overtaken(caller: Principal, asked: uuid.UUID) -> Access | None:
+        answer = await asking(caller, asked)
+        access.member_changed(asked, "ann", None)  # the removal arrives meanwhile
+        return answer
+
+    access.ask_identity = overtaken
+    assert await access.access(ANN, workspace) is not None
+
+    del identity.answers[("ann", workspace)]
+    access.ask_identity = identity
+    assert await access.access(ANN, workspace) is None
+
+
 async def test_a_provisional_grant_lasts_a_bounded_time() -> None:
     access, identity, clock = resolver()
     workspace = uuid.uuid4()

@@ -3,14 +3,17 @@ tokens, and API keys for now, are 401 problems."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import jwt
 import pytest
+from aiohttp import web
 
+from infra.processes import free_port
 from services.gateway.auth import Authenticator, credentials_from
 from services.gateway.settings import GatewaySettings
 from shared.errors import UnauthenticatedError
@@ -42,6 +45,18 @@ async def test_a_valid_token_names_the_caller() -> None:
         "ann@example.test",
         True,
     )
+
+
+async def test_a_remembered_token_stops_working_when_it_expires() -> None:
+    now = [time.time()]
+    authenticator = Authenticator(SETTINGS, clock=lambda: now[0])
+    token = jwt.encode(claims(exp=int(now[0]) + 5), JWT_SECRET, algorithm="HS256")
+    assert (await authenticator.authenticate(token)).user_id == "ann"
+
+    now[0] += 10
+
+    with pytest.raises(UnauthenticatedError):
+        await authenticator.authenticate(token)
 
 
 def unsigned(payload: dict[str, Any]) -> str:
@@ -78,22 +93,47 @@ def test_credentials_come_from_a_bearer_header_or_x_api_key() -> None:
         credentials_from(None, None)
 
 
-async def test_an_rs256_token_is_checked_against_the_providers_key_set(tmp_path: Path) -> None:
+@contextlib.asynccontextmanager
+async def serving_key_set(key_set: dict[str, Any]) -> AsyncIterator[str]:
+    port = free_port()
+
+    async def jwks(_: web.BaseRequest) -> web.StreamResponse:
+        return web.json_response(key_set)
+
+    runner = web.ServerRunner(web.Server(jwks))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}/.well-known/jwks.json"
+    finally:
+        await runner.cleanup()
+
+
+async def test_an_rs256_token_is_checked_against_the_providers_key_set() -> None:
     rsa = pytest.importorskip("cryptography.hazmat.primitives.asymmetric.rsa")
     private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     public_jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(private_key.public_key()))
-    key_set = tmp_path / "jwks.json"
-    key_set.write_text(json.dumps({"keys": [{**public_jwk, "kid": "k1", "use": "sig"}]}))
-    authenticator = Authenticator(SETTINGS, jwks_url=key_set.as_uri())
+    key_set = {"keys": [{**public_jwk, "kid": "k1", "use": "sig"}]}
 
-    token = jwt.encode(claims(), private_key, algorithm="RS256", headers={"kid": "k1"})
-    assert (await authenticator.authenticate(token)).user_id == "ann"
+    async with serving_key_set(key_set) as jwks_url:
+        authenticator = Authenticator(SETTINGS, jwks_url=jwks_url)
+        token = jwt.encode(claims(), private_key, algorithm="RS256", headers={"kid": "k1"})
+        assert (await authenticator.authenticate(token)).user_id == "ann"
 
-    forged = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    with pytest.raises(UnauthenticatedError):
-        await authenticator.authenticate(
-            jwt.encode(claims(), forged, algorithm="RS256", headers={"kid": "k1"})
-        )
+        forged = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        with pytest.raises(UnauthenticatedError):
+            await authenticator.authenticate(
+                jwt.encode(claims(), forged, algorithm="RS256", headers={"kid": "k1"})
+            )
+        with pytest.raises(UnauthenticatedError):
+            await authenticator.authenticate(
+                jwt.encode(claims(), private_key, algorithm="RS256", headers={"kid": "unknown"})
+            )
+        # HS256 tokens are still checked against the HS256 secret alone.
+        with pytest.raises(UnauthenticatedError):
+            await authenticator.authenticate(
+                jwt.encode(claims(), JWT_SECRET + "x", algorithm="HS256")
+            )
 
 
 async def test_rs256_is_refused_when_no_key_set_is_configured() -> None:

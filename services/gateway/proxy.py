@@ -1,0 +1,123 @@
+"""The services behind the gateway, over one pooled HTTP client: forwarding a request,
+asking identity about access, reading each service's API document and readiness."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import aiohttp
+from starlette.responses import Response
+from yarl import URL
+
+from contracts.permissions import Role
+from services.gateway.authz import Access
+from services.gateway.projections import WorkspaceStatus
+from services.gateway.settings import GatewaySettings
+from shared.principal import PRINCIPAL_HEADER, Principal, sign_principal
+from shared.settings import ServiceName
+
+HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "host", "content-length"}
+)
+# Credentials stay at the edge; a principal the caller made up never reaches a service.
+FORWARDED_AWAY = HOP_BY_HOP | {"authorization", "x-api-key", PRINCIPAL_HEADER}
+_NOT_RETURNED = HOP_BY_HOP | {"x-request-id"}
+_NO_ACCESS = frozenset({404, 405})
+"""identity's answers that mean "no access" (405: an identity without the endpoint)."""
+
+
+class Upstreams:
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self._client: aiohttp.ClientSession | None = None
+
+    async def open(self) -> None:
+        self._client = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(
+                total=self.settings.upstream_timeout_seconds,
+                connect=self.settings.upstream_connect_timeout_seconds,
+            ),
+            connector=aiohttp.TCPConnector(limit=512, ttl_dns_cache=300),
+            auto_decompress=False,
+            skip_auto_headers=("User-Agent",),
+        )
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    @property
+    def client(self) -> aiohttp.ClientSession:
+        assert self._client is not None, "the gateway's HTTP client is not open"
+        return self._client
+
+    def signed(self, principal: Principal, *, method: str, path: str) -> str:
+        return sign_principal(
+            principal, method=method, path=path, secret=self.settings.internal_secret
+        )
+
+    async def forward(
+        self,
+        service: ServiceName,
+        *,
+        method: str,
+        raw_target: str,
+        headers: dict[str, str],
+        body: bytes,
+    ) -> Response:
+        """Raises `TimeoutError` or `aiohttp.ClientError` when the service fails."""
+        url = URL(self.settings.base_url_for(service) + raw_target, encoded=True)
+        async with self.client.request(method, url, data=body, headers=headers) as upstream:
+            content = await upstream.read()
+            return Response(
+                content=content,
+                status_code=upstream.status,
+                headers={
+                    name: value
+                    for name, value in upstream.headers.items()
+                    if name.lower() not in _NOT_RETURNED
+                },
+            )
+
+    async def identity_access(self, caller: Principal, workspace_id: uuid.UUID) -> Access | None:
+        """identity's own answer: the caller's access to the workspace, or None."""
+        path = f"/internal/v1/workspaces/{workspace_id}/access"
+        principal = Principal(
+            user_id=caller.user_id,
+            email=caller.email,
+            email_verified=caller.email_verified,
+            workspace_id=workspace_id,
+        )
+        async with self.client.get(
+            self.settings.base_url_for(ServiceName.IDENTITY) + path,
+            headers={PRINCIPAL_HEADER: self.signed(principal, method="GET", path=path)},
+            timeout=aiohttp.ClientTimeout(total=self.settings.access_check_timeout_seconds),
+        ) as response:
+            if response.status in _NO_ACCESS:
+                return None
+            response.raise_for_status()
+            answer: dict[str, Any] = await response.json()
+        return Access(
+            workspace_id=workspace_id,
+            role=Role(answer["role"]),
+            ancestor_super_admin=bool(answer.get("ancestor_super_admin")),
+            status=WorkspaceStatus(answer.get("status") or WorkspaceStatus.ACTIVE),
+        )
+
+    async def openapi(self, service: ServiceName) -> dict[str, Any]:
+        async with self.client.get(
+            f"{self.settings.base_url_for(service)}/openapi.json",
+            timeout=aiohttp.ClientTimeout(total=5),
+        ) as response:
+            response.raise_for_status()
+            document: dict[str, Any] = await response.json()
+            return document
+
+    async def check_ready(self, service: ServiceName) -> None:
+        async with self.client.get(
+            f"{self.settings.base_url_for(service)}/readyz",
+            timeout=aiohttp.ClientTimeout(total=3),
+        ) as response:
+            response.raise_for_status()
