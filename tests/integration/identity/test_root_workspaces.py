@@ -14,10 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts.envelope import RawEnvelope
 from services.identity import models
 from services.identity.app import create_app
-from tests.integration.identity.conftest import identity_settings
 from shared.principal import PRINCIPAL_HEADER, Principal, sign_principal
 from shared.settings import Settings, get_settings
 from shared.testing import SignedAs
+from tests.integration.identity.conftest import identity_settings
 
 pytestmark = pytest.mark.integration
 
