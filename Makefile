@@ -50,8 +50,10 @@ format: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/python -m infra.docs docs/generated
 
+BENCHMARKS := outbox_latency identity_throughput gateway_latency billing_spend
+
 bench: $(STAMP)
-	$(BIN)/python -m bench.outbox_latency
+	for benchmark in $(BENCHMARKS); do $(BIN)/python -m bench.$$benchmark || exit 1; done
 
 clean:
 	rm -rf $(VENV) .atrium .mypy_cache .ruff_cache
