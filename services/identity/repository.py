@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Select, and_, delete, exists, func, literal, or_, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -289,7 +289,7 @@ class IdentityRepository:
                         memberships.c.workspace_id.in_(ancestors),
                         memberships.c.role == Role.SUPER_ADMIN.value,
                     )
-                    .distinct(memberships.c.user_id)
+                    .ext(distinct_on(memberships.c.user_id))
                     .order_by(memberships.c.user_id, memberships.c.joined_at)
                 )
             )

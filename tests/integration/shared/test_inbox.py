@@ -57,9 +57,11 @@ def workspace_created_envelope(name: str = "Acme") -> RawEnvelope:
 
 class RecordingConsumer:
     """An EventConsumer whose WorkspaceCreated handler records each time it ran, and
-    which counts every delivery it was handed."""
+    which counts every delivery it was handed. It reads the topic from the beginning,
+    so it passes over every account but the one under test (before the inbox sees
+    them: the inbox table is billing's)."""
 
-    def __init__(self, database: Database, *, fail_first: int = 0) -> None:
+    def __init__(self, database: Database, root_id: uuid.UUID, *, fail_first: int = 0) -> None:
         self.inbox = Inbox(database, models.inbox)
         self.consumer = EventConsumer(service=f"test-{uuid.uuid4().hex[:8]}", inbox=self.inbox)
         self.effects: list[uuid.UUID] = []
@@ -77,6 +79,8 @@ class RecordingConsumer:
         original = self.consumer.consume
 
         async def counting(envelope: RawEnvelope) -> None:
+            if envelope.root_id != root_id:
+                return
             self.deliveries.append(envelope.event_id)
             await original(envelope)
 
@@ -120,8 +124,8 @@ async def run_consumer(settings: Settings, recording: RecordingConsumer) -> Kafk
 async def test_the_same_event_delivered_twice_through_kafka_has_one_effect(
     settings: Settings, billing_database: Database
 ) -> None:
-    recording = RecordingConsumer(billing_database)
     envelope = workspace_created_envelope()
+    recording = RecordingConsumer(billing_database, envelope.root_id)
     message = envelope.model_dump_json().encode()
     broker = await run_consumer(settings, recording)
     try:
@@ -158,8 +162,8 @@ async def test_two_consumers_racing_on_one_event_apply_it_once(
 async def test_an_effect_that_fails_is_retried_and_applied_once(
     settings: Settings, billing_database: Database
 ) -> None:
-    recording = RecordingConsumer(billing_database, fail_first=1)
     envelope = workspace_created_envelope()
+    recording = RecordingConsumer(billing_database, envelope.root_id, fail_first=1)
     broker = await run_consumer(settings, recording)
     try:
         await publish_raw(
@@ -180,8 +184,8 @@ async def test_an_effect_that_fails_is_retried_and_applied_once(
 async def test_messages_that_break_the_contract_are_set_aside_and_do_not_block_the_next(
     settings: Settings, billing_database: Database
 ) -> None:
-    recording = RecordingConsumer(billing_database)
     good = workspace_created_envelope()
+    recording = RecordingConsumer(billing_database, good.root_id)
     broken = json.loads(good.model_dump_json())
     broken["event_id"] = str(uuid.uuid4())
     del broken["data"]["name"]
