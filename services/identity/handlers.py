@@ -593,12 +593,9 @@ class Identity:
         email = _verified_email(caller)
         async with self.runtime.database.transaction() as session:
             repository = IdentityRepository(session)
-            _, workspace = await self._invitation_for(repository, invitation_id, email)
-            await repository.lock_seat_pool(workspace.billing_root_id)
-            invitation = await repository.invitation(invitation_id, lock=True)
-            if invitation is None or invitation.status is not InvitationStatus.PENDING:
-                msg = f"No pending invitation {invitation_id} for you."
-                raise NotFoundError(msg)
+            invitation, workspace = await self._pending_invitation_for(
+                repository, invitation_id, email
+            )
             await repository.remember_user(user_id, email)
             member = await repository.member(workspace.id, user_id)
             if member is None:
@@ -644,12 +641,9 @@ class Identity:
         email = _verified_email(caller)
         async with self.runtime.database.transaction() as session:
             repository = IdentityRepository(session)
-            _, workspace = await self._invitation_for(repository, invitation_id, email)
-            await repository.lock_seat_pool(workspace.billing_root_id)
-            invitation = await repository.invitation(invitation_id, lock=True)
-            if invitation is None or invitation.status is not InvitationStatus.PENDING:
-                msg = f"No pending invitation {invitation_id} for you."
-                raise NotFoundError(msg)
+            invitation, workspace = await self._pending_invitation_for(
+                repository, invitation_id, email
+            )
             await self._end_invitation(
                 session=session,
                 repository=repository,
@@ -687,9 +681,11 @@ class Identity:
                 await self._publish_seat_usage(session, pool_id, None)
             return expired
 
-    async def _invitation_for(
+    async def _pending_invitation_for(
         self, repository: IdentityRepository, invitation_id: uuid.UUID, email: str
     ) -> tuple[Invitation, Workspace]:
+        """The caller's pending invitation, locked after its seat pool (the order every
+        change of held seats takes)."""
         invitation = await repository.invitation(invitation_id)
         if invitation is None or invitation.email != email:
             msg = f"No invitation {invitation_id} for you."
@@ -707,7 +703,12 @@ class Identity:
         ):
             msg = f"No pending invitation {invitation_id} for you."
             raise NotFoundError(msg)
-        return invitation, workspace
+        await repository.lock_seat_pool(workspace.billing_root_id)
+        locked = await repository.invitation(invitation_id, lock=True)
+        if locked is None or locked.status is not InvitationStatus.PENDING:
+            msg = f"No pending invitation {invitation_id} for you."
+            raise NotFoundError(msg)
+        return locked, workspace
 
     async def _end_invitation(
         self,
