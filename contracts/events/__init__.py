@@ -1,7 +1,7 @@
 """Event payloads by producer, and the registry that maps `(type, version)` to a payload."""
 
 from contracts.envelope import EventPayload, RawEnvelope
-from contracts.events.billing import LimitsChanged
+from contracts.events.billing import CreditsLowReached, LimitsChanged, TransactionPosted
 from contracts.events.identity import (
     InvitationAccepted,
     InvitationCreated,
@@ -35,6 +35,8 @@ EVENT_PAYLOADS: tuple[type[EventPayload], ...] = (
     InvitationExpired,
     SeatsUsageChanged,
     LimitsChanged,
+    TransactionPosted,
+    CreditsLowReached,
 )
 
 _BY_TYPE: dict[tuple[str, int], type[EventPayload]] = {

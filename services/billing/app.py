@@ -3,8 +3,10 @@
 from fastapi import FastAPI
 
 from services.billing import models
-from services.billing.api import router
+from services.billing.api import internal_router, router
 from services.billing.consumers import register_consumers
+from services.billing.handlers import Billing
+from services.billing.payments import PROVIDERS
 from services.billing.settings import BillingSettings
 from shared.service import ServiceRuntime, create_service_app, serve
 from shared.settings import ServiceName
@@ -17,8 +19,17 @@ def create_app(settings: BillingSettings | None = None) -> FastAPI:
     runtime = ServiceRuntime.create(
         SERVICE, settings, outbox_table=models.outbox, inbox_table=models.inbox
     )
-    register_consumers(runtime.consumer, default_plan=settings.default_plan)
-    return create_service_app(runtime, router)
+    billing = Billing(
+        runtime=runtime,
+        plan=settings.default_plan,
+        prices=settings.prices,
+        payments=PROVIDERS[settings.payment_provider](),
+        credits_low_threshold=settings.credits_low_threshold,
+    )
+    register_consumers(runtime.consumer, billing)
+    app = create_service_app(runtime, router, internal_router)
+    app.state.billing = billing
+    return app
 
 
 if __name__ == "__main__":

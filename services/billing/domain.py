@@ -1,17 +1,69 @@
-"""billing's rules, free of I/O."""
+"""billing's rules, free of I/O.
+
+The ledger is double-entry: every movement is a transaction whose lines sum to
+zero per pool. An account is one workspace's pool; the external ("world")
+account of a pool is where purchases come from and where spent credits and
+claimed avatar slots go. Amounts are integers.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import ClassVar
+from uuid import UUID
+
+from contracts import problems
+from contracts.problems import ProblemType
+from shared.errors import DomainError
 
 
 class Pool(StrEnum):
     GENERATIVE_CREDITS = "generative_credits"
     API_CREDITS = "api_credits"
+    AVATAR_SLOTS = "avatar_slots"
+    SEATS = "seats"
 
 
-CONSUMABLE_POOLS: tuple[Pool, ...] = tuple(Pool)
+CONSUMABLE_POOLS: tuple[Pool, ...] = (Pool.GENERATIVE_CREDITS, Pool.API_CREDITS)
+"""Credits: spent, and gone to the world when spent."""
+CAPACITY_POOLS: tuple[Pool, ...] = (Pool.AVATAR_SLOTS, Pool.SEATS)
+"""Limits: held, and free again when released."""
+
+
+class TransactionKind(StrEnum):
+    PLAN = "plan"
+    """A billing root's plan grants its opening capacity and credits."""
+    PURCHASE = "purchase"
+    ALLOCATION = "allocation"
+    """Moves between a parent and its `parent`-billed sub-workspace, either way."""
+    SPEND = "spend"
+    AVATAR_CLAIM = "avatar_claim"
+    """An avatar takes a slot and pays the avatar fee, in one transaction."""
+    AVATAR_RELEASE = "avatar_release"
+    RECLAIM = "reclaim"
+    """What a deleted workspace held goes back to its parent (or the world)."""
+
+
+class Operation(StrEnum):
+    AVATAR_FEE = "avatar_fee"
+    VIDEO_GENERATION = "video_generation"
+    """Per minute."""
+    IMAGE_CREATION = "image_creation"
+    TRANSLATION = "translation"
+    """Per minute."""
+    API_CALL = "api_call"
+
+
+@dataclass(frozen=True, slots=True)
+class PriceTable:
+    """Credits per unit of each operation."""
+
+    prices: Mapping[Operation, int]
+
+    def price(self, operation: Operation, quantity: int) -> int:
+        return self.prices[operation] * quantity
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,5 +76,125 @@ class Plan:
     generative_credits: int
     api_credits: int
 
-    def opening_balance(self, pool: Pool) -> int:
-        return self.generative_credits if pool is Pool.GENERATIVE_CREDITS else self.api_credits
+    def grants(self) -> dict[Pool, int]:
+        """The plan's opening amount of each pool (the ones it grants at all)."""
+        granted = {
+            Pool.SEATS: self.seats,
+            Pool.AVATAR_SLOTS: self.avatar_slots,
+            Pool.GENERATIVE_CREDITS: self.generative_credits,
+            Pool.API_CREDITS: self.api_credits,
+        }
+        return {pool: amount for pool, amount in granted.items() if amount > 0}
+
+
+def pool_paying_for(*, by_api_key: bool) -> Pool:
+    """An operation made with an API key spends API credits; one made by a signed-in
+    person spends generative credits."""
+    return Pool.API_CREDITS if by_api_key else Pool.GENERATIVE_CREDITS
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """Who pays how much of one spend."""
+
+    from_workspace: int
+    from_parent: int
+
+
+def split_charge(amount: int, *, own_balance: int, parent_balance: int | None) -> Charge:
+    """A spend comes out of the workspace's own balance; when that runs short and the
+    workspace may fall through (`parent_balance` given), the rest comes out of the
+    parent's pool. Raises when the two together are short."""
+    if own_balance >= amount:
+        return Charge(from_workspace=amount, from_parent=0)
+    from_parent = amount - own_balance
+    if parent_balance is None or parent_balance < from_parent:
+        msg = f"This costs {amount} credits; not enough are left."
+        raise InsufficientCreditsError(msg)
+    return Charge(from_workspace=own_balance, from_parent=from_parent)
+
+
+def fell_below(threshold: int, *, before: int, after: int) -> bool:
+    """A balance crossed the warning threshold on its way down (0 means no warning)."""
+    return threshold > 0 and after < threshold <= before
+
+
+@dataclass(frozen=True, slots=True)
+class HeldPool:
+    """What a sub-workspace holds of a pool that its parent allocates."""
+
+    allocated: int
+    """The running total granted (a cap for capacity pools)."""
+    balance: int
+    """What is left: unspent credits, or free slots."""
+
+
+def allocation_change(pool: Pool, target: int, held: HeldPool, *, parent_balance: int) -> int:
+    """How much moves from the parent to the sub-workspace (negative: back to the
+    parent) to bring its allocation to `target`.
+
+    With 300 allocated and 20 spent (balance 280): 400 moves 100 more, 100 returns
+    200, 10 is below what was already used."""
+    delta = target - held.allocated
+    if delta < 0 and -delta > held.balance:
+        used = held.allocated - held.balance
+        msg = f"{pool.value}: {used} already used; the allocation cannot go below it."
+        raise BelowUsageError(msg)
+    if delta > parent_balance:
+        msg = f"{pool.value}: the parent has {parent_balance} left to allocate, not {delta}."
+        raise InsufficientBalanceError(msg)
+    return delta
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One line of a transaction: `amount` into (positive) or out of (negative) a
+    workspace's pool, or the world's when `workspace_id` is None."""
+
+    workspace_id: UUID | None
+    pool: Pool
+    amount: int
+
+
+def check_balanced(lines: Sequence[Line]) -> None:
+    """Every transaction's lines sum to zero per pool; the database checks it again."""
+    totals: dict[Pool, int] = {}
+    for line in lines:
+        totals[line.pool] = totals.get(line.pool, 0) + line.amount
+    unbalanced = {pool: total for pool, total in totals.items() if total != 0}
+    if unbalanced:
+        msg = f"unbalanced transaction: {unbalanced}"
+        raise ValueError(msg)
+
+
+class InsufficientCreditsError(DomainError):
+    problem = problems.INSUFFICIENT_CREDITS
+
+
+class InsufficientBalanceError(DomainError):
+    problem = problems.INSUFFICIENT_BALANCE
+
+
+class BelowUsageError(DomainError):
+    problem = problems.BELOW_USAGE
+
+
+class NotABillingRootError(DomainError):
+    problem = problems.NOT_A_BILLING_ROOT
+
+
+class AvatarSlotLimitError(DomainError):
+    problem = problems.AVATAR_SLOT_LIMIT
+
+
+class NotParentBilledError(DomainError):
+    """Only a `parent`-billed sub-workspace draws on an allocation."""
+
+    problem: ClassVar[ProblemType] = ProblemType(
+        "billed-on-its-own", 409, "The workspace pays for itself"
+    )
+
+
+class AccountNotOpenYetError(Exception):
+    """An event about a workspace whose `workspace.created` has not arrived yet: the
+    consumer raises it so that the event is redelivered rather than dropped."""

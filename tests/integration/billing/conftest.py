@@ -109,11 +109,11 @@ class BillingDriver:
         await self.runtime.consumer.consume(envelope)
         return envelope
 
-    async def root(self, **credits: int) -> Workspace:
+    async def root(self, **purchases: int) -> Workspace:
         root_id = uuid.uuid4()
         workspace = Workspace(root_id, root_id, None, root_id, BillingMode.OWN)
         await self.announce(workspace)
-        for pool, quantity in credits.items():
+        for pool, quantity in purchases.items():
             await self.purchase(workspace, pool, quantity)
         return workspace
 

@@ -5,6 +5,7 @@ quota falls through to its parent's pool."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 
@@ -238,24 +239,65 @@ async def test_usage_adds_up_spending_by_day_operation_and_api_key(
     await driver.spend(root, "image_creation", 1)
     await driver.spend(root, "translation", 1, api_key_id=key)
 
-    async def usage(group_by: str, role: Role = Role.SUPER_ADMIN) -> tuple[int, object]:
+    async def usage(group_by: str, role: Role = Role.SUPER_ADMIN) -> tuple[int, Any]:
         async with driver.client() as client:
             response = await client.get(
                 f"/v1/workspaces/{root.id}/usage",
-                params={"group_by": group_by, "from": "2000-01-01T00:00:00Z"},
+                params={"group_by": group_by, "from": "2000-01-01T00:00:00Z", "to": "2999-01-01"},
                 auth=driver.caller(root, role=role),
             )
         return response.status_code, response.json().get("items")
 
     status, by_day = await usage("day")
     assert status == 200
-    assert [(item["credits"], item["count"]) for item in by_day] == [(11, 3)]  # type: ignore[union-attr]
+    assert [(item["credits"], item["count"]) for item in by_day] == [(11, 3)]
     assert (await usage("operation"))[1] == [
         {"key": "image_creation", "credits": 6, "count": 2},
         {"key": "translation", "credits": 5, "count": 1},
     ]
     status, by_key = await usage("api_key", Role.DEVELOPER)
     assert status == 200
-    assert {"key": str(key), "credits": 5, "count": 1} in by_key  # type: ignore[operator]
+    assert {"key": str(key), "credits": 5, "count": 1} in by_key
     assert (await usage("operation", Role.DEVELOPER))[0] == 403
     assert (await usage("api_key", Role.CREATOR))[0] == 403
+
+
+async def test_usage_counts_only_the_spends_inside_the_period(driver: BillingDriver) -> None:
+    root = await driver.root(generative_credits=100)
+    await driver.spend(root, "image_creation", 1)
+
+    async with driver.client() as client:
+        before = await client.get(
+            f"/v1/workspaces/{root.id}/usage",
+            params={"group_by": "operation", "to": "2000-01-01T00:00:00+00:00"},
+            auth=driver.caller(root),
+        )
+        bad_grouping = await client.get(
+            f"/v1/workspaces/{root.id}/usage",
+            params={"group_by": "week"},
+            auth=driver.caller(root),
+        )
+
+    assert before.status_code == 200
+    assert before.json() == {"group_by": "operation", "items": []}
+    assert bad_grouping.status_code == 422
+
+
+async def test_a_spend_that_takes_credits_below_the_threshold_announces_it_once(
+    driver: BillingDriver,
+) -> None:
+    root = await driver.root(generative_credits=130)
+
+    await driver.spend(root, "video_generation", 2)  # 110: still above 100
+    await driver.spend(root, "video_generation", 2)  # 90: below
+    await driver.spend(root, "video_generation", 2)  # 70: already below
+
+    assert await driver.staged_events("credits.low_reached", root) == [
+        {
+            "workspace_id": str(root.id),
+            "root_id": str(root.id),
+            "pool": "generative_credits",
+            "balance": 90,
+            "threshold": 100,
+        }
+    ]
