@@ -52,6 +52,10 @@ BELOW_USAGE = ProblemType("below-usage", 409, "Below what is already in use")
 INSUFFICIENT_CREDITS = ProblemType("insufficient-credits", 402, "Not enough credits")
 API_ACCESS_DISABLED = ProblemType("api-access-disabled", 409, "API access is off")
 AVATAR_SLOT_LIMIT = ProblemType("avatar-slot-limit", 409, "No avatar slot is free")
+BILLED_ON_ITS_OWN = ProblemType("billed-on-its-own", 409, "The workspace pays for itself")
+AVATAR_ALREADY_CLAIMED = ProblemType(
+    "avatar-already-claimed", 409, "This avatar already holds a slot"
+)
 NOT_SHAREABLE = ProblemType("not-shareable", 409, "A shared-in asset cannot be shared again")
 
 _BY_STATUS_DEFAULT: dict[int, ProblemType] = {

@@ -48,6 +48,7 @@ from services.billing.schemas import (
 )
 from shared.errors import ForbiddenError
 from shared.idempotency import MAX_KEY_LENGTH
+from shared.pagination import DEFAULT_PAGE_SIZE, Cursor, PageSize
 from shared.principal import CurrentPrincipal, Principal, require_permission, vouched_workspace
 
 router = APIRouter(prefix="/v1/workspaces/{workspace_id}", tags=["billing"])
@@ -158,8 +159,8 @@ async def get_ledger(
     caller: CurrentPrincipal,
     billing: BillingService,
     pool: Pool | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: PageSize = DEFAULT_PAGE_SIZE,
+    cursor: Cursor = None,
 ) -> LedgerPage:
     vouched_workspace(caller, workspace_id)
     _super_admin(caller)

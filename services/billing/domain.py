@@ -11,11 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import ClassVar
 from uuid import UUID
 
 from contracts import problems
-from contracts.problems import ProblemType
 from shared.errors import DomainError
 
 
@@ -190,9 +188,7 @@ class AvatarSlotLimitError(DomainError):
 class NotParentBilledError(DomainError):
     """Only a `parent`-billed sub-workspace draws on an allocation."""
 
-    problem: ClassVar[ProblemType] = ProblemType(
-        "billed-on-its-own", 409, "The workspace pays for itself"
-    )
+    problem = problems.BILLED_ON_ITS_OWN
 
 
 class AccountNotOpenYetError(Exception):

@@ -8,7 +8,6 @@ limit is staged as `limits.changed`.
 
 from __future__ import annotations
 
-import base64
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,7 +26,6 @@ from contracts.events.identity import (
     WorkspaceSettingsChanged,
 )
 from contracts.permissions import Permission, Role
-from contracts.problems import ProblemType
 from services.billing import models
 from services.billing.domain import (
     CONSUMABLE_POOLS,
@@ -73,16 +71,13 @@ from services.billing.schemas import (
 from shared.errors import DomainError, ForbiddenError, NotFoundError
 from shared.idempotency import IdempotencyKeys, fingerprint
 from shared.outbox import Outbox
+from shared.pagination import InvalidCursorError, decode_cursor, encode_cursor
 from shared.principal import Principal, require_permission
 from shared.service import ServiceRuntime
 
 
 class AvatarAlreadyClaimedError(DomainError):
-    problem = ProblemType("avatar-already-claimed", 409, "This avatar already holds a slot")
-
-
-class InvalidCursorError(DomainError):
-    problem = problems.VALIDATION_FAILED
+    problem = problems.AVATAR_ALREADY_CLAIMED
 
 
 @dataclass(frozen=True)
@@ -591,7 +586,7 @@ class Billing:
     async def ledger(
         self, workspace_id: uuid.UUID, *, pool: Pool | None, limit: int, cursor: str | None
     ) -> LedgerPage:
-        before = None if cursor is None else _decode_cursor(cursor)
+        before = _line_before(cursor)
         async with self.runtime.database.transaction() as session:
             repository = BillingRepository(session)
             _open(await repository.account(workspace_id), workspace_id)
@@ -614,7 +609,7 @@ class Billing:
                 )
                 for entry in page
             ],
-            next_cursor=_encode_cursor(page[-1].id) if len(entries) > limit else None,
+            next_cursor=encode_cursor([page[-1].id]) if len(entries) > limit else None,
         )
 
     async def usage(
@@ -890,17 +885,11 @@ def _allocations(account: AccountView) -> AllocationsResponse:
     )
 
 
-def _encode_cursor(line_id: int) -> str:
-    return base64.urlsafe_b64encode(f"line:{line_id}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, _, value = text.partition(":")
-        if kind != "line":
-            raise ValueError(kind)
-        return int(value)
-    except ValueError as invalid:
+def _line_before(cursor: str | None) -> int | None:
+    position = decode_cursor(cursor)
+    if position is None:
+        return None
+    if len(position) != 1 or not isinstance(position[0], int):
         msg = "The cursor is not one this API gave out."
-        raise InvalidCursorError(msg) from invalid
+        raise InvalidCursorError(msg)
+    return position[0]

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.billing.domain import Operation, Pool
+from shared.pagination import Page
 
 MAX_QUANTITY = 1_000_000_000
 """Large enough for any real order, small enough that no price times it overflows."""
@@ -125,9 +126,7 @@ class LedgerItem(BaseModel):
     created_at: datetime
 
 
-class LedgerPage(BaseModel):
-    items: list[LedgerItem]
-    next_cursor: str | None
+LedgerPage = Page[LedgerItem]
 
 
 UsageGrouping = Literal["day", "operation", "api_key"]
