@@ -34,25 +34,36 @@ class SignedAs(httpx.Auth):
 
     def __init__(
         self,
-        user_id: str,
+        user_id: str | None,
         *,
         email: str | None = None,
         role: Role | None = None,
+        ancestor_super_admin: bool = False,
+        api_key_id: uuid.UUID | None = None,
+        workspace_id: uuid.UUID | None = None,
         secret: str | None = None,
     ) -> None:
-        self.user_id = user_id
+        """`workspace_id` vouches for that workspace whatever the path says (to show what a
+        service does with a principal meant for another workspace)."""
+        self.user_id = None if api_key_id else user_id
         self.email = email
-        self.role = role
+        self.role = None if api_key_id else role
+        self.ancestor_super_admin = ancestor_super_admin
+        self.api_key_id = api_key_id
+        self.workspace_id = workspace_id
         self.secret = secret or get_settings().internal_secret
 
     def principal_for(self, path: str) -> Principal:
         match = _WORKSPACE_IN_PATH.match(path)
+        workspace_id = self.workspace_id or (uuid.UUID(match.group(1)) if match else None)
         return Principal(
             user_id=self.user_id,
             email=self.email,
             email_verified=self.email is not None,
-            workspace_id=uuid.UUID(match.group(1)) if match else None,
-            role=self.role if match else None,
+            api_key_id=self.api_key_id,
+            workspace_id=workspace_id,
+            role=self.role if workspace_id else None,
+            ancestor_super_admin=self.ancestor_super_admin and workspace_id is not None,
         )
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:

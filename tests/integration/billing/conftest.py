@@ -4,7 +4,7 @@ handed to its consumer directly, and a look behind its back at the ledger."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,9 +24,9 @@ from contracts.events.identity import (
 from contracts.permissions import Role
 from services.billing.app import create_app
 from services.billing.settings import BillingSettings
-from shared.principal import PRINCIPAL_HEADER, Principal, sign_principal
 from shared.service import ServiceRuntime
 from shared.settings import Settings
+from shared.testing import SignedAs
 
 
 def billing_settings(settings: Settings, **overrides: Any) -> BillingSettings:
@@ -40,36 +40,6 @@ async def billing(settings: Settings) -> AsyncIterator[FastAPI]:
     app = create_app(billing_settings(settings))
     yield app
     await app.state.runtime.stop()
-
-
-class Caller(httpx.Auth):
-    """Calls billing as the gateway (or another service) would: a signed principal
-    for the workspace in the path."""
-
-    def __init__(
-        self,
-        workspace_id: uuid.UUID,
-        *,
-        role: Role | None = Role.SUPER_ADMIN,
-        user_id: str | None = "ada",
-        api_key_id: uuid.UUID | None = None,
-        ancestor_super_admin: bool = False,
-        secret: str,
-    ) -> None:
-        self.principal = Principal(
-            user_id=None if api_key_id else user_id,
-            api_key_id=api_key_id,
-            workspace_id=workspace_id,
-            role=None if api_key_id else role,
-            ancestor_super_admin=ancestor_super_admin,
-        )
-        self.secret = secret
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers[PRINCIPAL_HEADER] = sign_principal(
-            self.principal, method=request.method, path=request.url.path, secret=self.secret
-        )
-        yield request
 
 
 @dataclass
@@ -100,9 +70,24 @@ class BillingDriver:
             transport=httpx.ASGITransport(app=self.app), base_url="http://billing"
         )
 
-    def caller(self, workspace: Workspace | uuid.UUID, **kwargs: Any) -> Caller:
-        workspace_id = workspace.id if isinstance(workspace, Workspace) else workspace
-        return Caller(workspace_id, secret=self.secret, **kwargs)
+    def caller(
+        self,
+        workspace: Workspace | uuid.UUID,
+        *,
+        role: Role | None = Role.SUPER_ADMIN,
+        user_id: str | None = "ada",
+        api_key_id: uuid.UUID | None = None,
+        ancestor_super_admin: bool = False,
+    ) -> SignedAs:
+        """Calls billing as the gateway would, vouching for `workspace`."""
+        return SignedAs(
+            user_id,
+            role=role,
+            api_key_id=api_key_id,
+            ancestor_super_admin=ancestor_super_admin,
+            workspace_id=workspace.id if isinstance(workspace, Workspace) else workspace,
+            secret=self.secret,
+        )
 
     async def deliver(self, payload: EventPayload, *, root_id: uuid.UUID) -> RawEnvelope:
         envelope = envelope_of(payload, root_id=root_id)

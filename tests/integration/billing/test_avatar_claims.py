@@ -4,6 +4,7 @@ fee in one transaction; neither happens without the other."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import httpx
 import pytest
@@ -20,7 +21,7 @@ async def claim(
     avatar_id: uuid.UUID,
     *,
     key: str | None = None,
-    **caller: object,
+    **caller: Any,
 ) -> httpx.Response:
     async with driver.client() as client:
         return await client.post(
