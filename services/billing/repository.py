@@ -291,19 +291,20 @@ class BillingRepository:
             ),
         )
         if posted:
+            # Rows as parameters, not as part of the statement: the statement then
+            # compiles once for every transaction, however many lines it has.
             await self.session.execute(
-                ledger_lines.insert().values(
-                    [
-                        {
-                            "transaction_id": transaction.id,
-                            "workspace_id": entry.line.workspace_id,
-                            "pool": entry.line.pool.value,
-                            "amount": entry.line.amount,
-                            "balance_after": entry.balance_after,
-                        }
-                        for entry in posted
-                    ]
-                ),
+                ledger_lines.insert(),
+                [
+                    {
+                        "transaction_id": transaction.id,
+                        "workspace_id": entry.line.workspace_id,
+                        "pool": entry.line.pool.value,
+                        "amount": entry.line.amount,
+                        "balance_after": entry.balance_after,
+                    }
+                    for entry in posted
+                ],
             )
 
     async def set_allocated(self, workspace_id: uuid.UUID, pool: Pool, allocated: int) -> None:
