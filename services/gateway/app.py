@@ -38,6 +38,7 @@ from services.gateway.settings import GatewaySettings
 from shared.errors import UnauthenticatedError, problem_response
 from shared.http import REQUEST_ID_HEADER, ReadinessCheck, install_http_plumbing
 from shared.logging import request_id_var
+from shared.pagination import MAX_PAGE_SIZE
 from shared.principal import PRINCIPAL_HEADER, Principal
 from shared.service import ServiceRuntime, serve
 from shared.settings import ServiceName
@@ -48,8 +49,8 @@ SERVICE = ServiceName.GATEWAY
 DEPLOYED = (ServiceName.IDENTITY, ServiceName.BILLING)
 """The services that exist so far: the gateway is ready when they are, and its API
 document is theirs. The route table already holds the others' operations."""
-LIMIT_RANGE = range(1, 201)
-"""`?limit=` of every list: 1 to 200."""
+LIMIT_RANGE = range(1, MAX_PAGE_SIZE + 1)
+"""`?limit=` of every list: 1 to the largest page."""
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
