@@ -69,7 +69,7 @@ from services.billing.schemas import (
     UsageReport,
 )
 from shared.errors import DomainError, ForbiddenError, NotFoundError
-from shared.idempotency import IdempotencyKeys, fingerprint
+from shared.idempotency import IdempotencyKeys, IdempotentRequest, fingerprint, run_idempotently
 from shared.outbox import Outbox
 from shared.pagination import InvalidCursorError, decode_cursor, encode_cursor
 from shared.principal import Principal, require_permission
@@ -257,58 +257,54 @@ class Billing:
             raise ForbiddenError(msg)
         scope = f"purchase:{workspace_id}:{caller.actor}"
         async with self.runtime.database.transaction() as session:
-            if idempotency_key is not None:
-                stored = await self.idempotency.reserve(
-                    session,
-                    scope=scope,
-                    key=idempotency_key,
-                    request_fingerprint=fingerprint(pool, quantity),
-                )
-                if stored is not None:
-                    return PurchaseReceipt.model_validate(stored.body)
-            repository = BillingRepository(session)
-            account = _open(await repository.account(workspace_id), workspace_id)
-            if account.billing_mode is not BillingMode.OWN:
-                msg = "Purchases are made by the workspace that pays: its billing root."
-                raise NotABillingRootError(msg)
-            payment = await self.payments.charge(
-                workspace_id=workspace_id,
-                pool=pool,
-                quantity=quantity,
-                idempotency_key=idempotency_key,
-            )
-            transaction_id = uuid.uuid4()
-            posted = await self._post(
-                session,
-                TransactionRecord(
-                    id=transaction_id,
-                    kind=TransactionKind.PURCHASE,
+
+            async def execute() -> PurchaseReceipt:
+                repository = BillingRepository(session)
+                account = _open(await repository.account(workspace_id), workspace_id)
+                if account.billing_mode is not BillingMode.OWN:
+                    msg = "Purchases are made by the workspace that pays: its billing root."
+                    raise NotABillingRootError(msg)
+                payment = await self.payments.charge(
                     workspace_id=workspace_id,
-                    root_id=account.root_id,
-                    actor=caller.actor,
-                    reference=payment.reference,
-                ),
-                [Line(workspace_id, pool, quantity), Line(None, pool, -quantity)],
-            )
-            if pool not in CONSUMABLE_POOLS:
-                await self._publish_limits(session, workspace_id, None, actor=caller.actor)
-            receipt = PurchaseReceipt(
-                transaction_id=transaction_id,
-                pool=pool,
-                quantity=quantity,
-                balance_after=_balance_after(posted, workspace_id),
-                payment_provider=payment.provider,
-                payment_reference=payment.reference,
-            )
-            if idempotency_key is not None:
-                await self.idempotency.remember(
-                    session,
-                    scope=scope,
-                    key=idempotency_key,
-                    status=201,
-                    body=receipt.model_dump(mode="json"),
+                    pool=pool,
+                    quantity=quantity,
+                    idempotency_key=idempotency_key,
                 )
-        return receipt
+                transaction_id = uuid.uuid4()
+                posted = await self._post(
+                    session,
+                    TransactionRecord(
+                        id=transaction_id,
+                        kind=TransactionKind.PURCHASE,
+                        workspace_id=workspace_id,
+                        root_id=account.root_id,
+                        actor=caller.actor,
+                        reference=payment.reference,
+                    ),
+                    [Line(workspace_id, pool, quantity), Line(None, pool, -quantity)],
+                )
+                if pool not in CONSUMABLE_POOLS:
+                    await self._publish_limits(session, workspace_id, None, actor=caller.actor)
+                return PurchaseReceipt(
+                    transaction_id=transaction_id,
+                    pool=pool,
+                    quantity=quantity,
+                    balance_after=_balance_after(posted, workspace_id),
+                    payment_provider=payment.provider,
+                    payment_reference=payment.reference,
+                )
+
+            return await run_idempotently(
+                self.idempotency,
+                session,
+                None
+                if idempotency_key is None
+                else IdempotentRequest(
+                    scope=scope, key=idempotency_key, fingerprint=fingerprint(pool, quantity)
+                ),
+                PurchaseReceipt,
+                execute,
+            )
 
     async def allocate(
         self, workspace_id: uuid.UUID, caller: Principal, targets: dict[Pool, int]
@@ -378,49 +374,47 @@ class Billing:
         amount = self.prices.price(operation, quantity)
         scope = f"spend:{workspace_id}:{caller.actor}"
         async with self.runtime.database.transaction() as session:
-            stored = await self.idempotency.reserve(
-                session,
-                scope=scope,
-                key=idempotency_key,
-                request_fingerprint=fingerprint(operation, quantity, reference),
-            )
-            if stored is not None:
-                return SpendReceipt.model_validate(stored.body)
-            repository = BillingRepository(session)
-            transaction_id = uuid.uuid4()
-            charged = await self._charge(repository, workspace_id, pool, amount)
-            await self._record(
-                session,
-                TransactionRecord(
-                    id=transaction_id,
-                    kind=TransactionKind.SPEND,
-                    workspace_id=workspace_id,
-                    root_id=charged.root_id,
-                    actor=caller.actor,
+
+            async def execute() -> SpendReceipt:
+                repository = BillingRepository(session)
+                transaction_id = uuid.uuid4()
+                charged = await self._charge(repository, workspace_id, pool, amount)
+                await self._record(
+                    session,
+                    TransactionRecord(
+                        id=transaction_id,
+                        kind=TransactionKind.SPEND,
+                        workspace_id=workspace_id,
+                        root_id=charged.root_id,
+                        actor=caller.actor,
+                        pool=pool,
+                        amount=amount,
+                        operation=operation.value,
+                        quantity=quantity,
+                        reference=reference,
+                        api_key_id=caller.api_key_id,
+                    ),
+                    charged.lines,
+                )
+                await self._warn_if_low(session, workspace_id, charged.root_id, pool, charged.lines)
+                return SpendReceipt(
+                    transaction_id=transaction_id,
                     pool=pool,
                     amount=amount,
-                    operation=operation.value,
-                    quantity=quantity,
-                    reference=reference,
-                    api_key_id=caller.api_key_id,
-                ),
-                charged.lines,
-            )
-            await self._warn_if_low(session, workspace_id, charged.root_id, pool, charged.lines)
-            receipt = SpendReceipt(
-                transaction_id=transaction_id,
-                pool=pool,
-                amount=amount,
-                balance_after=charged.balance_after,
-            )
-            await self.idempotency.remember(
+                    balance_after=charged.balance_after,
+                )
+
+            return await run_idempotently(
+                self.idempotency,
                 session,
-                scope=scope,
-                key=idempotency_key,
-                status=201,
-                body=receipt.model_dump(mode="json"),
+                IdempotentRequest(
+                    scope=scope,
+                    key=idempotency_key,
+                    fingerprint=fingerprint(operation, quantity, reference),
+                ),
+                SpendReceipt,
+                execute,
             )
-        return receipt
 
     async def claim_avatar_slot(
         self,
@@ -437,78 +431,74 @@ class Billing:
         fee = self.prices.price(Operation.AVATAR_FEE, 1)
         scope = f"avatar-claim:{workspace_id}:{caller.actor}"
         async with self.runtime.database.transaction() as session:
-            stored = await self.idempotency.reserve(
-                session,
-                scope=scope,
-                key=idempotency_key,
-                request_fingerprint=fingerprint(avatar_id),
-            )
-            if stored is not None:
-                return AvatarClaimReceipt.model_validate(stored.body)
-            repository = BillingRepository(session)
-            account = _open(await repository.account(workspace_id), workspace_id)
-            parent_id = account.parent_id if account.falls_through_to_parent else None
-            locked = await repository.lock_balances(
-                [(workspace_id, Pool.AVATAR_SLOTS), (workspace_id, pool)]
-                + ([] if parent_id is None else [(parent_id, pool)])
-            )
-            if locked[(workspace_id, Pool.AVATAR_SLOTS)].balance < 1:
-                msg = "Every avatar slot of this workspace is taken."
-                raise AvatarSlotLimitError(msg)
-            charge = split_charge(
-                fee,
-                own_balance=locked[(workspace_id, pool)].balance,
-                parent_balance=None if parent_id is None else locked[(parent_id, pool)].balance,
-            )
-            if await repository.avatar_claim(workspace_id, avatar_id) is not None:
-                msg = f"Avatar {avatar_id} already held a slot here."
-                raise AvatarAlreadyClaimedError(msg)
-            transaction_id = uuid.uuid4()
-            posted = await self._post(
-                session,
-                TransactionRecord(
-                    id=transaction_id,
-                    kind=TransactionKind.AVATAR_CLAIM,
-                    workspace_id=workspace_id,
-                    root_id=account.root_id,
-                    actor=caller.actor,
+
+            async def execute() -> AvatarClaimReceipt:
+                repository = BillingRepository(session)
+                account = _open(await repository.account(workspace_id), workspace_id)
+                parent_id = account.parent_id if account.falls_through_to_parent else None
+                locked = await repository.lock_balances(
+                    [(workspace_id, Pool.AVATAR_SLOTS), (workspace_id, pool)]
+                    + ([] if parent_id is None else [(parent_id, pool)])
+                )
+                if locked[(workspace_id, Pool.AVATAR_SLOTS)].balance < 1:
+                    msg = "Every avatar slot of this workspace is taken."
+                    raise AvatarSlotLimitError(msg)
+                charge = split_charge(
+                    fee,
+                    own_balance=locked[(workspace_id, pool)].balance,
+                    parent_balance=None if parent_id is None else locked[(parent_id, pool)].balance,
+                )
+                if await repository.avatar_claim(workspace_id, avatar_id) is not None:
+                    msg = f"Avatar {avatar_id} already held a slot here."
+                    raise AvatarAlreadyClaimedError(msg)
+                transaction_id = uuid.uuid4()
+                posted = await self._post(
+                    session,
+                    TransactionRecord(
+                        id=transaction_id,
+                        kind=TransactionKind.AVATAR_CLAIM,
+                        workspace_id=workspace_id,
+                        root_id=account.root_id,
+                        actor=caller.actor,
+                        pool=pool,
+                        amount=fee,
+                        operation=Operation.AVATAR_FEE.value,
+                        quantity=1,
+                        reference=str(avatar_id),
+                        api_key_id=caller.api_key_id,
+                    ),
+                    [
+                        Line(workspace_id, Pool.AVATAR_SLOTS, -1),
+                        Line(None, Pool.AVATAR_SLOTS, 1),
+                        *_charge_lines(workspace_id, parent_id, pool, charge),
+                    ],
+                )
+                await repository.change_in_use(workspace_id, Pool.AVATAR_SLOTS, 1)
+                await repository.add_avatar_claim(workspace_id, avatar_id, transaction_id)
+                await self._warn_if_low(session, workspace_id, account.root_id, pool, posted)
+                slots = locked[(workspace_id, Pool.AVATAR_SLOTS)]
+                return AvatarClaimReceipt(
+                    avatar_id=avatar_id,
+                    transaction_id=transaction_id,
                     pool=pool,
-                    amount=fee,
-                    operation=Operation.AVATAR_FEE.value,
-                    quantity=1,
-                    reference=str(avatar_id),
-                    api_key_id=caller.api_key_id,
-                ),
-                [
-                    Line(workspace_id, Pool.AVATAR_SLOTS, -1),
-                    Line(None, Pool.AVATAR_SLOTS, 1),
-                    *_charge_lines(workspace_id, parent_id, pool, charge),
-                ],
-            )
-            await repository.change_in_use(workspace_id, Pool.AVATAR_SLOTS, 1)
-            await repository.add_avatar_claim(workspace_id, avatar_id, transaction_id)
-            await self._warn_if_low(session, workspace_id, account.root_id, pool, posted)
-            slots = locked[(workspace_id, Pool.AVATAR_SLOTS)]
-            receipt = AvatarClaimReceipt(
-                avatar_id=avatar_id,
-                transaction_id=transaction_id,
-                pool=pool,
-                fee=fee,
-                balance_after=_balance_after(
-                    posted, workspace_id, pool, otherwise=locked[(workspace_id, pool)].balance
-                ),
-                avatar_slots=CapacityBalance(
-                    limit=slots.balance + slots.in_use, used=slots.in_use + 1
-                ),
-            )
-            await self.idempotency.remember(
+                    fee=fee,
+                    balance_after=_balance_after(
+                        posted, workspace_id, pool, otherwise=locked[(workspace_id, pool)].balance
+                    ),
+                    avatar_slots=CapacityBalance(
+                        limit=slots.balance + slots.in_use, used=slots.in_use + 1
+                    ),
+                )
+
+            return await run_idempotently(
+                self.idempotency,
                 session,
-                scope=scope,
-                key=idempotency_key,
-                status=201,
-                body=receipt.model_dump(mode="json"),
+                IdempotentRequest(
+                    scope=scope, key=idempotency_key, fingerprint=fingerprint(avatar_id)
+                ),
+                AvatarClaimReceipt,
+                execute,
             )
-        return receipt
 
     async def release_avatar_slot(
         self, workspace_id: uuid.UUID, caller: Principal, avatar_id: uuid.UUID
