@@ -24,7 +24,6 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy import text
 
-from contracts.envelope import RawEnvelope, new_envelope
 from contracts.events.billing import LimitsChanged
 from contracts.events.identity import BillingMode
 from contracts.permissions import Role
@@ -34,6 +33,7 @@ from services.identity.handlers import Identity
 from services.identity.settings import IdentitySettings
 from shared.principal import Principal
 from shared.settings import Settings
+from shared.testing import as_delivered
 
 WRITERS = 16
 
@@ -67,23 +67,20 @@ async def _sequential(
 
 
 async def raise_seat_limit(identity: Identity, root_id: uuid.UUID, limit: int) -> None:
-    envelope = new_envelope(
-        LimitsChanged(
-            workspace_id=root_id,
-            root_id=root_id,
-            billing_root_id=root_id,
-            seats_limit=limit,
-            seats_cap=None,
-            avatar_slots_limit=3,
-        ),
-        producer="billing",
-        root_id=root_id,
-        workspace_id=root_id,
-        actor="system",
-        correlation_id=None,
-    )
     await identity.runtime.consumer.consume(
-        RawEnvelope.model_validate_json(envelope.model_dump_json())
+        as_delivered(
+            LimitsChanged(
+                workspace_id=root_id,
+                root_id=root_id,
+                billing_root_id=root_id,
+                seats_limit=limit,
+                seats_cap=None,
+                avatar_slots_limit=3,
+            ),
+            producer="billing",
+            root_id=root_id,
+            workspace_id=root_id,
+        )
     )
 
 

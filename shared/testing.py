@@ -16,6 +16,8 @@ from typing import TypeVar
 
 import httpx
 
+from contracts.envelope import EventPayload, RawEnvelope, new_envelope
+from contracts.events.identity import BillingMode, WorkspaceCreated
 from contracts.permissions import Role
 from shared.principal import PRINCIPAL_HEADER, Principal, sign_principal
 from shared.settings import ServiceName, get_settings
@@ -23,6 +25,42 @@ from shared.settings import ServiceName, get_settings
 T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def root_created(root_id: uuid.UUID | None = None, *, name: str = "Acme") -> WorkspaceCreated:
+    """identity's announcement of a new account."""
+    root_id = root_id or uuid.uuid4()
+    return WorkspaceCreated(
+        id=root_id,
+        parent_id=None,
+        root_id=root_id,
+        billing_root_id=root_id,
+        depth=0,
+        name=name,
+        billing_mode=BillingMode.OWN,
+        api_access=True,
+        strict_quota=True,
+    )
+
+
+def as_delivered(
+    payload: EventPayload,
+    *,
+    root_id: uuid.UUID,
+    workspace_id: uuid.UUID | None = None,
+    producer: str = "identity",
+    actor: str = "system",
+) -> RawEnvelope:
+    """An event as a consumer reads it off Kafka: enveloped, serialised, parsed back."""
+    envelope = new_envelope(
+        payload,
+        producer=producer,
+        root_id=root_id,
+        workspace_id=workspace_id,
+        actor=actor,
+        correlation_id=None,
+    )
+    return RawEnvelope.model_validate_json(envelope.model_dump_json())
 
 
 _WORKSPACE_IN_PATH = re.compile(r"^(?:/internal)?/v1/workspaces/([0-9a-fA-F-]{36})(/|$)")

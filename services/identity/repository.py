@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, and_, delete, exists, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import distinct_on, insert
@@ -20,6 +21,8 @@ from services.identity.domain import (
     WorkspaceStatus,
 )
 from services.identity.models import invitations, memberships, seat_pools, users, workspaces
+
+SelectT = TypeVar("SelectT", bound=Select[Any])
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,10 +166,7 @@ class IdentityRepository:
             .order_by(workspaces.c.created_at, workspaces.c.id)
             .limit(limit)
         )
-        if after is not None:
-            query = query.where(
-                func.row(workspaces.c.created_at, workspaces.c.id) > func.row(*after)
-            )
+        query = _after(query, after)
         rows = (await self.session.execute(query)).mappings().all()
         return [_workspace(row) for row in rows]
 
@@ -233,10 +233,7 @@ class IdentityRepository:
             .order_by(workspaces.c.created_at, workspaces.c.id)
             .limit(limit)
         )
-        if after is not None:
-            query = query.where(
-                func.row(workspaces.c.created_at, workspaces.c.id) > func.row(*after)
-            )
+        query = _after(query, after)
         rows = (await self.session.execute(query)).mappings().all()
         return [(_workspace(row), Role(row["member_role"])) for row in rows]
 
@@ -588,6 +585,13 @@ class IdentityRepository:
             )
         )
         return int(members or 0) + int(pending or 0)
+
+
+def _after(query: SelectT, after: tuple[datetime, uuid.UUID] | None) -> SelectT:
+    """Keyset pagination over workspaces in creation order."""
+    if after is None:
+        return query
+    return query.where(func.row(workspaces.c.created_at, workspaces.c.id) > func.row(*after))
 
 
 def _members_query() -> Select[tuple[str, str | None, str, datetime]]:

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts.envelope import EventPayload, RawEnvelope, new_envelope
+from contracts.envelope import EventPayload, RawEnvelope
 from contracts.events.identity import (
     BillingMode,
     WorkspaceCreated,
@@ -26,7 +26,7 @@ from services.billing.app import create_app
 from services.billing.settings import BillingSettings
 from shared.service import ServiceRuntime
 from shared.settings import Settings
-from shared.testing import SignedAs
+from shared.testing import SignedAs, as_delivered
 
 
 def billing_settings(settings: Settings, **overrides: Any) -> BillingSettings:
@@ -262,15 +262,9 @@ class BillingDriver:
 
 
 def envelope_of(payload: EventPayload, *, root_id: uuid.UUID) -> RawEnvelope:
-    envelope = new_envelope(
-        payload,
-        producer="identity",
-        root_id=root_id,
-        workspace_id=getattr(payload, "id", None),
-        actor="user:founder",
-        correlation_id=None,
+    return as_delivered(
+        payload, root_id=root_id, workspace_id=getattr(payload, "id", None), actor="user:founder"
     )
-    return RawEnvelope.model_validate_json(envelope.model_dump_json())
 
 
 @pytest.fixture

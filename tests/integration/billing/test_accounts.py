@@ -10,14 +10,13 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts.envelope import RawEnvelope, new_envelope
-from contracts.events.identity import BillingMode, WorkspaceCreated
+from contracts.envelope import RawEnvelope
 from contracts.permissions import Role
 from services.billing.app import create_app
 from services.billing.settings import BillingSettings
 from shared.service import ServiceRuntime
 from shared.settings import Settings
-from shared.testing import SignedAs
+from shared.testing import SignedAs, as_delivered, root_created
 from tests.integration.billing.conftest import BillingDriver, billing_settings
 
 pytestmark = pytest.mark.integration
@@ -39,27 +38,11 @@ async def billing(settings: Settings) -> AsyncIterator[FastAPI]:
     await app.state.runtime.stop()
 
 
-def root_created() -> RawEnvelope:
-    root_id = uuid.uuid4()
-    envelope = new_envelope(
-        WorkspaceCreated(
-            id=root_id,
-            parent_id=None,
-            root_id=root_id,
-            billing_root_id=root_id,
-            depth=0,
-            name="Acme",
-            billing_mode=BillingMode.OWN,
-            api_access=True,
-            strict_quota=True,
-        ),
-        producer="identity",
-        root_id=root_id,
-        workspace_id=root_id,
-        actor="user:founder",
-        correlation_id=None,
+def root_announced() -> RawEnvelope:
+    payload = root_created()
+    return as_delivered(
+        payload, root_id=payload.root_id, workspace_id=payload.id, actor="user:founder"
     )
-    return RawEnvelope.model_validate_json(envelope.model_dump_json())
 
 
 async def balances(app: FastAPI, workspace_id: object) -> httpx.Response:
@@ -74,7 +57,7 @@ async def balances(app: FastAPI, workspace_id: object) -> httpx.Response:
 
 async def test_a_new_root_workspace_opens_on_the_configured_default_plan(billing: FastAPI) -> None:
     runtime: ServiceRuntime = billing.state.runtime
-    event = root_created()
+    event = root_announced()
 
     await runtime.consumer.consume(event)
 
@@ -96,7 +79,7 @@ async def test_an_unknown_workspace_has_no_balances(billing: FastAPI) -> None:
 
 async def test_the_same_workspace_announced_twice_opens_one_account(billing: FastAPI) -> None:
     runtime: ServiceRuntime = billing.state.runtime
-    event = root_created()
+    event = root_announced()
 
     await runtime.consumer.consume(event)
     await runtime.consumer.consume(event)

@@ -11,11 +11,10 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts.envelope import RawEnvelope, new_envelope
 from contracts.events.billing import LimitsChanged
 from services.identity import models
 from services.identity.handlers import Identity
-from shared.testing import SignedAs
+from shared.testing import SignedAs, as_delivered
 
 from .conftest import (
     Person,
@@ -39,23 +38,20 @@ async def set_seat_limit(
 ) -> None:
     """Deliver billing's word on a workspace's limits, as its consumer would."""
     workspace = uuid.UUID(workspace_id)
-    envelope = new_envelope(
-        LimitsChanged(
-            workspace_id=workspace,
-            root_id=workspace,
-            billing_root_id=workspace,
-            seats_limit=limit,
-            seats_cap=cap,
-            avatar_slots_limit=3,
-        ),
-        producer="billing",
-        root_id=workspace,
-        workspace_id=workspace,
-        actor="system",
-        correlation_id=None,
-    )
     await identity.runtime.consumer.consume(
-        RawEnvelope.model_validate_json(envelope.model_dump_json())
+        as_delivered(
+            LimitsChanged(
+                workspace_id=workspace,
+                root_id=workspace,
+                billing_root_id=workspace,
+                seats_limit=limit,
+                seats_cap=cap,
+                avatar_slots_limit=3,
+            ),
+            producer="billing",
+            root_id=workspace,
+            workspace_id=workspace,
+        )
     )
 
 
@@ -225,23 +221,20 @@ async def test_a_cap_limits_one_sub_workspace_within_the_pool(
     root_id = await create_root(client, admin)
     child = (await create_sub(client, admin, root_id)).json()
     child_id = uuid.UUID(child["id"])
-    envelope = new_envelope(
-        LimitsChanged(
-            workspace_id=child_id,
-            root_id=uuid.UUID(root_id),
-            billing_root_id=uuid.UUID(root_id),
-            seats_limit=None,
-            seats_cap=1,
-            avatar_slots_limit=0,
-        ),
-        producer="billing",
-        root_id=uuid.UUID(root_id),
-        workspace_id=child_id,
-        actor="system",
-        correlation_id=None,
-    )
     await identity.runtime.consumer.consume(
-        RawEnvelope.model_validate_json(envelope.model_dump_json())
+        as_delivered(
+            LimitsChanged(
+                workspace_id=child_id,
+                root_id=uuid.UUID(root_id),
+                billing_root_id=uuid.UUID(root_id),
+                seats_limit=None,
+                seats_cap=1,
+                avatar_slots_limit=0,
+            ),
+            producer="billing",
+            root_id=uuid.UUID(root_id),
+            workspace_id=child_id,
+        )
     )
 
     first = await invite(client, admin, child["id"], person("a"))

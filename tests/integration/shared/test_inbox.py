@@ -13,14 +13,14 @@ from faststream.kafka import KafkaBroker
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.envelope import RawEnvelope, new_envelope
-from contracts.events.identity import BillingMode, WorkspaceCreated
+from contracts.envelope import RawEnvelope
+from contracts.events.identity import WorkspaceCreated
 from contracts.topics import Topic
 from services.billing import models
 from shared.db import Database
 from shared.inbox import EventConsumer, Inbox
 from shared.settings import ServiceName, Settings
-from shared.testing import eventually
+from shared.testing import as_delivered, eventually, root_created
 
 pytestmark = pytest.mark.integration
 
@@ -32,27 +32,9 @@ async def billing_database(settings: Settings) -> AsyncIterator[Database]:
     await database.dispose()
 
 
-def workspace_created_envelope(name: str = "Acme") -> RawEnvelope:
-    root_id = uuid.uuid4()
-    envelope = new_envelope(
-        WorkspaceCreated(
-            id=root_id,
-            parent_id=None,
-            root_id=root_id,
-            billing_root_id=root_id,
-            depth=0,
-            name=name,
-            billing_mode=BillingMode.OWN,
-            api_access=True,
-            strict_quota=True,
-        ),
-        producer="identity",
-        root_id=root_id,
-        workspace_id=root_id,
-        actor="system",
-        correlation_id="test",
-    )
-    return RawEnvelope.model_validate_json(envelope.model_dump_json())
+def workspace_created_envelope() -> RawEnvelope:
+    payload = root_created()
+    return as_delivered(payload, root_id=payload.root_id, workspace_id=payload.id)
 
 
 class RecordingConsumer:

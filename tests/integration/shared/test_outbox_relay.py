@@ -13,29 +13,15 @@ from aiokafka import AIOKafkaConsumer
 from sqlalchemy import func, select
 
 from contracts.envelope import RawEnvelope
-from contracts.events.identity import BillingMode, WorkspaceCreated
 from contracts.topics import Topic
 from infra.sandbox import Sandbox
 from services.identity import models
 from shared.db import Database
 from shared.outbox import Outbox, OutboxRelay
 from shared.settings import ServiceName, Settings
+from shared.testing import root_created
 
 pytestmark = pytest.mark.integration
-
-
-def workspace_created(root_id: uuid.UUID, name: str) -> WorkspaceCreated:
-    return WorkspaceCreated(
-        id=root_id,
-        parent_id=None,
-        root_id=root_id,
-        billing_root_id=root_id,
-        depth=0,
-        name=name,
-        billing_mode=BillingMode.OWN,
-        api_access=True,
-        strict_quota=True,
-    )
 
 
 @pytest.fixture
@@ -49,7 +35,7 @@ async def stage(database: Database, outbox: Outbox, root_id: uuid.UUID, name: st
     async with database.transaction() as session:
         envelope = await outbox.stage(
             session,
-            workspace_created(root_id, name),
+            root_created(root_id, name=name),
             root_id=root_id,
             workspace_id=root_id,
             actor="system",
@@ -122,7 +108,7 @@ async def test_a_rolled_back_command_stages_nothing(identity_database: Database)
         async with identity_database.transaction() as session:
             await outbox.stage(
                 session,
-                workspace_created(root_id, "never"),
+                root_created(root_id, name="never"),
                 root_id=root_id,
                 workspace_id=root_id,
                 actor="system",
