@@ -13,8 +13,9 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
+from fastapi import Depends, Header, Request
 from pydantic import BaseModel
 from sqlalchemy import Column, DateTime, Integer, MetaData, Table, Text, func, select, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import problems
 from shared.errors import DomainError
+from shared.principal import CurrentPrincipal, Principal
 
 MAX_KEY_LENGTH = 255
 
@@ -112,6 +114,73 @@ class IdempotentRequest:
     """Who asked, and for what: e.g. `user:42 POST /v1/workspaces`."""
     key: str
     fingerprint: str
+    """What makes a retry the same request: the query and the whole body."""
+
+
+def request_fingerprint(query: str, body: bytes) -> str:
+    """The query and the body, with a JSON body canonicalised so that a retry that only
+    reorders keys or spacing is still the same request."""
+    try:
+        canonical: Any = json.loads(body) if body else None
+    except ValueError:
+        canonical = body.hex()
+    return fingerprint(query, canonical)
+
+
+async def _idempotent_request(
+    request: Request, caller: Principal, key: str | None
+) -> IdempotentRequest | None:
+    if key is None:
+        return None
+    return IdempotentRequest(
+        scope=f"{caller.actor} {request.method} {request.url.path}",
+        key=key,
+        fingerprint=request_fingerprint(request.url.query, await request.body()),
+    )
+
+
+_KEY_DESCRIPTION = "A retry with the same key and body returns the first response."
+
+
+async def optional_idempotency(
+    request: Request,
+    caller: CurrentPrincipal,
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=MAX_KEY_LENGTH,
+            description=_KEY_DESCRIPTION,
+        ),
+    ] = None,
+) -> IdempotentRequest | None:
+    return await _idempotent_request(request, caller, key)
+
+
+async def required_idempotency(
+    request: Request,
+    caller: CurrentPrincipal,
+    key: Annotated[
+        str,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=MAX_KEY_LENGTH,
+            description=_KEY_DESCRIPTION,
+        ),
+    ],
+) -> IdempotentRequest:
+    request_ = await _idempotent_request(request, caller, key)
+    assert request_ is not None
+    return request_
+
+
+Idempotency = Annotated[IdempotentRequest | None, Depends(optional_idempotency)]
+"""An endpoint parameter: the request's `Idempotency-Key`, if it sent one, scoped to the
+caller, the method and the path. Hand it to `UnitsOfWork.run`."""
+RequiredIdempotency = Annotated[IdempotentRequest, Depends(required_idempotency)]
+"""The same, for writes that must carry a key (spends)."""
 
 
 async def run_idempotently(

@@ -17,10 +17,12 @@ from sqlalchemy import Table
 
 from shared.db import Database
 from shared.http import ReadinessCheck, install_http_plumbing
+from shared.idempotency import IdempotencyKeys
 from shared.inbox import EventConsumer, Inbox
 from shared.logging import configure_logging
 from shared.outbox import Outbox, OutboxRelay
 from shared.settings import ServiceName, Settings
+from shared.unit_of_work import UnitsOfWork
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +38,7 @@ class ServiceRuntime:
     relay: OutboxRelay
     inbox: Inbox
     consumer: EventConsumer
+    units_of_work: UnitsOfWork
     broker: KafkaBroker = field(init=False)
     _periodic: list[tuple[str, float, Callable[[], Awaitable[object]]]] = field(
         default_factory=list, init=False
@@ -44,16 +47,24 @@ class ServiceRuntime:
 
     @classmethod
     def create(
-        cls, name: ServiceName, settings: Settings, *, outbox_table: Table, inbox_table: Table
+        cls,
+        name: ServiceName,
+        settings: Settings,
+        *,
+        outbox_table: Table,
+        inbox_table: Table,
+        idempotency_table: Table | None = None,
     ) -> ServiceRuntime:
         assert outbox_table.schema == name.value, "a service's tables live in its own schema"
         database = Database(settings.database_url_for(name), schema=name.value)
         inbox = Inbox(database, inbox_table)
+        outbox = Outbox(outbox_table, producer=name.value)
+        keys = None if idempotency_table is None else IdempotencyKeys(idempotency_table)
         return cls(
             name=name,
             settings=settings,
             database=database,
-            outbox=Outbox(outbox_table, producer=name.value),
+            outbox=outbox,
             relay=OutboxRelay(
                 database,
                 outbox_table,
@@ -63,6 +74,7 @@ class ServiceRuntime:
             ),
             inbox=inbox,
             consumer=EventConsumer(service=name.value, inbox=inbox),
+            units_of_work=UnitsOfWork(database, outbox, keys),
         )
 
     def __post_init__(self) -> None:

@@ -1,0 +1,135 @@
+"""One way to run a use case: one unit of work per command or consumed event.
+
+A use case is an async function `use_case(uow, command) -> domain value`:
+- `command` is a frozen model named in the imperative (`InviteMember`,
+  `AllocateCredits`) that carries everything the use case needs, the caller
+  included;
+- it returns domain values, never HTTP schemas: `api.py` maps them to responses,
+  so a consumer, the CLI or a test can call the same use case;
+- it never opens, commits or rolls back a transaction, and only `flush()`es: the
+  entry point opens the unit of work, which commits when the use case returns and
+  rolls back when it raises.
+
+Entry points open it the same way: HTTP through `UnitsOfWork.run` (which also
+honours `Idempotency-Key`), a consumer through `UnitsOfWork.for_event` on the
+inbox's transaction (so the effect and the event's inbox row commit together),
+a periodic job through `UnitsOfWork.begin`.
+
+Events are staged through `uow.stage` *after* the locks that serialize the change
+are taken (see `shared.outbox.Outbox.stage`), so that outbox order is commit
+order per key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from uuid import UUID
+
+from fastapi import Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts.envelope import Envelope, EventPayload, RawEnvelope
+from shared.db import Database
+from shared.idempotency import IdempotencyKeys, IdempotentRequest
+from shared.outbox import Outbox
+
+
+@dataclass(frozen=True, slots=True)
+class UnitOfWork:
+    """One transaction: the session a use case's repositories use, and the outbox its
+    events are staged in, attributed to who caused them."""
+
+    session: AsyncSession
+    outbox: Outbox
+    actor: str | None
+    """Who caused the change (`user:…`, `apikey:…`, `system`), carried by its events."""
+    causation_id: UUID | None = None
+    """The event this unit of work applies, when it applies one."""
+
+    async def stage(
+        self, payload: EventPayload, *, root_id: UUID, workspace_id: UUID | None
+    ) -> Envelope[EventPayload]:
+        """Stage an event to be published once this unit of work commits. Call it after
+        taking the locks that serialize the change."""
+        return await self.outbox.stage(
+            self.session,
+            payload,
+            root_id=root_id,
+            workspace_id=workspace_id,
+            actor=self.actor,
+            causation_id=self.causation_id,
+        )
+
+
+class UnitsOfWork:
+    """Opens units of work on one service's database and outbox."""
+
+    def __init__(self, database: Database, outbox: Outbox, keys: IdempotencyKeys | None) -> None:
+        self.database = database
+        self.outbox = outbox
+        self.keys = keys
+
+    @asynccontextmanager
+    async def begin(self, *, actor: str | None) -> AsyncIterator[UnitOfWork]:
+        async with self.database.transaction() as session:
+            yield UnitOfWork(session, self.outbox, actor)
+
+    def for_event(self, session: AsyncSession, envelope: RawEnvelope) -> UnitOfWork:
+        """The unit of work of a consumed event: the inbox's transaction, so that the
+        effect and the event's inbox row commit together."""
+        return UnitOfWork(session, self.outbox, envelope.actor, causation_id=envelope.event_id)
+
+    async def run(
+        self,
+        work: Callable[[UnitOfWork], Awaitable[BaseModel | None]],
+        *,
+        actor: str,
+        status_code: int,
+        idempotency: IdempotentRequest | None = None,
+    ) -> Response:
+        """Run an HTTP command in one unit of work and answer with `status_code` and the
+        model `work` returns (no body for None).
+
+        With an `Idempotency-Key`, the key is reserved first thing in the same
+        transaction: a retry waits for the first request, then gets its status and
+        body back and changes nothing more; the same key with another body is 422.
+        When the first request fails, nothing is remembered and a retry runs anew.
+        """
+        async with self.begin(actor=actor) as uow:
+            if idempotency is not None:
+                keys = self._keys()
+                first = await keys.reserve(
+                    uow.session,
+                    scope=idempotency.scope,
+                    key=idempotency.key,
+                    request_fingerprint=idempotency.fingerprint,
+                )
+                if first is not None:
+                    return _response(first.status, first.body)
+            result = await work(uow)
+            body = None if result is None else result.model_dump(mode="json")
+            if idempotency is not None:
+                await self._keys().remember(
+                    uow.session,
+                    scope=idempotency.scope,
+                    key=idempotency.key,
+                    status=status_code,
+                    body=body,
+                )
+        return _response(status_code, body)
+
+    def _keys(self) -> IdempotencyKeys:
+        if self.keys is None:
+            msg = f"{self.database.schema} keeps no idempotency keys"
+            raise RuntimeError(msg)
+        return self.keys
+
+
+def _response(status_code: int, body: object) -> Response:
+    if body is None:
+        return Response(status_code=status_code)
+    return JSONResponse(body, status_code=status_code)
