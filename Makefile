@@ -56,4 +56,5 @@ bench: $(STAMP)
 	for benchmark in $(BENCHMARKS); do $(BIN)/python -m bench.$$benchmark || exit 1; done
 
 clean:
+	-if [ -x $(BIN)/atrium-infra ]; then $(BIN)/atrium-infra clean; fi
 	rm -rf $(VENV) .atrium .mypy_cache .ruff_cache

