@@ -18,6 +18,21 @@ a periodic job through `UnitsOfWork.begin`.
 Events are staged through `uow.stage` *after* the locks that serialize the change
 are taken (see `shared.outbox.Outbox.stage`), so that outbox order is commit
 order per key.
+
+The rest of the house rules for a service:
+- `Idempotency-Key` is handled in one way only: the endpoint takes the
+  `shared.idempotency.Idempotency` (or `RequiredIdempotency`) dependency and hands
+  it to `UnitsOfWork.run`; nothing else builds scopes or fingerprints, and
+  `run_idempotently` is on its way out.
+- Authorization is checked in one layer: the use case (its first step, through the
+  service's policy functions that take the command's `Principal`), never in `api.py`
+  and again in the use case. `api.py` only parses the request, builds the command,
+  runs it and maps the domain value to a response schema.
+- One module of use cases per aggregate, each readable in one sitting (under about
+  400 lines, the repository included: split it into a `repository/` package by
+  aggregate when it grows).
+- The endpoint decorator declares `response_model=` and `status_code=` (the handler
+  returns `UnitsOfWork.run`'s Response), so the OpenAPI document stays exact.
 """
 
 from __future__ import annotations
