@@ -105,6 +105,7 @@ async def get_workspace(
 
 @router.patch(
     "/workspaces/{workspace_id}",
+    status_code=200,
     response_model=WorkspaceResponse,
     tags=["workspaces"],
     summary="Rename a workspace, change its image or its settings",
@@ -216,6 +217,7 @@ async def list_members(
 
 @router.patch(
     "/workspaces/{workspace_id}/members/{user_id}",
+    status_code=200,
     response_model=MemberResponse,
     tags=["members"],
     summary="Change a role",
@@ -344,6 +346,7 @@ async def list_my_invitations(caller: CurrentPrincipal, units: Units) -> Page[My
 
 @router.post(
     "/invitations/{invitation_id}/accept",
+    status_code=200,
     response_model=MembershipResponse,
     tags=["invitations"],
     summary="Accept an invitation",
