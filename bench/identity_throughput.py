@@ -28,10 +28,12 @@ from contracts.events.billing import LimitsChanged
 from contracts.events.identity import BillingMode
 from contracts.permissions import Role
 from infra.sandbox import sandbox
+from services.identity import invitations, workspaces
 from services.identity.app import create_app
-from services.identity.handlers import Identity
+from services.identity.commands import CreateRootWorkspace, CreateSubWorkspace, InviteMember
 from services.identity.settings import IdentitySettings
 from shared.principal import Principal
+from shared.service import ServiceRuntime
 from shared.settings import Settings
 from shared.testing import as_delivered
 
@@ -66,8 +68,8 @@ async def _sequential(
         await write(writer, n)
 
 
-async def raise_seat_limit(identity: Identity, root_id: uuid.UUID, limit: int) -> None:
-    await identity.runtime.consumer.consume(
+async def raise_seat_limit(identity: ServiceRuntime, root_id: uuid.UUID, limit: int) -> None:
+    await identity.consumer.consume(
         as_delivered(
             LimitsChanged(
                 workspace_id=root_id,
@@ -85,11 +87,14 @@ async def raise_seat_limit(identity: Identity, root_id: uuid.UUID, limit: int) -
 
 
 async def measure(settings: Settings, total: int) -> dict[str, float]:
-    app = create_app(IdentitySettings(**settings.model_dump()))
-    identity: Identity = app.state.identity
+    identity_settings = IdentitySettings(**settings.model_dump())
+    policy = identity_settings.policy
+    app = create_app(identity_settings)
+    identity: ServiceRuntime = app.state.runtime
+    units = identity.units_of_work
     results: dict[str, float] = {}
     async with app.router.lifespan_context(app):
-        database = identity.runtime.database
+        database = identity.database
         async with database.transaction() as session:
             await session.execute(
                 text("CREATE TABLE IF NOT EXISTS bench_rows (id uuid primary key, n int)")
@@ -105,56 +110,49 @@ async def measure(settings: Settings, total: int) -> dict[str, float]:
 
         roots = []
         for writer in range(WRITERS):
-            created = await identity.create_root_workspace(
-                founder(writer), name=f"Account {writer}", image_url=None, idempotency=None
-            )
+            command = CreateRootWorkspace(caller=founder(writer), name=f"Account {writer}")
+            async with units.begin(actor=command.caller.actor) as uow:
+                created = await workspaces.create_root_workspace(uow, command)
             await raise_seat_limit(identity, created.id, 1_000_000)
             roots.append(created.id)
         hot_root = roots[0]
 
-        async def sub_workspace_in_own_account(writer: int, n: int) -> None:
-            await identity.create_sub_workspace(
-                acting_in(founder(writer), roots[writer]),
-                roots[writer],
-                name=f"Client {n}",
-                image_url=None,
+        async def create_sub_workspace(caller: Principal, parent_id: uuid.UUID, name: str) -> None:
+            command = CreateSubWorkspace(
+                caller=acting_in(caller, parent_id),
+                parent_id=parent_id,
+                name=name,
                 billing_mode=BillingMode.PARENT,
                 api_access=False,
-                strict_quota=True,
-                members=[],
-                idempotency=None,
             )
+            async with units.begin(actor=caller.actor) as uow:
+                await workspaces.create_sub_workspace(uow, command, policy)
+
+        async def invite(
+            caller: Principal, workspace_id: uuid.UUID, email: str, role: Role
+        ) -> None:
+            command = InviteMember(
+                caller=acting_in(caller, workspace_id),
+                workspace_id=workspace_id,
+                email=email,
+                role=role,
+            )
+            async with units.begin(actor=caller.actor) as uow:
+                await invitations.invite_member(uow, command, policy)
+
+        async def sub_workspace_in_own_account(writer: int, n: int) -> None:
+            await create_sub_workspace(founder(writer), roots[writer], f"Client {n}")
 
         async def sub_workspace_in_hot_account(writer: int, n: int) -> None:
-            await identity.create_sub_workspace(
-                acting_in(founder(0), hot_root),
-                hot_root,
-                name=f"Hot {writer}-{n}",
-                image_url=None,
-                billing_mode=BillingMode.PARENT,
-                api_access=False,
-                strict_quota=True,
-                members=[],
-                idempotency=None,
-            )
+            await create_sub_workspace(founder(0), hot_root, f"Hot {writer}-{n}")
 
         async def invitation_in_own_account(writer: int, n: int) -> None:
-            await identity.invite(
-                acting_in(founder(writer), roots[writer]),
-                roots[writer],
-                email=f"guest-{writer}-{n}@example.com",
-                role=Role.CREATOR,
-                idempotency=None,
+            await invite(
+                founder(writer), roots[writer], f"guest-{writer}-{n}@example.com", Role.CREATOR
             )
 
         async def invitation_in_hot_account(writer: int, n: int) -> None:
-            await identity.invite(
-                acting_in(founder(0), hot_root),
-                hot_root,
-                email=f"hot-{writer}-{n}@example.com",
-                role=Role.VIEWER,
-                idempotency=None,
-            )
+            await invite(founder(0), hot_root, f"hot-{writer}-{n}@example.com", Role.VIEWER)
 
         results["sub-workspace creations, many accounts"] = await run_writers(
             total, sub_workspace_in_own_account

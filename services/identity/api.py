@@ -1,19 +1,31 @@
-"""identity's HTTP API (thin: reads the request, hands it to a use case)."""
+"""identity's HTTP API. An endpoint parses the request into a command (or names a
+read), runs it in one unit of work and maps the domain value it returns to a response
+schema. Writes run through `UnitsOfWork.run`, which honours `Idempotency-Key`; the
+use cases authorize."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated, cast
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
 from pydantic import BaseModel
 
-from services.identity.handlers import Identity
+from services.identity import deletion, housekeeping, invitations, members, queries, workspaces
+from services.identity.commands import (
+    AcceptInvitation,
+    DeclineInvitation,
+    DeleteWorkspace,
+    RemoveMember,
+    RevokeInvitation,
+)
+from services.identity.domain import IdentityPolicy, WorkspaceStatus
 from services.identity.schemas import (
     AccessResponse,
     ChangeRoleRequest,
     CreateSubWorkspaceRequest,
     CreateWorkspaceRequest,
+    DeletionAccepted,
     InvitationResponse,
     InviteRequest,
     MemberResponse,
@@ -25,43 +37,26 @@ from services.identity.schemas import (
     UpdateWorkspaceRequest,
     WorkspaceResponse,
 )
-from shared.idempotency import IdempotentRequest, fingerprint
+from shared.idempotency import Idempotency
 from shared.pagination import DEFAULT_PAGE_SIZE, Cursor, Page, PageSize
-from shared.principal import CurrentPrincipal, Principal
+from shared.principal import CurrentPrincipal
+from shared.service import ServiceRuntime
+from shared.unit_of_work import UnitOfWork, UnitsOfWork
 
 router = APIRouter(prefix="/v1")
 internal_router = APIRouter(prefix="/internal/v1", include_in_schema=False)
 
 
-def _identity(request: Request) -> Identity:
-    return cast("Identity", request.app.state.identity)
+def _units(request: Request) -> UnitsOfWork:
+    return cast("ServiceRuntime", request.app.state.runtime).units_of_work
 
 
-Use = Annotated[Identity, Depends(_identity)]
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        max_length=255,
-        description="Retrying with the same key and body returns the first response.",
-    ),
-]
+def _policy(request: Request) -> IdentityPolicy:
+    return cast("IdentityPolicy", request.app.state.policy)
 
 
-def _idempotent(
-    key: str | None, caller: Principal, request: Request, body: BaseModel
-) -> IdempotentRequest | None:
-    if key is None:
-        return None
-    return IdempotentRequest(
-        scope=f"{caller.actor} {request.method} {request.url.path}",
-        key=key,
-        fingerprint=fingerprint(body.model_dump(mode="json")),
-    )
-
-
-def _url(value: object | None) -> str | None:
-    return None if value is None else str(value)
+Units = Annotated[UnitsOfWork, Depends(_units)]
+Policy = Annotated[IdentityPolicy, Depends(_policy)]
 
 
 # Workspaces
@@ -69,93 +64,100 @@ def _url(value: object | None) -> str | None:
 
 @router.post(
     "/workspaces",
-    status_code=status.HTTP_201_CREATED,
+    status_code=201,
+    response_model=WorkspaceResponse,
     tags=["workspaces"],
     summary="Create a root workspace; the caller becomes its first Super Admin",
 )
 async def create_workspace(
-    body: CreateWorkspaceRequest,
-    caller: CurrentPrincipal,
-    identity: Use,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
-) -> WorkspaceResponse:
-    return await identity.create_root_workspace(
-        caller,
-        name=body.name,
-        image_url=_url(body.image_url),
-        idempotency=_idempotent(idempotency_key, caller, request, body),
-    )
+    body: CreateWorkspaceRequest, caller: CurrentPrincipal, units: Units, idempotency: Idempotency
+) -> Response:
+    command = body.command(caller)
+
+    async def work(uow: UnitOfWork) -> BaseModel:
+        return WorkspaceResponse.of(await workspaces.create_root_workspace(uow, command))
+
+    return await units.run(work, actor=caller.actor, status_code=201, idempotency=idempotency)
 
 
 @router.get("/workspaces", tags=["workspaces"], summary="The workspaces the caller is a member of")
 async def list_my_workspaces(
     caller: CurrentPrincipal,
-    identity: Use,
+    units: Units,
     limit: PageSize = DEFAULT_PAGE_SIZE,
     cursor: Cursor = None,
 ) -> Page[MyWorkspaceResponse]:
-    return await identity.my_workspaces(caller, limit=limit, cursor=cursor)
+    async with units.begin(actor=caller.actor) as uow:
+        found = await queries.my_workspaces(uow, caller, limit=limit, cursor=cursor)
+    return Page[MyWorkspaceResponse](
+        items=[MyWorkspaceResponse.of_member(workspace, role) for workspace, role in found.items],
+        next_cursor=found.next_cursor,
+    )
 
 
 @router.get("/workspaces/{workspace_id}", tags=["workspaces"], summary="A workspace")
 async def get_workspace(
-    workspace_id: uuid.UUID, caller: CurrentPrincipal, identity: Use
+    workspace_id: uuid.UUID, caller: CurrentPrincipal, units: Units
 ) -> WorkspaceResponse:
-    return await identity.get_workspace(caller, workspace_id)
+    async with units.begin(actor=caller.actor) as uow:
+        return WorkspaceResponse.of(await queries.workspace(uow, caller, workspace_id))
 
 
 @router.patch(
     "/workspaces/{workspace_id}",
+    status_code=200,
+    response_model=WorkspaceResponse,
     tags=["workspaces"],
     summary="Rename a workspace, change its image or its settings",
 )
 async def update_workspace(
-    workspace_id: uuid.UUID, body: UpdateWorkspaceRequest, caller: CurrentPrincipal, identity: Use
-) -> WorkspaceResponse:
-    return await identity.update_workspace(
-        caller,
-        workspace_id,
-        name=body.name,
-        image_url=_url(body.image_url),
-        image_url_given="image_url" in body.model_fields_set,
-        api_access=body.api_access,
-        strict_quota=body.strict_quota,
-        billing_mode=body.billing_mode,
-    )
+    workspace_id: uuid.UUID,
+    body: UpdateWorkspaceRequest,
+    caller: CurrentPrincipal,
+    units: Units,
+    policy: Policy,
+    idempotency: Idempotency,
+) -> Response:
+    command = body.command(caller, workspace_id)
 
+    async def work(uow: UnitOfWork) -> BaseModel:
+        return WorkspaceResponse.of(await workspaces.update_workspace(uow, command, policy))
 
-class DeletionAccepted(BaseModel):
-    id: uuid.UUID
-    status: str
+    return await units.run(work, actor=caller.actor, status_code=200, idempotency=idempotency)
 
 
 @router.delete(
     "/workspaces/{workspace_id}",
-    status_code=status.HTTP_202_ACCEPTED,
+    status_code=202,
+    response_model=DeletionAccepted,
     tags=["workspaces"],
     summary="Delete a sub-workspace (with `cascade=true`, its sub-workspaces too)",
 )
 async def delete_workspace(
     workspace_id: uuid.UUID,
     caller: CurrentPrincipal,
-    identity: Use,
+    units: Units,
     background: BackgroundTasks,
+    idempotency: Idempotency,
     cascade: Annotated[bool, Query()] = False,
-) -> DeletionAccepted:
-    doomed = await identity.delete_workspace(caller, workspace_id, cascade=cascade)
+) -> Response:
+    """Answers at once; the deletion finishes in the background, deepest first."""
+    command = DeleteWorkspace(caller=caller, workspace_id=workspace_id, cascade=cascade)
+    doomed: list[uuid.UUID] = []
 
-    async def finish() -> None:
-        for doomed_id in doomed:
-            await identity.finish_deletion(doomed_id, caller)
+    async def work(uow: UnitOfWork) -> BaseModel:
+        doomed.extend(await deletion.delete_workspace(uow, command))
+        return DeletionAccepted(id=workspace_id, status=WorkspaceStatus.DELETING)
 
-    background.add_task(finish)
-    return DeletionAccepted(id=workspace_id, status="deleting")
+    accepted = await units.run(work, actor=caller.actor, status_code=202, idempotency=idempotency)
+    background.add_task(housekeeping.finish_deletions, units, doomed, actor=caller.actor)
+    return accepted
 
 
 @router.post(
     "/workspaces/{workspace_id}/sub-workspaces",
-    status_code=status.HTTP_201_CREATED,
+    status_code=201,
+    response_model=SubWorkspaceCreatedResponse,
     tags=["workspaces"],
     summary="Create a sub-workspace, inviting its first members in the same step",
 )
@@ -163,21 +165,17 @@ async def create_sub_workspace(
     workspace_id: uuid.UUID,
     body: CreateSubWorkspaceRequest,
     caller: CurrentPrincipal,
-    identity: Use,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
-) -> SubWorkspaceCreatedResponse:
-    return await identity.create_sub_workspace(
-        caller,
-        workspace_id,
-        name=body.name,
-        image_url=_url(body.image_url),
-        billing_mode=body.billing_mode,
-        api_access=body.api_access,
-        strict_quota=body.strict_quota,
-        members=[(member.email, member.role) for member in body.members],
-        idempotency=_idempotent(idempotency_key, caller, request, body),
-    )
+    units: Units,
+    policy: Policy,
+    idempotency: Idempotency,
+) -> Response:
+    command = body.command(caller, workspace_id)
+
+    async def work(uow: UnitOfWork) -> BaseModel:
+        created = await workspaces.create_sub_workspace(uow, command, policy)
+        return SubWorkspaceCreatedResponse.of_created(created.workspace, created.invitations)
+
+    return await units.run(work, actor=caller.actor, status_code=201, idempotency=idempotency)
 
 
 @router.get(
@@ -188,11 +186,15 @@ async def create_sub_workspace(
 async def list_sub_workspaces(
     workspace_id: uuid.UUID,
     caller: CurrentPrincipal,
-    identity: Use,
+    units: Units,
     limit: PageSize = DEFAULT_PAGE_SIZE,
     cursor: Cursor = None,
 ) -> Page[WorkspaceResponse]:
-    return await identity.sub_workspaces(caller, workspace_id, limit=limit, cursor=cursor)
+    async with units.begin(actor=caller.actor) as uow:
+        found = await queries.sub_workspaces(uow, caller, workspace_id, limit=limit, cursor=cursor)
+    return Page[WorkspaceResponse](
+        items=[WorkspaceResponse.of(child) for child in found.items], next_cursor=found.next_cursor
+    )
 
 
 # Members
@@ -202,44 +204,68 @@ async def list_sub_workspaces(
 async def list_members(
     workspace_id: uuid.UUID,
     caller: CurrentPrincipal,
-    identity: Use,
+    units: Units,
     limit: PageSize = DEFAULT_PAGE_SIZE,
     cursor: Cursor = None,
 ) -> Page[MemberResponse]:
-    return await identity.members(caller, workspace_id, limit=limit, cursor=cursor)
+    async with units.begin(actor=caller.actor) as uow:
+        found = await queries.members(uow, caller, workspace_id, limit=limit, cursor=cursor)
+    return Page[MemberResponse](
+        items=[MemberResponse.of(member) for member in found.items], next_cursor=found.next_cursor
+    )
 
 
 @router.patch(
-    "/workspaces/{workspace_id}/members/{user_id}", tags=["members"], summary="Change a role"
+    "/workspaces/{workspace_id}/members/{user_id}",
+    status_code=200,
+    response_model=MemberResponse,
+    tags=["members"],
+    summary="Change a role",
 )
 async def change_role(
     workspace_id: uuid.UUID,
     user_id: str,
     body: ChangeRoleRequest,
     caller: CurrentPrincipal,
-    identity: Use,
-) -> MemberResponse:
-    return await identity.change_role(caller, workspace_id, user_id, body.role)
+    units: Units,
+    idempotency: Idempotency,
+) -> Response:
+    command = body.command(caller, workspace_id, user_id)
+
+    async def work(uow: UnitOfWork) -> BaseModel:
+        return MemberResponse.of(await members.change_role(uow, command))
+
+    return await units.run(work, actor=caller.actor, status_code=200, idempotency=idempotency)
 
 
 @router.delete(
     "/workspaces/{workspace_id}/members/{user_id}",
-    status_code=status.HTTP_204_NO_CONTENT,
+    status_code=204,
     tags=["members"],
     summary="Remove a member, or leave",
 )
 async def remove_member(
-    workspace_id: uuid.UUID, user_id: str, caller: CurrentPrincipal, identity: Use
+    workspace_id: uuid.UUID,
+    user_id: str,
+    caller: CurrentPrincipal,
+    units: Units,
+    idempotency: Idempotency,
 ) -> Response:
-    await identity.remove_member(caller, workspace_id, user_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    command = RemoveMember(caller=caller, workspace_id=workspace_id, user_id=user_id)
+
+    async def work(uow: UnitOfWork) -> None:
+        await members.remove_member(uow, command)
+
+    return await units.run(work, actor=caller.actor, status_code=204, idempotency=idempotency)
 
 
 @router.get("/workspaces/{workspace_id}/seats", tags=["members"], summary="The seat pool")
 async def get_seats(
-    workspace_id: uuid.UUID, caller: CurrentPrincipal, identity: Use
+    workspace_id: uuid.UUID, caller: CurrentPrincipal, units: Units, policy: Policy
 ) -> SeatsResponse:
-    return await identity.seats(caller, workspace_id)
+    async with units.begin(actor=caller.actor) as uow:
+        found = await queries.seats(uow, caller, workspace_id, policy)
+    return SeatsResponse.of(found.pool, cap=found.cap)
 
 
 # Invitations
@@ -247,7 +273,8 @@ async def get_seats(
 
 @router.post(
     "/workspaces/{workspace_id}/invitations",
-    status_code=status.HTTP_201_CREATED,
+    status_code=201,
+    response_model=InvitationResponse,
     tags=["invitations"],
     summary="Invite someone by email; the invitation holds a seat",
 )
@@ -255,17 +282,16 @@ async def invite(
     workspace_id: uuid.UUID,
     body: InviteRequest,
     caller: CurrentPrincipal,
-    identity: Use,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
-) -> InvitationResponse:
-    return await identity.invite(
-        caller,
-        workspace_id,
-        email=body.email,
-        role=body.role,
-        idempotency=_idempotent(idempotency_key, caller, request, body),
-    )
+    units: Units,
+    policy: Policy,
+    idempotency: Idempotency,
+) -> Response:
+    command = body.command(caller, workspace_id)
+
+    async def work(uow: UnitOfWork) -> BaseModel:
+        return InvitationResponse.of(await invitations.invite_member(uow, command, policy))
+
+    return await units.run(work, actor=caller.actor, status_code=201, idempotency=idempotency)
 
 
 @router.get(
@@ -274,53 +300,83 @@ async def invite(
     summary="Pending invitations of a workspace",
 )
 async def list_pending_invitations(
-    workspace_id: uuid.UUID, caller: CurrentPrincipal, identity: Use
+    workspace_id: uuid.UUID, caller: CurrentPrincipal, units: Units
 ) -> Page[InvitationResponse]:
-    return await identity.pending_invitations(caller, workspace_id)
+    async with units.begin(actor=caller.actor) as uow:
+        pending = await queries.pending_invitations(uow, caller, workspace_id)
+    return Page[InvitationResponse](
+        items=[InvitationResponse.of(invitation) for invitation in pending], next_cursor=None
+    )
 
 
 @router.delete(
     "/workspaces/{workspace_id}/invitations/{invitation_id}",
-    status_code=status.HTTP_204_NO_CONTENT,
+    status_code=204,
     tags=["invitations"],
     summary="Revoke a pending invitation; its seat frees up",
 )
 async def revoke_invitation(
-    workspace_id: uuid.UUID, invitation_id: uuid.UUID, caller: CurrentPrincipal, identity: Use
+    workspace_id: uuid.UUID,
+    invitation_id: uuid.UUID,
+    caller: CurrentPrincipal,
+    units: Units,
+    idempotency: Idempotency,
 ) -> Response:
-    await identity.revoke_invitation(caller, workspace_id, invitation_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    command = RevokeInvitation(
+        caller=caller, workspace_id=workspace_id, invitation_id=invitation_id
+    )
+
+    async def work(uow: UnitOfWork) -> None:
+        await invitations.revoke_invitation(uow, command)
+
+    return await units.run(work, actor=caller.actor, status_code=204, idempotency=idempotency)
 
 
 @router.get(
     "/invitations", tags=["invitations"], summary="Invitations addressed to the caller's email"
 )
-async def list_my_invitations(
-    caller: CurrentPrincipal, identity: Use
-) -> Page[MyInvitationResponse]:
-    return await identity.my_invitations(caller)
+async def list_my_invitations(caller: CurrentPrincipal, units: Units) -> Page[MyInvitationResponse]:
+    async with units.begin(actor=caller.actor) as uow:
+        found = await queries.my_invitations(uow, caller)
+    return Page[MyInvitationResponse](
+        items=[MyInvitationResponse.of_addressed(invitation, name) for invitation, name in found],
+        next_cursor=None,
+    )
 
 
 @router.post(
-    "/invitations/{invitation_id}/accept", tags=["invitations"], summary="Accept an invitation"
+    "/invitations/{invitation_id}/accept",
+    status_code=200,
+    response_model=MembershipResponse,
+    tags=["invitations"],
+    summary="Accept an invitation",
 )
 async def accept_invitation(
-    invitation_id: uuid.UUID, caller: CurrentPrincipal, identity: Use
-) -> MembershipResponse:
-    return await identity.accept_invitation(caller, invitation_id)
+    invitation_id: uuid.UUID, caller: CurrentPrincipal, units: Units, idempotency: Idempotency
+) -> Response:
+    command = AcceptInvitation(caller=caller, invitation_id=invitation_id)
+
+    async def work(uow: UnitOfWork) -> BaseModel:
+        return MembershipResponse.of(await invitations.accept_invitation(uow, command))
+
+    return await units.run(work, actor=caller.actor, status_code=200, idempotency=idempotency)
 
 
 @router.post(
     "/invitations/{invitation_id}/decline",
-    status_code=status.HTTP_204_NO_CONTENT,
+    status_code=204,
     tags=["invitations"],
     summary="Decline an invitation",
 )
 async def decline_invitation(
-    invitation_id: uuid.UUID, caller: CurrentPrincipal, identity: Use
+    invitation_id: uuid.UUID, caller: CurrentPrincipal, units: Units, idempotency: Idempotency
 ) -> Response:
-    await identity.decline_invitation(caller, invitation_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    command = DeclineInvitation(caller=caller, invitation_id=invitation_id)
+
+    async def work(uow: UnitOfWork) -> None:
+        await invitations.decline_invitation(uow, command)
+
+    return await units.run(work, actor=caller.actor, status_code=204, idempotency=idempotency)
 
 
 # For the gateway
@@ -328,8 +384,9 @@ async def decline_invitation(
 
 @internal_router.get("/workspaces/{workspace_id}/access")
 async def get_access(
-    workspace_id: uuid.UUID, caller: CurrentPrincipal, identity: Use
+    workspace_id: uuid.UUID, caller: CurrentPrincipal, units: Units
 ) -> AccessResponse:
     """The caller's standing in a workspace, straight from identity's own records: the
     gateway asks when its copy (built from events) has not caught up yet."""
-    return await identity.access_of(caller, workspace_id)
+    async with units.begin(actor=caller.actor) as uow:
+        return AccessResponse.of(await queries.standing(uow, caller, workspace_id))

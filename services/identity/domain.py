@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from contracts import problems
@@ -80,6 +81,19 @@ FOUNDER_ROLE = Role.SUPER_ADMIN
 
 
 @dataclass(frozen=True, slots=True)
+class IdentityPolicy:
+    """The knobs of identity's rules, from the settings."""
+
+    max_depth: int
+    invitation_lifetime: timedelta
+    default_seats: int
+    """A billing root's seats until billing's first `limits.changed` for it arrives."""
+
+    def seats_limit(self, announced: int | None) -> int:
+        return self.default_seats if announced is None else announced
+
+
+@dataclass(frozen=True, slots=True)
 class Workspace:
     id: uuid.UUID
     parent_id: uuid.UUID | None
@@ -107,6 +121,11 @@ class Workspace:
     @property
     def is_billing_root(self) -> bool:
         return self.billing_mode is BillingMode.OWN
+
+    @property
+    def settings(self) -> tuple[BillingMode, bool, bool]:
+        """What a Super Admin above decides for a sub-workspace."""
+        return self.billing_mode, self.api_access, self.strict_quota
 
     def ensure_active(self) -> None:
         if self.status is not WorkspaceStatus.ACTIVE:
@@ -189,6 +208,20 @@ def change_billing_mode(
     return replace(workspace, billing_mode=billing_mode, billing_root_id=parent_billing_root_id)
 
 
+def ensure_deletable(workspace: Workspace) -> None:
+    """A root is the account: it stays."""
+    if workspace.is_root:
+        msg = "An account's root workspace cannot be deleted."
+        raise RootNotDeletableError(msg)
+
+
+def ensure_subtree_may_go(*, subtree_size: int, cascade: bool) -> None:
+    """A workspace with sub-workspaces goes only with them, when the caller asked for it."""
+    if subtree_size > 1 and not cascade:
+        msg = "The workspace has sub-workspaces; delete them first or pass cascade=true."
+        raise HasSubWorkspacesError(msg)
+
+
 @dataclass(frozen=True, slots=True)
 class Access:
     """What one person may do in one workspace."""
@@ -196,6 +229,19 @@ class Access:
     workspace: Workspace
     direct_role: Role | None
     ancestor_super_admin: bool
+
+    @classmethod
+    def from_roles(cls, workspace: Workspace, roles_on_path: Mapping[uuid.UUID, Role]) -> Access:
+        """`roles_on_path`: the person's roles in the workspace and its ancestors. A Super
+        Admin of an ancestor acts here as Super Admin; no other role flows down."""
+        return cls(
+            workspace=workspace,
+            direct_role=roles_on_path.get(workspace.id),
+            ancestor_super_admin=any(
+                workspace_id != workspace.id and role is Role.SUPER_ADMIN
+                for workspace_id, role in roles_on_path.items()
+            ),
+        )
 
     @property
     def role(self) -> Role | None:
@@ -220,6 +266,70 @@ class Access:
         if not self.ancestor_super_admin:
             msg = "Only a Super Admin of a parent workspace may change this."
             raise ForbiddenError(msg)
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    user_id: str
+    email: str | None
+    role: Role
+    joined_at: datetime | None
+    inherited: bool = False
+    """A Super Admin of an ancestor acting here from above, who is not a Super Admin
+    here in their own right."""
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """A person's place in one workspace."""
+
+    workspace_id: uuid.UUID
+    member: Member
+
+
+def members_as_seen_here(direct: list[Member], above: list[Member]) -> list[Member]:
+    """Each person once, with their effective role: a Super Admin from above is a Super
+    Admin here, whatever their own role here."""
+    from_above = {member.user_id for member in above}
+    listed = [
+        replace(
+            member,
+            role=Role.SUPER_ADMIN,
+            inherited=member.role is not Role.SUPER_ADMIN,
+        )
+        if member.user_id in from_above
+        else member
+        for member in direct
+    ]
+    direct_ids = {member.user_id for member in direct}
+    listed.extend(
+        replace(member, inherited=True) for member in above if member.user_id not in direct_ids
+    )
+    return listed
+
+
+@dataclass(frozen=True, slots=True)
+class Invitation:
+    id: uuid.UUID
+    workspace_id: uuid.UUID
+    email: str
+    role: Role
+    status: InvitationStatus
+    expires_at: datetime
+    created_at: datetime | None
+
+    def has_expired(self, now: datetime) -> bool:
+        """An open invitation stops holding its seat the moment it expires, before
+        housekeeping marks it expired."""
+        return self.status is InvitationStatus.EXPIRED or (
+            self.status is InvitationStatus.PENDING and self.expires_at <= now
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SeatUsage:
+    used: int
+    pending: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""identity's HTTP request and response bodies."""
+"""identity's HTTP request and response bodies: a request becomes a command, a domain
+value becomes a response."""
 
 from __future__ import annotations
 
@@ -6,18 +7,31 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, HttpUrl
 
 from contracts.events.identity import BillingMode
 from contracts.permissions import Role
+from services.identity.commands import (
+    ChangeRole,
+    CreateRootWorkspace,
+    CreateSubWorkspace,
+    Invitee,
+    InviteMember,
+    UpdateWorkspace,
+)
 from services.identity.domain import (
     Access,
+    Invitation,
     InvitationStatus,
+    Member,
+    Membership,
+    SeatPool,
     Workspace,
     WorkspaceStatus,
     normalise_email,
 )
 from shared.fields import DisplayName, HttpsUrl
+from shared.principal import Principal
 
 MAX_MEMBERS_AT_CREATION = 100
 
@@ -31,6 +45,9 @@ class _Strict(BaseModel):
 class CreateWorkspaceRequest(_Strict):
     name: DisplayName
     image_url: HttpsUrl | None = None
+
+    def command(self, caller: Principal) -> CreateRootWorkspace:
+        return CreateRootWorkspace(caller=caller, name=self.name, image_url=_text(self.image_url))
 
 
 class MemberToInvite(_Strict):
@@ -46,6 +63,18 @@ class CreateSubWorkspaceRequest(_Strict):
     strict_quota: bool = True
     members: list[MemberToInvite] = Field(default_factory=list, max_length=MAX_MEMBERS_AT_CREATION)
 
+    def command(self, caller: Principal, parent_id: uuid.UUID) -> CreateSubWorkspace:
+        return CreateSubWorkspace(
+            caller=caller,
+            parent_id=parent_id,
+            name=self.name,
+            image_url=_text(self.image_url),
+            billing_mode=self.billing_mode,
+            api_access=self.api_access,
+            strict_quota=self.strict_quota,
+            members=tuple(Invitee(email=m.email, role=m.role) for m in self.members),
+        )
+
 
 class UpdateWorkspaceRequest(_Strict):
     name: DisplayName | None = None
@@ -54,14 +83,38 @@ class UpdateWorkspaceRequest(_Strict):
     strict_quota: bool | None = None
     billing_mode: BillingMode | None = None
 
+    def command(self, caller: Principal, workspace_id: uuid.UUID) -> UpdateWorkspace:
+        return UpdateWorkspace(
+            caller=caller,
+            workspace_id=workspace_id,
+            name=self.name,
+            image_url=_text(self.image_url),
+            sets_image="image_url" in self.model_fields_set,
+            api_access=self.api_access,
+            strict_quota=self.strict_quota,
+            billing_mode=self.billing_mode,
+        )
+
 
 class InviteRequest(_Strict):
     email: Email
     role: Role
 
+    def command(self, caller: Principal, workspace_id: uuid.UUID) -> InviteMember:
+        return InviteMember(
+            caller=caller, workspace_id=workspace_id, email=self.email, role=self.role
+        )
+
 
 class ChangeRoleRequest(_Strict):
     role: Role
+
+    def command(self, caller: Principal, workspace_id: uuid.UUID, user_id: str) -> ChangeRole:
+        return ChangeRole(caller=caller, workspace_id=workspace_id, user_id=user_id, role=self.role)
+
+
+def _text(url: HttpUrl | None) -> str | None:
+    return None if url is None else str(url)
 
 
 class WorkspaceResponse(BaseModel):
@@ -99,9 +152,27 @@ class WorkspaceResponse(BaseModel):
 class MyWorkspaceResponse(WorkspaceResponse):
     role: Role
 
+    @classmethod
+    def of_member(cls, workspace: Workspace, role: Role) -> MyWorkspaceResponse:
+        return cls(**WorkspaceResponse.of(workspace).model_dump(), role=role)
+
 
 class SubWorkspaceCreatedResponse(WorkspaceResponse):
     invitations: list[InvitationResponse]
+
+    @classmethod
+    def of_created(
+        cls, workspace: Workspace, invitations: list[Invitation]
+    ) -> SubWorkspaceCreatedResponse:
+        return cls(
+            **WorkspaceResponse.of(workspace).model_dump(),
+            invitations=[InvitationResponse.of(invitation) for invitation in invitations],
+        )
+
+
+class DeletionAccepted(BaseModel):
+    id: uuid.UUID
+    status: str
 
 
 class InvitationResponse(BaseModel):
@@ -113,9 +184,25 @@ class InvitationResponse(BaseModel):
     expires_at: datetime
     created_at: datetime | None = None
 
+    @classmethod
+    def of(cls, invitation: Invitation) -> InvitationResponse:
+        return cls(
+            id=invitation.id,
+            workspace_id=invitation.workspace_id,
+            email=invitation.email,
+            role=invitation.role,
+            status=invitation.status,
+            expires_at=invitation.expires_at,
+            created_at=invitation.created_at,
+        )
+
 
 class MyInvitationResponse(InvitationResponse):
     workspace_name: str
+
+    @classmethod
+    def of_addressed(cls, invitation: Invitation, workspace_name: str) -> MyInvitationResponse:
+        return cls(**InvitationResponse.of(invitation).model_dump(), workspace_name=workspace_name)
 
 
 class MemberResponse(BaseModel):
@@ -125,12 +212,31 @@ class MemberResponse(BaseModel):
     inherited: bool = Field(description="A Super Admin of an ancestor, acting from above.")
     joined_at: datetime | None
 
+    @classmethod
+    def of(cls, member: Member) -> MemberResponse:
+        return cls(
+            user_id=member.user_id,
+            email=member.email,
+            role=member.role,
+            inherited=member.inherited,
+            joined_at=member.joined_at,
+        )
+
 
 class MembershipResponse(BaseModel):
     workspace_id: uuid.UUID
     user_id: str
     role: Role
     joined_at: datetime | None
+
+    @classmethod
+    def of(cls, membership: Membership) -> MembershipResponse:
+        return cls(
+            workspace_id=membership.workspace_id,
+            user_id=membership.member.user_id,
+            role=membership.member.role,
+            joined_at=membership.member.joined_at,
+        )
 
 
 class SeatsResponse(BaseModel):
@@ -140,6 +246,17 @@ class SeatsResponse(BaseModel):
     pending: int
     available: int
     cap: int | None = None
+
+    @classmethod
+    def of(cls, pool: SeatPool, *, cap: int | None) -> SeatsResponse:
+        return cls(
+            pool_root_id=pool.billing_root_id,
+            limit=pool.limit,
+            used=pool.used,
+            pending=pool.pending,
+            available=pool.available,
+            cap=cap,
+        )
 
 
 class AccessResponse(BaseModel):

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from pydantic import Field
 
-from services.identity.handlers import IdentityPolicy
+from services.identity.domain import IdentityPolicy
 from shared.settings import Settings
 
 

@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts.envelope import RawEnvelope
 from services.identity import models
 from services.identity.app import create_app
-from services.identity.handlers import Identity
 from services.identity.settings import IdentitySettings
+from shared.service import ServiceRuntime
 from shared.settings import Settings
 from shared.testing import SignedAs
 
@@ -57,9 +57,10 @@ async def client(identity_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def identity(identity_app: FastAPI) -> Identity:
-    service: Identity = identity_app.state.identity
-    return service
+def identity(identity_app: FastAPI) -> ServiceRuntime:
+    """identity's runtime: its consumers, and the units of work its use cases run in."""
+    runtime: ServiceRuntime = identity_app.state.runtime
+    return runtime
 
 
 async def create_root(client: httpx.AsyncClient, founder: Person, name: str = "Acme") -> str:

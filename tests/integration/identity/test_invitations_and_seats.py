@@ -12,8 +12,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.events.billing import LimitsChanged
-from services.identity import models
-from services.identity.handlers import Identity
+from services.identity import housekeeping, models
+from shared.service import ServiceRuntime
 from shared.testing import SignedAs, as_delivered
 
 from .conftest import (
@@ -34,11 +34,11 @@ DEFAULT_SEATS = 5
 
 
 async def set_seat_limit(
-    identity: Identity, workspace_id: str, limit: int, *, cap: int | None = None
+    identity: ServiceRuntime, workspace_id: str, limit: int, *, cap: int | None = None
 ) -> None:
     """Deliver billing's word on a workspace's limits, as its consumer would."""
     workspace = uuid.UUID(workspace_id)
-    await identity.runtime.consumer.consume(
+    await identity.consumer.consume(
         as_delivered(
             LimitsChanged(
                 workspace_id=workspace,
@@ -143,7 +143,7 @@ async def test_a_pending_invitation_holds_a_seat_and_a_person_counts_once_per_po
 
 
 async def test_invitation_is_refused_when_the_seat_pool_is_full_until_someone_is_removed(
-    client: httpx.AsyncClient, identity: Identity, admin_engine: AsyncEngine
+    client: httpx.AsyncClient, identity: ServiceRuntime, admin_engine: AsyncEngine
 ) -> None:
     admin, first, second, late = person("admin"), person("first"), person("second"), person("late")
     root_id = await create_root(client, admin)
@@ -176,7 +176,7 @@ async def test_invitation_is_refused_when_the_seat_pool_is_full_until_someone_is
 
 
 async def test_a_sub_workspace_with_members_is_created_with_all_its_invitations_or_not_at_all(
-    client: httpx.AsyncClient, identity: Identity, admin_engine: AsyncEngine
+    client: httpx.AsyncClient, identity: ServiceRuntime, admin_engine: AsyncEngine
 ) -> None:
     admin = person("admin")
     root_id = await create_root(client, admin)
@@ -199,7 +199,7 @@ async def test_a_sub_workspace_with_members_is_created_with_all_its_invitations_
 
 
 async def test_an_own_billed_sub_workspace_draws_seats_from_its_own_pool(
-    client: httpx.AsyncClient, identity: Identity
+    client: httpx.AsyncClient, identity: ServiceRuntime
 ) -> None:
     admin = person("admin")
     root_id = await create_root(client, admin)
@@ -215,13 +215,13 @@ async def test_an_own_billed_sub_workspace_draws_seats_from_its_own_pool(
 
 
 async def test_a_cap_limits_one_sub_workspace_within_the_pool(
-    client: httpx.AsyncClient, identity: Identity
+    client: httpx.AsyncClient, identity: ServiceRuntime
 ) -> None:
     admin = person("admin")
     root_id = await create_root(client, admin)
     child = (await create_sub(client, admin, root_id)).json()
     child_id = uuid.UUID(child["id"])
-    await identity.runtime.consumer.consume(
+    await identity.consumer.consume(
         as_delivered(
             LimitsChanged(
                 workspace_id=child_id,
@@ -290,7 +290,7 @@ async def test_revoking_or_declining_frees_the_held_seat(
 
 
 async def test_an_expired_invitation_cannot_be_accepted_and_stops_holding_its_seat(
-    client: httpx.AsyncClient, identity: Identity, admin_engine: AsyncEngine
+    client: httpx.AsyncClient, identity: ServiceRuntime, admin_engine: AsyncEngine
 ) -> None:
     admin, late = person("admin"), person("late")
     root_id = await create_root(client, admin)
@@ -304,7 +304,7 @@ async def test_an_expired_invitation_cannot_be_accepted_and_stops_holding_its_se
 
     accepted = await client.post(f"/v1/invitations/{invited['id']}/accept", auth=late.auth)
     pool_before_sweep = await seats(client, admin, root_id)
-    swept = await identity.expire_due_invitations()
+    swept = await housekeeping.expire_due_invitations(identity.units_of_work)
 
     assert accepted.status_code == 410
     assert accepted.json()["type"] == "invitation-expired"
@@ -344,7 +344,7 @@ async def test_an_invalid_invitation_is_refused_and_nothing_is_written(
 
 
 async def test_twenty_invitations_racing_for_three_free_seats_admit_exactly_three(
-    client: httpx.AsyncClient, identity: Identity
+    client: httpx.AsyncClient, identity: ServiceRuntime
 ) -> None:
     admin = person("admin")
     root_id = await create_root(client, admin)

@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.identity import models
-from services.identity.handlers import Identity
+from services.identity import deletion, housekeeping, models
+from services.identity.commands import DeleteWorkspace
+from shared.service import ServiceRuntime
 from shared.testing import eventually
 
 from .conftest import (
@@ -163,7 +164,7 @@ async def test_two_super_admins_demoting_each_other_at_once_leave_one(
 
 
 async def test_removing_the_last_two_super_admins_at_once_removes_only_one(
-    client: httpx.AsyncClient, identity: Identity
+    client: httpx.AsyncClient, identity: ServiceRuntime
 ) -> None:
     alice, bob, carol = person("alice"), person("bob"), person("carol")
     root_id = await create_root(client, alice)
@@ -274,16 +275,19 @@ async def test_a_root_cannot_be_deleted(client: httpx.AsyncClient) -> None:
 
 
 async def test_a_deletion_interrupted_half_way_is_finished_by_housekeeping(
-    client: httpx.AsyncClient, identity: Identity, admin_engine: AsyncEngine
+    client: httpx.AsyncClient, identity: ServiceRuntime, admin_engine: AsyncEngine
 ) -> None:
     admin = person("admin")
     root_id = await create_root(client, admin)
     child = (await create_sub(client, admin, root_id)).json()
     caller = admin.auth
     principal = caller.principal_for(f"/v1/workspaces/{child['id']}")
-    await identity.delete_workspace(principal, uuid.UUID(child["id"]), cascade=False)
+    async with identity.units_of_work.begin(actor=principal.actor) as uow:
+        await deletion.delete_workspace(
+            uow, DeleteWorkspace(caller=principal, workspace_id=uuid.UUID(child["id"]))
+        )
 
-    await identity.finish_pending_deletions()
+    await housekeeping.finish_interrupted_deletions(identity.units_of_work)
 
     async with admin_engine.connect() as connection:
         status = await connection.scalar(

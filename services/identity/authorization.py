@@ -1,0 +1,68 @@
+"""Who may do what in identity: the first step of every use case, and the only place
+that decides it.
+
+The gateway has refused most callers already; identity decides again from its own
+records (it is where memberships are decided), inside the use case's unit of work, so
+that the decision and the change it allows see the same rows. `api.py` checks nothing
+beyond the principal's signature.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from contracts.permissions import Permission
+from services.identity.domain import Access, EmailNotVerifiedError, WorkspaceStatus, normalise_email
+from services.identity.repository.members import MemberRepository
+from services.identity.repository.workspaces import WorkspaceRepository
+from shared.errors import NotFoundError
+from shared.principal import Principal, require_user, vouched_workspace
+from shared.unit_of_work import UnitOfWork
+
+
+def person(caller: Principal) -> str:
+    """The calling person's id: identity's changes are made by people, not API keys."""
+    return require_user(caller)
+
+
+def verified_email(caller: Principal) -> str:
+    """Invitations are matched on the caller's verified email."""
+    if not caller.email or not caller.email_verified:
+        msg = "Invitations are matched on a verified email; verify yours first."
+        raise EmailNotVerifiedError(msg)
+    return normalise_email(caller.email)
+
+
+async def authorize(
+    uow: UnitOfWork,
+    caller: Principal,
+    workspace_id: uuid.UUID,
+    permission: Permission,
+    *,
+    lock: bool = False,
+) -> Access:
+    """The caller's standing in a workspace the gateway vouched for, if it allows
+    `permission`. A workspace the caller has no place in is 404, never 403. With `lock`,
+    the workspace's row is locked first (changes of its members or settings)."""
+    vouched_workspace(caller, workspace_id)
+    user_id = person(caller)
+    workspace = await WorkspaceRepository(uow.session).get(workspace_id, lock=lock)
+    if workspace is None or workspace.status is WorkspaceStatus.DELETED:
+        msg = f"No workspace {workspace_id} that you can see."
+        raise NotFoundError(msg)
+    roles = await MemberRepository(uow.session).roles_on_path(user_id, workspace)
+    access = Access.from_roles(workspace, roles)
+    access.require(permission)
+    return access
+
+
+def permission_to_remove(caller: Principal, user_id: str) -> Permission:
+    """Anyone may leave a workspace they see; removing someone else is managing members."""
+    return Permission.READ_WORKSPACE if caller.user_id == user_id else Permission.MANAGE_MEMBERS
+
+
+def authorize_settings(access: Access) -> None:
+    """A sub-workspace's settings (who pays, API access, strict quota) are decided from
+    above, not by its own Super Admins; a root's are its own Super Admins'."""
+    if not access.workspace.is_root:
+        access.require_ancestor_super_admin()

@@ -1,0 +1,147 @@
+"""What identity answers without changing anything: workspaces, members, seats and
+invitations as the caller may see them. Each read runs in the unit of work its entry
+point opened, and authorizes first, as a use case does."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Generic, TypeVar
+
+from contracts.permissions import Permission, Role
+from services.identity import authorization, seat_pool
+from services.identity.domain import (
+    Access,
+    IdentityPolicy,
+    Invitation,
+    Member,
+    SeatPool,
+    Workspace,
+    members_as_seen_here,
+)
+from services.identity.repository.invitations import InvitationRepository
+from services.identity.repository.members import MemberRepository
+from services.identity.repository.workspaces import Position, WorkspaceRepository
+from shared.pagination import InvalidCursorError, decode_cursor, encode_cursor
+from shared.principal import Principal
+from shared.unit_of_work import UnitOfWork
+
+ItemT = TypeVar("ItemT")
+
+
+@dataclass(frozen=True, slots=True)
+class Listing(Generic[ItemT]):
+    """One page of a list, and the opaque cursor of the next one."""
+
+    items: list[ItemT]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceSeats:
+    pool: SeatPool
+    """The pool of the workspace's billing root."""
+    cap: int | None
+    """The workspace's own cap within the pool, if any."""
+
+
+async def workspace(uow: UnitOfWork, caller: Principal, workspace_id: uuid.UUID) -> Workspace:
+    return (await standing(uow, caller, workspace_id)).workspace
+
+
+async def standing(uow: UnitOfWork, caller: Principal, workspace_id: uuid.UUID) -> Access:
+    """The caller's standing in a workspace, from identity's own records."""
+    return await authorization.authorize(uow, caller, workspace_id, Permission.READ_WORKSPACE)
+
+
+async def my_workspaces(
+    uow: UnitOfWork, caller: Principal, *, limit: int, cursor: str | None
+) -> Listing[tuple[Workspace, Role]]:
+    """The workspaces the caller is a direct member of, with their role there."""
+    user_id = authorization.person(caller)
+    found = await WorkspaceRepository(uow.session).of_member(
+        user_id, limit=limit + 1, after=_position(cursor)
+    )
+    return _keyset_page(found, limit, lambda pair: pair[0])
+
+
+async def sub_workspaces(
+    uow: UnitOfWork, caller: Principal, workspace_id: uuid.UUID, *, limit: int, cursor: str | None
+) -> Listing[Workspace]:
+    after = _position(cursor)
+    await authorization.authorize(uow, caller, workspace_id, Permission.READ_WORKSPACE)
+    found = await WorkspaceRepository(uow.session).children(
+        workspace_id, limit=limit + 1, after=after
+    )
+    return _keyset_page(found, limit, lambda child: child)
+
+
+async def members(
+    uow: UnitOfWork, caller: Principal, workspace_id: uuid.UUID, *, limit: int, cursor: str | None
+) -> Listing[Member]:
+    """Direct members, and the Super Admins of ancestors who act here from above."""
+    access = await authorization.authorize(uow, caller, workspace_id, Permission.READ_WORKSPACE)
+    repository = MemberRepository(uow.session)
+    listed = members_as_seen_here(
+        await repository.of_workspace(workspace_id),
+        await repository.super_admins_above(access.workspace),
+    )
+    start = _offset(cursor)
+    has_more = start + limit < len(listed)
+    return Listing(
+        items=listed[start : start + limit],
+        next_cursor=encode_cursor([start + limit]) if has_more else None,
+    )
+
+
+async def seats(
+    uow: UnitOfWork, caller: Principal, workspace_id: uuid.UUID, policy: IdentityPolicy
+) -> WorkspaceSeats:
+    access = await authorization.authorize(uow, caller, workspace_id, Permission.READ_WORKSPACE)
+    pool = await seat_pool.seat_pool(uow, access.workspace.billing_root_id, policy)
+    return WorkspaceSeats(pool=pool, cap=access.workspace.seats_cap)
+
+
+async def pending_invitations(
+    uow: UnitOfWork, caller: Principal, workspace_id: uuid.UUID
+) -> list[Invitation]:
+    await authorization.authorize(uow, caller, workspace_id, Permission.MANAGE_MEMBERS)
+    return await InvitationRepository(uow.session).pending(workspace_id, now=datetime.now(UTC))
+
+
+async def my_invitations(uow: UnitOfWork, caller: Principal) -> list[tuple[Invitation, str]]:
+    """Open invitations to the caller's verified email, with their workspace's name."""
+    email = authorization.verified_email(caller)
+    return await InvitationRepository(uow.session).addressed_to(email, now=datetime.now(UTC))
+
+
+def _position(cursor: str | None) -> Position | None:
+    position = decode_cursor(cursor)
+    if position is None:
+        return None
+    try:
+        return datetime.fromisoformat(str(position[0])), uuid.UUID(str(position[1]))
+    except (ValueError, IndexError) as invalid:
+        msg = "The cursor is not one this API gave out."
+        raise InvalidCursorError(msg) from invalid
+
+
+def _offset(cursor: str | None) -> int:
+    position = decode_cursor(cursor) or [0]
+    try:
+        return max(0, int(position[0]))
+    except (ValueError, TypeError, IndexError) as invalid:
+        msg = "The cursor is not one this API gave out."
+        raise InvalidCursorError(msg) from invalid
+
+
+def _keyset_page(
+    found: list[ItemT], limit: int, workspace_of: Callable[[ItemT], Workspace]
+) -> Listing[ItemT]:
+    """`found` holds up to `limit + 1` items: the extra one says there is a next page."""
+    if len(found) <= limit:
+        return Listing(items=found, next_cursor=None)
+    last = workspace_of(found[limit - 1])
+    return Listing(items=found[:limit], next_cursor=encode_cursor([last.created_at, last.id]))
