@@ -40,13 +40,15 @@ async def authorize(
     permission: Permission,
     *,
     lock: bool = False,
+    share: bool = False,
 ) -> Access:
     """The caller's standing in a workspace the gateway vouched for, if it allows
     `permission`. A workspace the caller has no place in is 404, never 403. With `lock`,
-    the workspace's row is locked first (changes of its members or settings)."""
+    the workspace's row is locked first (changes of its members, settings or status);
+    with `share`, only against such changes (adding a sub-workspace under it)."""
     vouched_workspace(caller, workspace_id)
     user_id = person(caller)
-    workspace = await WorkspaceRepository(uow.session).get(workspace_id, lock=lock)
+    workspace = await WorkspaceRepository(uow.session).get(workspace_id, lock=lock, share=share)
     if workspace is None or workspace.status is WorkspaceStatus.DELETED:
         msg = f"No workspace {workspace_id} that you can see."
         raise NotFoundError(msg)

@@ -30,8 +30,10 @@ async def delete_workspace(uow: UnitOfWork, command: DeleteWorkspace) -> list[uu
     """Mark the workspace (and with `cascade` its subtree) as being deleted; the
     workspaces to finish deleting, deepest first. Deleting a workspace that is already
     being deleted changes nothing and answers the same."""
+    # The row lock waits for sub-workspaces being created under it to commit; the
+    # subtree is read after it, by a statement that then sees them.
     access = await authorization.authorize(
-        uow, command.caller, command.workspace_id, Permission.MANAGE_SUB_WORKSPACES
+        uow, command.caller, command.workspace_id, Permission.MANAGE_SUB_WORKSPACES, lock=True
     )
     ensure_deletable(access.workspace)
     workspaces = WorkspaceRepository(uow.session)

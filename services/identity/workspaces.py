@@ -66,9 +66,11 @@ async def create_root_workspace(uow: UnitOfWork, command: CreateRootWorkspace) -
 async def create_sub_workspace(
     uow: UnitOfWork, command: CreateSubWorkspace, policy: IdentityPolicy
 ) -> SubWorkspaceWithInvitations:
-    """The workspace and its invitations are created together, or not at all."""
+    """The workspace and its invitations are created together, or not at all. The
+    parent's row is share-locked, so that a deletion of the parent either sees the new
+    child (and needs `cascade`) or has marked the parent before (and this is refused)."""
     parent = await authorization.authorize(
-        uow, command.caller, command.parent_id, Permission.MANAGE_SUB_WORKSPACES
+        uow, command.caller, command.parent_id, Permission.MANAGE_SUB_WORKSPACES, share=True
     )
     inviter = authorization.person(command.caller)
     workspace = await WorkspaceRepository(uow.session).add(

@@ -52,10 +52,15 @@ class WorkspaceRepository:
         )
         return _workspace(created)
 
-    async def get(self, workspace_id: uuid.UUID, *, lock: bool = False) -> Workspace | None:
+    async def get(
+        self, workspace_id: uuid.UUID, *, lock: bool = False, share: bool = False
+    ) -> Workspace | None:
+        """With `lock`, the row is locked against any other change; with `share`, only
+        against changes of the row itself (its status, its settings), so that several
+        sub-workspaces may be created under it at once while its deletion waits."""
         query = select(workspaces).where(workspaces.c.id == workspace_id)
-        if lock:
-            query = query.with_for_update()
+        if lock or share:
+            query = query.with_for_update(read=not lock)
         row = (await self.session.execute(query)).mappings().one_or_none()
         return None if row is None else _workspace(row)
 

@@ -296,3 +296,22 @@ async def test_a_deletion_interrupted_half_way_is_finished_by_housekeeping(
             )
         )
     assert status == "deleted"
+
+
+async def test_a_sub_workspace_racing_its_parents_deletion_never_outlives_it(
+    client: httpx.AsyncClient,
+) -> None:
+    admin = person("admin")
+    root_id = await create_root(client, admin)
+    for _ in range(10):
+        parent = (await create_sub(client, admin, root_id, billing_mode="own")).json()
+
+        created, deleted = await asyncio.gather(
+            create_sub(client, admin, parent["id"]),
+            client.delete(f"/v1/workspaces/{parent['id']}", auth=admin.auth),
+        )
+
+        outcome = (created.status_code, deleted.status_code)
+        assert outcome in {(201, 409), (404, 202), (409, 202)}, (created.text, deleted.text)
+        if deleted.status_code == 409:
+            assert deleted.json()["type"] == "has-sub-workspaces"
