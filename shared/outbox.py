@@ -187,7 +187,7 @@ class Outbox:
         """Stage one event, keyed by `root_id`; it is published once the caller commits.
 
         Stage after taking the locks that serialize the change (the workspace's row,
-        the seat pool's, the account's...), never before. The relay publishes a key's
+        the seat pool's, the balances'...), never before. The relay publishes a key's
         events in outbox id order, and the id is drawn when the event is staged: under
         the lock, a command on the same key that commits earlier has staged earlier,
         so id order is commit order. Staged before the lock, a command can draw a

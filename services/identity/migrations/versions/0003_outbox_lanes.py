@@ -2,9 +2,9 @@
 
 Each row gets its key hash (rows already there too, so what waits unpublished at
 the upgrade is published in its lane), and each inserted row notifies its key hash
-instead of each statement notifying nothing in particular. Relays of the earlier
-version, which publish everything under one lock, must be stopped before relays
-with lanes start.
+instead of each statement notifying nothing in particular. Stop the relays of the
+earlier version before relays in lanes start: they skip rows another relay holds,
+so next to a lane they could publish a key's later event before its earlier one.
 
 Revision ID: 0003_outbox_lanes
 Revises: 0002
