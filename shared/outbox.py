@@ -267,6 +267,7 @@ class OutboxRelay:
     async def publish_lane(self, lane: int) -> int:
         """Publish the lane's next batch, unless another relay is publishing the lane;
         returns how many events were published."""
+        producer = await self._ensure_producer()
         outbox = self.table
         async with self.database.transaction() as session:
             holds_lane = await session.scalar(
@@ -291,7 +292,7 @@ class OutboxRelay:
             ).all()
             if not rows:
                 return 0
-            await self._send(rows)
+            await self._send(producer, rows)
             await session.execute(
                 update(outbox)
                 .where(outbox.c.id.in_([row.id for row in rows]))
@@ -307,9 +308,10 @@ class OutboxRelay:
                 ),
             )
 
-    async def _send(self, rows: Sequence[Row[int, str, str, str]]) -> None:
+    async def _send(
+        self, producer: AIOKafkaProducer, rows: Sequence[Row[int, str, str, str]]
+    ) -> None:
         """Send the rows in order and return once Kafka acknowledged every one."""
-        producer = await self._ensure_producer()
         try:
             # send() only enqueues, in order; the idempotent producer keeps that order
             # per partition.
@@ -328,8 +330,9 @@ class OutboxRelay:
             raise
 
     async def _run(self) -> None:
-        """Listens first and only then starts the lanes, so that no notification falls
-        between a lane's first look and its first wait."""
+        """Keeps the LISTEN connection up and deletes old rows. The lanes start once it
+        first listens, so that no notification falls between a lane's first look and its
+        first wait."""
         lanes: list[asyncio.Task[None]] = []
         next_cleanup = time.monotonic()
         try:
@@ -340,7 +343,10 @@ class OutboxRelay:
                         self._wake_every_lane()
                     if not lanes:
                         lanes = [
-                            asyncio.create_task(self._keep_publishing(lane), name=f"lane-{lane}")
+                            asyncio.create_task(
+                                self._keep_publishing(lane),
+                                name=f"outbox-lane-{self.database.schema}-{lane}",
+                            )
                             for lane in range(self.lanes)
                         ]
                     if time.monotonic() >= next_cleanup:

@@ -47,12 +47,11 @@ class Delivery:
 
 @dataclass(frozen=True)
 class ScratchOutbox:
-    """An outbox table as a service has one, the lock rows its commands serialize on, and
-    a topic."""
+    """An outbox table as a service has one, rows its commands serialize on (`key_locks`),
+    and a topic."""
 
     database: Database
     outbox: Table
-    key_locks: Table
     topic: str
 
     async def lock_key(self, session: AsyncSession, key: str, events: int = 1) -> int:
@@ -154,7 +153,7 @@ async def scratch(settings: Settings, admin_engine: AsyncEngine) -> AsyncIterato
     schema = f"outbox_lanes_{uuid.uuid4().hex[:8]}"
     metadata = service_metadata(schema)
     outbox = outbox_table(metadata)
-    key_locks = Table(
+    Table(
         "key_locks",
         metadata,
         Column("message_key", Text, primary_key=True),
@@ -173,7 +172,7 @@ async def scratch(settings: Settings, admin_engine: AsyncEngine) -> AsyncIterato
         replication_factor=1,
     )
     database = Database(settings.database_url, schema=schema)
-    yield ScratchOutbox(database=database, outbox=outbox, key_locks=key_locks, topic=topic)
+    yield ScratchOutbox(database=database, outbox=outbox, topic=topic)
     await database.dispose()
     async with admin_engine.begin() as connection:
         await connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
@@ -272,7 +271,7 @@ async def test_two_relays_in_lanes_publish_ten_thousand_events_in_commit_order_p
         assert sequences == list(range(1, len(sequences) + 1)), key
     published_by = [relay.published.total() for relay in relays]
     assert sum(published_by) == total
-    assert all(published > 0 for published in published_by), published_by
+    assert all(published >= total // 10 for published in published_by), published_by
     for lane in range(LANES):
         assert sum(relay.published[lane] for relay in relays) > 0, lane
 
@@ -374,7 +373,7 @@ async def overtaken_at_the_lock(
     """Two changes of one key: the first starts first, the second overtakes it at the
     key's lock and commits while the first waits for that lock. Returns the commit order."""
     key = str(uuid.uuid4())
-    first, second = (Change(scratch, key, stages_before_lock=stages_before_lock) for _ in "12")
+    first, second = (Change(scratch, key, stages_before_lock=stages_before_lock) for _ in range(2))
     second.may_lock.set()
     commit_order: list[uuid.UUID] = []
     first_run = asyncio.create_task(first.run(commit_order))
@@ -444,11 +443,11 @@ async def test_events_waiting_at_the_upgrade_to_lanes_are_all_published_in_order
         await reader.read_until(60)
 
     assert relay.published.total() == 60
-    assert {delivery.key for delivery in reader.deliveries} <= set(keys)
+    assert sum(map(len, reader.sequences_by_key().values())) == 60
     for key, sequences in reader.sequences_by_key().items():
         assert sequences == list(range(1, len(sequences) + 1)), key
-    assert sum(map(len, reader.sequences_by_key().values())) == 60
-    assert len(relay.published) > 1, "the waiting events went to their lanes"
+    lanes_that_published = {lane for lane, published in relay.published.items() if published}
+    assert len(lanes_that_published) > 1, "the waiting events went to their keys' lanes"
 
 
 async def _true_if(condition: bool) -> bool | None:
