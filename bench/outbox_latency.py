@@ -290,6 +290,7 @@ class AtriumPath:
             self.identity,
             identity_models.outbox,
             bootstrap_servers=settings.kafka_bootstrap_servers,
+            lanes=settings.outbox_lanes,
             poll_seconds=settings.outbox_poll_seconds,
             batch_size=settings.outbox_batch_size,
         )
@@ -424,7 +425,7 @@ def report(raw: PathResult, atrium: AtriumResult, settings: Settings, sizes: Siz
     )
     print(f"machine: {os.cpu_count()} CPUs; senders, relay and consumers share one event loop")
     print(
-        f"relay: poll_seconds={settings.outbox_poll_seconds}, "
+        f"relay: lanes={settings.outbox_lanes}, poll_seconds={settings.outbox_poll_seconds}, "
         f"batch_size={settings.outbox_batch_size}, woken by LISTEN/NOTIFY; "
         f"topics: {settings.kafka_topic_partitions} partitions"
     )

@@ -7,9 +7,25 @@ producer and marks them published in the same database transaction. If the
 process dies between publishing and marking, the rows are published again on
 restart; consumers drop the repeat through their inbox.
 
-Only one relay of a service publishes at a time (a transaction-scoped advisory
-lock): that keeps every key's events in commit order even when the service runs
-as several replicas. The others stand by and take over at once when it stops.
+The relay publishes in lanes. Every row carries a hash of its message key,
+computed by PostgreSQL as the row is inserted, and its lane is that hash modulo
+the number of lanes: a key always falls in the same lane. A lane is claimed for
+one batch at a time with its own transaction-scoped advisory lock (per schema
+and lane), so it has one publisher at a time, publishing in id order, and a
+key's events keep their commit order (which is their id order, see
+`Outbox.stage`). Each relay tries every lane and publishes those no other relay
+holds: one relay alone publishes everything, several replicas share the lanes,
+and the lanes of one process publish in parallel.
+
+Every relay of a service should run the same number of lanes. A rolling restart
+that changes it keeps each key's order all the same: rows are claimed with a
+row lock that waits (not SKIP LOCKED), in id order, so two relays whose lanes
+disagree on a key take turns on its rows instead of passing each other; they
+only publish less in parallel until they agree.
+
+Each inserted row notifies its key hash at commit (PostgreSQL sends one
+notification per key and transaction), and the relay wakes that key's lane
+only; a short poll covers a notification that was missed.
 """
 
 from __future__ import annotations
@@ -18,8 +34,8 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -27,9 +43,11 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import (
     BigInteger,
     Column,
+    Computed,
     DateTime,
     Identity,
     Index,
+    Integer,
     MetaData,
     Table,
     Text,
@@ -38,6 +56,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.envelope import Envelope, EventPayload, new_envelope
@@ -48,6 +67,9 @@ logger = logging.getLogger(__name__)
 
 RETENTION = timedelta(days=7)
 CLEANUP_INTERVAL = timedelta(hours=1)
+
+KEY_HASH_SQL = "hashtext(message_key) & 2147483647"
+"""A row's key hash, never negative so that modulo the number of lanes is its lane."""
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -63,6 +85,8 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("envelope", Text, nullable=False),
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Column("published_at", DateTime(timezone=True), nullable=True),
+        # Computed by PostgreSQL, so that every writer and every relay agree on a key's lane.
+        Column("key_hash", Integer, Computed(KEY_HASH_SQL, persisted=True), nullable=False),
     )
     Index(
         "ix_outbox_unpublished",
@@ -77,7 +101,8 @@ def notify_channel(schema: str) -> str:
 
 
 def create_notify_trigger_sql(schema: str) -> list[str]:
-    """DDL that makes every insert into the outbox wake the relay at commit."""
+    """The notification before lanes (revision 0001 of each service, and the way back
+    from lanes): one per insert statement, waking every relay."""
     return [
         f"""
         CREATE FUNCTION "{schema}".notify_outbox() RETURNS trigger
@@ -102,6 +127,46 @@ def drop_notify_trigger_sql(schema: str) -> list[str]:
     ]
 
 
+def create_lane_notify_trigger_sql(schema: str) -> list[str]:
+    """DDL that makes every inserted row notify its key hash at commit, so that a relay
+    wakes only the lane concerned."""
+    return [
+        f"""
+        CREATE FUNCTION "{schema}".notify_outbox() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM pg_notify('{notify_channel(schema)}', NEW.key_hash::text);
+            RETURN NULL;
+        END
+        $$
+        """,
+        f"""
+        CREATE TRIGGER outbox_notify AFTER INSERT ON "{schema}".outbox
+        FOR EACH ROW EXECUTE FUNCTION "{schema}".notify_outbox()
+        """,
+    ]
+
+
+def add_outbox_lanes_sql(schema: str) -> list[str]:
+    """DDL that takes an outbox from one relay at a time to lanes. Rows already there,
+    published or not, get their key hash as the column is added, so the relays publish
+    what was waiting at the upgrade in its lane."""
+    return [
+        f'ALTER TABLE "{schema}".outbox ADD COLUMN key_hash integer NOT NULL'
+        f" GENERATED ALWAYS AS ({KEY_HASH_SQL}) STORED",
+        *drop_notify_trigger_sql(schema),
+        *create_lane_notify_trigger_sql(schema),
+    ]
+
+
+def remove_outbox_lanes_sql(schema: str) -> list[str]:
+    return [
+        *drop_notify_trigger_sql(schema),
+        *create_notify_trigger_sql(schema),
+        f'ALTER TABLE "{schema}".outbox DROP COLUMN key_hash',
+    ]
+
+
 class Outbox:
     """Stages events in the caller's transaction."""
 
@@ -119,6 +184,16 @@ class Outbox:
         actor: str | None,
         causation_id: UUID | None = None,
     ) -> Envelope[EventPayload]:
+        """Stage one event, keyed by `root_id`; it is published once the caller commits.
+
+        Stage after taking the locks that serialize the change (the workspace's row,
+        the seat pool's, the balances'...), never before. The relay publishes a key's
+        events in outbox id order, and the id is drawn when the event is staged: under
+        the lock, a command on the same key that commits earlier has staged earlier,
+        so id order is commit order. Staged before the lock, a command can draw a
+        smaller id than one that overtakes it at the lock and commits first, and both
+        events then reach consumers in the opposite order of their changes.
+        """
         envelope = new_envelope(
             payload,
             producer=self.producer,
@@ -141,25 +216,31 @@ class Outbox:
 
 
 class OutboxRelay:
+    """Publishes a service's outbox in `lanes` lanes, each its own task (see the module's
+    documentation); one more task keeps the LISTEN connection up and deletes old rows."""
+
     def __init__(
         self,
         database: Database,
         table: Table,
         *,
         bootstrap_servers: str,
+        lanes: int = 4,
         poll_seconds: float = 1.0,
         batch_size: int = 500,
     ) -> None:
         self.database = database
         self.table = table
         self.bootstrap_servers = bootstrap_servers
+        self.lanes = lanes
         self.poll_seconds = poll_seconds
         self.batch_size = batch_size
-        self._wake = asyncio.Event()
+        self._wakes = [asyncio.Event() for _ in range(lanes)]
         self._producer: AIOKafkaProducer | None = None
+        self._producer_starting = asyncio.Lock()
         self._listener: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
-        self._lock_name = f"atrium.outbox.{database.schema}"
+        self._lock_space = f"atrium.outbox.{database.schema}"
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self.database.schema}")
@@ -170,45 +251,48 @@ class OutboxRelay:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self._close_listener()
-        await self._discard_producer()
+        if self._producer is not None:
+            await self._discard_producer(self._producer)
 
     async def ping(self) -> None:
         producer = await self._ensure_producer()
         await producer.client.fetch_all_metadata()
 
     async def publish_pending(self) -> int:
-        """Publish one batch of unpublished rows; returns how many were published."""
+        """Publish one batch in every lane no other relay holds; returns how many events
+        were published."""
+        published = await asyncio.gather(*(self.publish_lane(lane) for lane in range(self.lanes)))
+        return sum(published)
+
+    async def publish_lane(self, lane: int) -> int:
+        """Publish the lane's next batch, unless another relay is publishing the lane;
+        returns how many events were published."""
         producer = await self._ensure_producer()
         outbox = self.table
         async with self.database.transaction() as session:
-            holds_lock = await session.scalar(
-                select(func.pg_try_advisory_xact_lock(func.hashtext(self._lock_name))),
+            holds_lane = await session.scalar(
+                select(func.pg_try_advisory_xact_lock(func.hashtext(self._lock_space), lane)),
             )
-            if not holds_lock:
+            if not holds_lane:
                 return 0
             rows = (
                 await session.execute(
                     select(outbox.c.id, outbox.c.topic, outbox.c.message_key, outbox.c.envelope)
-                    .where(outbox.c.published_at.is_(None))
+                    .where(
+                        outbox.c.published_at.is_(None),
+                        outbox.c.key_hash % self.lanes == lane,
+                    )
                     .order_by(outbox.c.id)
                     .limit(self.batch_size)
-                    .with_for_update(skip_locked=True),
+                    # Waits for a row another relay holds rather than skipping it: when
+                    # two relays disagree on the number of lanes, this is what keeps them
+                    # from publishing a key's later rows before its earlier ones.
+                    .with_for_update(),
                 )
             ).all()
             if not rows:
                 return 0
-            # send() only enqueues, in order; the idempotent producer keeps that order
-            # per partition. Marking happens only once every send is acknowledged.
-            deliveries = [
-                await producer.send(
-                    row.topic,
-                    value=row.envelope.encode(),
-                    key=row.message_key.encode(),
-                    headers=[("content-type", b"application/json")],
-                )
-                for row in rows
-            ]
-            await asyncio.gather(*deliveries)
+            await self._send(producer, rows)
             await session.execute(
                 update(outbox)
                 .where(outbox.c.id.in_([row.id for row in rows]))
@@ -224,60 +308,110 @@ class OutboxRelay:
                 ),
             )
 
+    async def _send(
+        self, producer: AIOKafkaProducer, rows: Sequence[Row[int, str, str, str]]
+    ) -> None:
+        """Send the rows in order and return once Kafka acknowledged every one."""
+        try:
+            # send() only enqueues, in order; the idempotent producer keeps that order
+            # per partition.
+            deliveries = [
+                await producer.send(
+                    row.topic,
+                    value=row.envelope.encode(),
+                    key=row.message_key.encode(),
+                    headers=[("content-type", b"application/json")],
+                )
+                for row in rows
+            ]
+            await asyncio.gather(*deliveries)
+        except Exception:
+            await self._discard_producer(producer)
+            raise
+
     async def _run(self) -> None:
-        backoff = 0.1
+        """Keeps the LISTEN connection up and deletes old rows. The lanes start once it
+        first listens, so that no notification falls between a lane's first look and its
+        first wait."""
+        lanes: list[asyncio.Task[None]] = []
         next_cleanup = time.monotonic()
+        try:
+            while True:
+                try:
+                    if await self._ensure_listener():
+                        # Notifications sent while nobody listened are lost: look everywhere.
+                        self._wake_every_lane()
+                    if not lanes:
+                        lanes = [
+                            asyncio.create_task(
+                                self._keep_publishing(lane),
+                                name=f"outbox-lane-{self.database.schema}-{lane}",
+                            )
+                            for lane in range(self.lanes)
+                        ]
+                    if time.monotonic() >= next_cleanup:
+                        await self.delete_published_before(RETENTION)
+                        next_cleanup = time.monotonic() + CLEANUP_INTERVAL.total_seconds()
+                except Exception:
+                    logger.warning("outbox relay housekeeping failed; retrying", exc_info=True)
+                await asyncio.sleep(self.poll_seconds)
+        finally:
+            for task in lanes:
+                task.cancel()
+            await asyncio.gather(*lanes, return_exceptions=True)
+
+    async def _keep_publishing(self, lane: int) -> None:
+        wake = self._wakes[lane]
+        backoff = 0.1
         while True:
             try:
-                await self._ensure_listener()
                 # Cleared before looking, so that a notification arriving while a batch
                 # is published wakes the next round instead of being lost.
-                self._wake.clear()
-                while await self.publish_pending() == self.batch_size:
+                wake.clear()
+                while await self.publish_lane(lane) == self.batch_size:
                     pass
                 backoff = 0.1
-                if time.monotonic() >= next_cleanup:
-                    await self.delete_published_before(RETENTION)
-                    next_cleanup = time.monotonic() + CLEANUP_INTERVAL.total_seconds()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
-            except asyncio.CancelledError:
-                raise
+                    await asyncio.wait_for(wake.wait(), timeout=self.poll_seconds)
             except Exception:
-                logger.warning("outbox relay failed; retrying in %.1fs", backoff, exc_info=True)
-                await self._discard_producer()
+                logger.warning(
+                    "outbox lane %d failed; retrying in %.1fs", lane, backoff, exc_info=True
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 
-    async def _discard_producer(self) -> None:
-        """A producer that failed may hold a broken idempotence sequence: start afresh."""
-        if self._producer is not None:
-            with contextlib.suppress(Exception):
-                await self._producer.stop()
+    async def _discard_producer(self, failed: AIOKafkaProducer) -> None:
+        """A producer that failed may hold a broken idempotence sequence: the lanes start
+        afresh on a new one. Lanes that failed with the same producer discard it once."""
+        if failed is self._producer:
             self._producer = None
+            await _stop_quietly(failed)
 
     async def _ensure_producer(self) -> AIOKafkaProducer:
-        if self._producer is None:
-            producer = AIOKafkaProducer(
-                bootstrap_servers=self.bootstrap_servers,
-                acks="all",
-                enable_idempotence=True,
-                linger_ms=2,
-                request_timeout_ms=10_000,
-                client_id=f"atrium-{self.database.schema}-relay",
-            )
-            await producer.start()
-            self._producer = producer
-        return self._producer
+        async with self._producer_starting:
+            if self._producer is None:
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=self.bootstrap_servers,
+                    acks="all",
+                    enable_idempotence=True,
+                    linger_ms=2,
+                    request_timeout_ms=10_000,
+                    client_id=f"atrium-{self.database.schema}-relay",
+                )
+                await producer.start()
+                self._producer = producer
+            return self._producer
 
-    async def _ensure_listener(self) -> None:
+    async def _ensure_listener(self) -> bool:
+        """Connect the LISTEN connection if it is not; returns whether it just did."""
         if self._listener is not None and not self._listener.is_closed():
-            return
+            return False
         await self._close_listener()
         url = self.database.url
         connection = await asyncpg.connect(plain_url(url), **tls_arguments(url))
         await connection.add_listener(notify_channel(self.database.schema), self._on_notify)
         self._listener = connection
+        return True
 
     async def _close_listener(self) -> None:
         if self._listener is not None:
@@ -285,5 +419,14 @@ class OutboxRelay:
                 await self._listener.close(timeout=2)
             self._listener = None
 
-    def _on_notify(self, *_: Any) -> None:
-        self._wake.set()
+    def _on_notify(self, _connection: object, _pid: int, _channel: str, key_hash: str) -> None:
+        self._wakes[int(key_hash) % self.lanes].set()
+
+    def _wake_every_lane(self) -> None:
+        for wake in self._wakes:
+            wake.set()
+
+
+async def _stop_quietly(producer: AIOKafkaProducer) -> None:
+    with contextlib.suppress(Exception):
+        await producer.stop()

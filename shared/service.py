@@ -69,6 +69,7 @@ class ServiceRuntime:
                 database,
                 outbox_table,
                 bootstrap_servers=settings.kafka_bootstrap_servers,
+                lanes=settings.outbox_lanes,
                 poll_seconds=settings.outbox_poll_seconds,
                 batch_size=settings.outbox_batch_size,
             ),

@@ -79,6 +79,14 @@ class Settings(BaseSettings):
         description="How often the outbox relay looks for rows when no notification came.",
     )
     outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
+    outbox_lanes: int = Field(
+        default=4,
+        ge=1,
+        le=32,
+        description="Lanes the outbox relay publishes in, by a hash of the message key; "
+        "every process of a service should use the same number. A lane that publishes "
+        "holds one of the service's database connections.",
+    )
     outbox_relay_enabled: bool = Field(
         default=True, description="Run the outbox relay in this process."
     )
