@@ -137,6 +137,7 @@ class Arrivals:
     async def close(self) -> None:
         listener, self._listener = self._listener, None
         if listener is not None:
+            listener.remove_termination_listener(self._on_lost)
             with contextlib.suppress(Exception):
                 await listener.close(timeout=2)
 
@@ -169,9 +170,10 @@ class Arrivals:
     def _on_lost(self, connection: Any) -> None:
         # Announcements made while no connection listens are lost: every waiter checks
         # again (and listens anew) rather than sleep through its workspace's arrival.
+        if self._listener is not connection:
+            return
         logger.warning("lost the connection that listens for arriving workspaces")
-        if self._listener is connection:
-            self._listener = None
+        self._listener = None
         for waiters in self._waiters.values():
             for announced in waiters:
                 announced.set()
