@@ -5,18 +5,19 @@ Everything runs in one throwaway sandbox (its own PostgreSQL and Kafka):
 * pgbench: the built-in `simple-update` script (one UPDATE of an account, a SELECT
   and an INSERT into history, in one transaction) on a scale-10 database of its own,
   with as many clients as billing has writers.
-* billing, through its handlers: `Billing.spend` (the use case the HTTP endpoint
-  calls: reserve the Idempotency-Key, take the credits with a conditional UPDATE,
-  record the balanced transaction and its lines, stage `transaction.posted` in the
-  outbox, remember the response; one database transaction) from concurrent writers,
-  first spread over 1,000 workspaces, then all on one hot workspace.
+* billing, through its use case: `spend_credits` in the unit of work the HTTP
+  endpoint runs it in (reserve the Idempotency-Key, take the credits with a
+  conditional UPDATE, record the balanced transaction and its lines, stage
+  `transaction.posted` in the outbox, remember the response; one database
+  transaction) from concurrent writers, first spread over 1,000 workspaces, then all
+  on one hot workspace.
 * billing, through HTTP: the same spends sent in-process to the FastAPI app
   (`httpx.ASGITransport`, signed principal, validation, problem handling), so the
-  cost of the HTTP layer shows next to the handler's.
+  cost of the HTTP layer shows next to the use case's.
 
 * billing, as two replicas: two processes (each a billing app with its own event
   loop and connection pool, as two service replicas would be) spending together over
-  the 1,000 workspaces through their handlers.
+  the 1,000 workspaces through their use case.
 
 Every spend stages `transaction.posted` in the outbox. The outbox relay (which
 publishes those rows to Kafka, itself on this machine) is off for the measurements
@@ -44,6 +45,7 @@ from dataclasses import dataclass
 
 import asyncpg
 import httpx
+from fastapi import FastAPI
 
 from contracts.envelope import RawEnvelope, new_envelope
 from contracts.events.identity import BillingMode, WorkspaceCreated
@@ -51,12 +53,16 @@ from contracts.permissions import Role
 from infra.local_postgres import LocalPostgres
 from infra.sandbox import sandbox
 from services.billing.app import create_app
-from services.billing.domain import Operation
-from services.billing.handlers import Billing
+from services.billing.domain import Operation, Terms
+from services.billing.schemas import SpendReceipt
 from services.billing.settings import BillingSettings
+from services.billing.spending import SpendCredits, spend_credits
 from shared.db import plain_url
+from shared.idempotency import IdempotentRequest, request_fingerprint
 from shared.principal import PRINCIPAL_HEADER, Principal, sign_principal
+from shared.service import ServiceRuntime
 from shared.settings import Settings
+from shared.unit_of_work import UnitOfWork
 
 WORKSPACES = 1_000
 WRITERS = 16
@@ -119,7 +125,7 @@ def run_pgbench(postgres: LocalPostgres, seconds: int) -> float:
     return float(match.group(1))
 
 
-async def open_workspaces(billing: Billing, count: int) -> list[uuid.UUID]:
+async def open_workspaces(runtime: ServiceRuntime, count: int) -> list[uuid.UUID]:
     """Roots opened as identity's `workspace.created` would open them, on a plan with
     plenty of credits."""
     workspace_ids = [uuid.uuid4() for _ in range(count)]
@@ -143,9 +149,7 @@ async def open_workspaces(billing: Billing, count: int) -> list[uuid.UUID]:
             actor="system",
             correlation_id=None,
         )
-        await billing.runtime.consumer.consume(
-            RawEnvelope.model_validate_json(envelope.model_dump_json())
-        )
+        await runtime.consumer.consume(RawEnvelope.model_validate_json(envelope.model_dump_json()))
 
     for start in range(0, count, WRITERS):
         await asyncio.gather(*(announce(w) for w in workspace_ids[start : start + WRITERS]))
@@ -168,18 +172,39 @@ async def flat_out(spend_once: Callable[[], Awaitable[None]], seconds: float) ->
     return Rate(done, time.perf_counter() - started)
 
 
-def through_handlers(
-    billing: Billing, pick: Callable[[], uuid.UUID]
-) -> Callable[[], Awaitable[None]]:
+SPEND_BODY = b'{"operation": "image_creation", "quantity": 1}'
+
+
+def through_use_case(app: FastAPI, pick: Callable[[], uuid.UUID]) -> Callable[[], Awaitable[None]]:
+    """The spend endpoint's unit of work, without HTTP: the same Idempotency-Key scope and
+    fingerprint as the endpoint's, the use case, and the receipt it remembers."""
+    runtime: ServiceRuntime = app.state.runtime
+    terms: Terms = app.state.terms
+
     async def spend_once() -> None:
         workspace_id = pick()
-        await billing.spend(
-            workspace_id,
-            Principal(user_id="bench", workspace_id=workspace_id, role=Role.CREATOR),
+        caller = Principal(user_id="bench", workspace_id=workspace_id, role=Role.CREATOR)
+        command = SpendCredits(
+            caller=caller,
+            workspace_id=workspace_id,
             operation=Operation.IMAGE_CREATION,
             quantity=1,
             reference=None,
-            idempotency_key=uuid.uuid4().hex,
+            terms=terms,
+        )
+
+        async def work(uow: UnitOfWork) -> SpendReceipt:
+            return SpendReceipt.of(await spend_credits(uow, command))
+
+        await runtime.units_of_work.run(
+            work,
+            actor=caller.actor,
+            status_code=201,
+            idempotency=IdempotentRequest(
+                scope=f"{caller.actor} POST /v1/workspaces/{workspace_id}/spend",
+                key=uuid.uuid4().hex,
+                fingerprint=request_fingerprint("", SPEND_BODY),
+            ),
         )
 
     return spend_once
@@ -223,22 +248,22 @@ def bench_settings(settings: Settings) -> BillingSettings:
 
 async def measure_billing(settings: Settings, seconds: float) -> dict[str, Rate]:
     app = create_app(bench_settings(settings))
-    billing: Billing = app.state.billing
+    runtime: ServiceRuntime = app.state.runtime
     rates: dict[str, Rate] = {}
     async with contextlib.AsyncExitStack() as running:
-        running.push_async_callback(billing.runtime.stop)
-        workspaces = await open_workspaces(billing, WORKSPACES)
+        running.push_async_callback(runtime.stop)
+        workspaces = await open_workspaces(runtime, WORKSPACES)
         hot = workspaces[0]
 
         def any_workspace() -> uuid.UUID:
             return random.choice(workspaces)
 
-        await flat_out(through_handlers(billing, any_workspace), 1)  # warm up
-        rates["handlers, 1,000 workspaces"] = await flat_out(
-            through_handlers(billing, any_workspace), seconds
+        await flat_out(through_use_case(app, any_workspace), 1)  # warm up
+        rates["use case, 1,000 workspaces"] = await flat_out(
+            through_use_case(app, any_workspace), seconds
         )
-        rates["handlers, one hot workspace"] = await flat_out(
-            through_handlers(billing, lambda: hot), seconds
+        rates["use case, one hot workspace"] = await flat_out(
+            through_use_case(app, lambda: hot), seconds
         )
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://billing"
@@ -264,10 +289,10 @@ async def measure_billing(settings: Settings, seconds: float) -> dict[str, Rate]
                     for _ in range(REPLICAS)
                 )
             )
-            rates[f"handlers, 1,000 workspaces, {REPLICAS} processes"] = Rate(sum(counts), seconds)
-        await billing.runtime.relay.start()
-        rates["handlers, 1,000 workspaces, relay on"] = await flat_out(
-            through_handlers(billing, any_workspace), seconds
+            rates[f"use case, 1,000 workspaces, {REPLICAS} processes"] = Rate(sum(counts), seconds)
+        await runtime.relay.start()
+        rates["use case, 1,000 workspaces, relay on"] = await flat_out(
+            through_use_case(app, any_workspace), seconds
         )
         await check_books(settings, workspaces, sum(rate.operations for rate in rates.values()))
     return rates
@@ -281,14 +306,13 @@ def spend_in_replica(
 
     async def run() -> int:
         app = create_app(bench_settings(Settings.model_validate(settings)))
-        billing: Billing = app.state.billing
         try:
-            spend_once = through_handlers(billing, lambda: random.choice(workspaces))
+            spend_once = through_use_case(app, lambda: random.choice(workspaces))
             await flat_out(spend_once, 0.5)  # warm up
             await asyncio.sleep(max(0.0, start_at - time.time()))
             return (await flat_out(spend_once, seconds)).operations
         finally:
-            await billing.runtime.stop()
+            await app.state.runtime.stop()
 
     return asyncio.run(run())
 

@@ -26,6 +26,9 @@ INTERNAL_ERROR = ProblemType("internal-error", 500, "Something went wrong on our
 BAD_GATEWAY = ProblemType("bad-gateway", 502, "A service behind the gateway failed")
 SERVICE_UNAVAILABLE = ProblemType("service-unavailable", 503, "A dependency is unavailable")
 GATEWAY_TIMEOUT = ProblemType("gateway-timeout", 504, "A service behind the gateway timed out")
+NOT_READY_YET = ProblemType(
+    "not-ready-yet", 503, "A change you just made has not reached this service yet"
+)
 IDEMPOTENCY_KEY_REUSED = ProblemType(
     "idempotency-key-reused", 422, "This Idempotency-Key was used with another request"
 )

@@ -21,13 +21,15 @@ logger = logging.getLogger(__name__)
 
 
 class DomainError(Exception):
-    """A rule said no. Subclasses name the rule and carry its problem type."""
+    """A rule said no. Subclasses name the rule and carry its problem type; `headers` go
+    on the problem response (for example `Retry-After`)."""
 
     problem: ClassVar[ProblemType]
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, *, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.headers: Mapping[str, str] = headers or {}
 
 
 class NotFoundError(DomainError):
@@ -82,7 +84,7 @@ def field_errors(error: RequestValidationError) -> list[dict[str, Any]]:
 
 async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
-    return problem_response(exc.problem, exc.detail)
+    return problem_response(exc.problem, exc.detail, headers=exc.headers or None)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:

@@ -21,6 +21,7 @@ from shared.idempotency import IdempotencyKeys
 from shared.inbox import EventConsumer, Inbox
 from shared.logging import configure_logging
 from shared.outbox import Outbox, OutboxRelay
+from shared.read_your_writes import Arrivals
 from shared.settings import ServiceName, Settings
 from shared.unit_of_work import UnitsOfWork
 
@@ -38,6 +39,7 @@ class ServiceRuntime:
     relay: OutboxRelay
     inbox: Inbox
     consumer: EventConsumer
+    arrivals: Arrivals
     units_of_work: UnitsOfWork
     broker: KafkaBroker = field(init=False)
     _periodic: list[tuple[str, float, Callable[[], Awaitable[object]]]] = field(
@@ -60,6 +62,7 @@ class ServiceRuntime:
         inbox = Inbox(database, inbox_table)
         outbox = Outbox(outbox_table, producer=name.value)
         keys = None if idempotency_table is None else IdempotencyKeys(idempotency_table)
+        arrivals = Arrivals(database, timeout_seconds=settings.read_your_writes_timeout_seconds)
         return cls(
             name=name,
             settings=settings,
@@ -75,7 +78,8 @@ class ServiceRuntime:
             ),
             inbox=inbox,
             consumer=EventConsumer(service=name.value, inbox=inbox),
-            units_of_work=UnitsOfWork(database, outbox, keys),
+            arrivals=arrivals,
+            units_of_work=UnitsOfWork(database, outbox, keys, arrivals),
         )
 
     def __post_init__(self) -> None:
@@ -119,6 +123,7 @@ class ServiceRuntime:
                 await task
         await self.relay.stop()
         await self.broker.stop()
+        await self.arrivals.close()
         await self.database.dispose()
 
     def readiness_checks(self) -> dict[str, ReadinessCheck]:

@@ -90,6 +90,12 @@ class Settings(BaseSettings):
     outbox_relay_enabled: bool = Field(
         default=True, description="Run the outbox relay in this process."
     )
+    read_your_writes_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="How long a request about a workspace whose event has not reached this "
+        "service yet waits for it before the answer is 503 `not-ready-yet`.",
+    )
 
     def database_url_for(self, service: ServiceName) -> str:
         """The service's own login: explicit `ATRIUM_<SERVICE>_DATABASE_URL`, or the

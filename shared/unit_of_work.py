@@ -15,6 +15,10 @@ honours `Idempotency-Key`), a consumer through `UnitsOfWork.for_event` on the
 inbox's transaction (so the effect and the event's inbox row commit together),
 a periodic job through `UnitsOfWork.begin`.
 
+A use case that finds no copy yet of a workspace the gateway vouched for raises
+`shared.read_your_writes.WorkspaceNotArrivedError` before it changes anything;
+`UnitsOfWork.run` then waits for the workspace's event and runs it again.
+
 Events are staged through `uow.stage` *after* the locks that serialize the change
 are taken (see `shared.outbox.Outbox.stage`), so that outbox order is commit
 order per key.
@@ -37,6 +41,8 @@ The rest of the house rules for a service:
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -51,6 +57,9 @@ from contracts.envelope import Envelope, EventPayload, RawEnvelope
 from shared.db import Database
 from shared.idempotency import IdempotencyKeys, IdempotentRequest
 from shared.outbox import Outbox
+from shared.read_your_writes import Arrivals, WorkspaceNotArrivedError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +92,17 @@ class UnitOfWork:
 class UnitsOfWork:
     """Opens units of work on one service's database and outbox."""
 
-    def __init__(self, database: Database, outbox: Outbox, keys: IdempotencyKeys | None) -> None:
+    def __init__(
+        self,
+        database: Database,
+        outbox: Outbox,
+        keys: IdempotencyKeys | None,
+        arrivals: Arrivals | None = None,
+    ) -> None:
         self.database = database
         self.outbox = outbox
         self.keys = keys
+        self.arrivals = arrivals
 
     @asynccontextmanager
     async def begin(self, *, actor: str | None) -> AsyncIterator[UnitOfWork]:
@@ -113,7 +129,49 @@ class UnitsOfWork:
         transaction: a retry waits for the first request, then gets its status and
         body back and changes nothing more; the same key with another body is 422.
         When the first request fails, nothing is remembered and a retry runs anew.
+
+        When `work` finds that a workspace the gateway vouched for has not reached
+        this service yet (`WorkspaceNotArrivedError`), that attempt is rolled back and
+        `work` runs again once the workspace arrives, for at most the read-your-writes
+        bound (`shared.read_your_writes`).
         """
+        arrivals = self.arrivals
+        try:
+            return await self._run_once(
+                work, actor=actor, status_code=status_code, idempotency=idempotency
+            )
+        except WorkspaceNotArrivedError as missing:
+            if arrivals is None:
+                raise
+            awaited = missing.workspace_id
+
+        async def once_arrived() -> Response | None:
+            try:
+                return await self._run_once(
+                    work, actor=actor, status_code=status_code, idempotency=idempotency
+                )
+            except WorkspaceNotArrivedError as still_missing:
+                if still_missing.workspace_id != awaited:
+                    raise
+                return None
+
+        started = time.monotonic()
+        response = await arrivals.wait_for(awaited, once_arrived)
+        logger.info(
+            "a request waited %.0f ms for workspace %s to arrive",
+            (time.monotonic() - started) * 1000,
+            awaited,
+        )
+        return response
+
+    async def _run_once(
+        self,
+        work: Callable[[UnitOfWork], Awaitable[BaseModel | None]],
+        *,
+        actor: str,
+        status_code: int,
+        idempotency: IdempotentRequest | None,
+    ) -> Response:
         async with self.begin(actor=actor) as uow:
             if idempotency is not None:
                 keys = self._keys()

@@ -1,8 +1,13 @@
-"""billing's HTTP API (thin): check who may call, hand over to a use case.
+"""billing's HTTP API (thin): parse the request, build the command, run its use case in
+a unit of work, map the result to a response.
 
 `/v1/...` is the public API the gateway routes to. `/internal/v1/...` is for other
 services, which sign the principal they act for with the shared internal secret
 (the same `X-Atrium-Principal` the gateway sends, made for this method and path).
+
+Every endpoint is about one workspace. One that billing has not heard of yet (its
+`workspace.created` is still on its way) is waited for, bounded, then 503
+`not-ready-yet` (see `shared.read_your_writes`); a deleted one is 404.
 
 Avatar slots are claimed over internal HTTP rather than through events because the
 assets service must answer its own caller at once: "an avatar takes a slot and is
@@ -24,14 +29,29 @@ leave the avatar created while its slot and fee are still undecided.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated, cast
+from typing import Annotated, TypeVar, cast
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from pydantic import BaseModel
 
-from contracts.permissions import Permission, Role
-from services.billing.domain import Pool
-from services.billing.handlers import Billing
+from services.billing import avatar_claims
+from services.billing.allocations import AllocateCredits, allocate_credits
+from services.billing.avatar_claims import ClaimAvatarSlot, ReleaseAvatarSlot
+from services.billing.domain import Pool, Terms, UsageGrouping
+from services.billing.payments import PaymentProvider
+from services.billing.purchases import PurchaseCredits, purchase_credits
+from services.billing.queries import (
+    ReadAllocations,
+    ReadBalances,
+    ReadLedger,
+    ReadUsage,
+    read_allocations,
+    read_balances,
+    read_ledger,
+    read_usage,
+)
 from services.billing.schemas import (
     AllocationRequest,
     AllocationsResponse,
@@ -43,163 +63,217 @@ from services.billing.schemas import (
     PurchaseRequest,
     SpendReceipt,
     SpendRequest,
-    UsageGrouping,
     UsageReport,
+    ledger_page,
 )
-from shared.errors import ForbiddenError
-from shared.idempotency import MAX_KEY_LENGTH
+from services.billing.spending import SpendCredits, spend_credits
+from shared.idempotency import Idempotency, IdempotentRequest, RequiredIdempotency
 from shared.pagination import DEFAULT_PAGE_SIZE, Cursor, PageSize
-from shared.principal import CurrentPrincipal, Principal, require_permission, vouched_workspace
+from shared.principal import CurrentPrincipal, Principal
+from shared.service import ServiceRuntime
+from shared.unit_of_work import UnitOfWork
 
 router = APIRouter(prefix="/v1/workspaces/{workspace_id}", tags=["billing"])
 internal_router = APIRouter(prefix="/internal/v1/workspaces/{workspace_id}", tags=["internal"])
 
-
-def _billing(request: Request) -> Billing:
-    return cast("Billing", request.app.state.billing)
-
-
-BillingService = Annotated[Billing, Depends(_billing)]
-IdempotencyKey = Annotated[
-    str,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=MAX_KEY_LENGTH,
-        description="A retry with the same key and body returns the first result.",
-    ),
-]
-OptionalIdempotencyKey = Annotated[
-    str | None,
-    Header(alias="Idempotency-Key", min_length=1, max_length=MAX_KEY_LENGTH),
-]
+CommandT = TypeVar("CommandT")
+ResultT = TypeVar("ResultT")
 
 
-def _member(caller: Principal, workspace_id: uuid.UUID) -> None:
-    vouched_workspace(caller, workspace_id)
-    if caller.role is None and caller.api_key_id is None:
-        msg = "Members of the workspace only."
-        raise ForbiddenError(msg)
+def _runtime(request: Request) -> ServiceRuntime:
+    return cast("ServiceRuntime", request.app.state.runtime)
 
 
-def _super_admin(caller: Principal) -> None:
-    if caller.role is not Role.SUPER_ADMIN:
-        msg = "Only a Super Admin of this workspace may do this."
-        raise ForbiddenError(msg)
+def _terms(request: Request) -> Terms:
+    return cast("Terms", request.app.state.terms)
 
 
-@router.get("/balances", summary="Credits and capacity of a workspace")
+def _payments(request: Request) -> PaymentProvider:
+    return cast("PaymentProvider", request.app.state.payments)
+
+
+Runtime = Annotated[ServiceRuntime, Depends(_runtime)]
+CurrentTerms = Annotated[Terms, Depends(_terms)]
+Payments = Annotated[PaymentProvider, Depends(_payments)]
+
+
+async def _run(
+    runtime: ServiceRuntime,
+    caller: Principal,
+    use_case: Callable[[UnitOfWork, CommandT], Awaitable[ResultT]],
+    command: CommandT,
+    respond: Callable[[ResultT], BaseModel | None],
+    *,
+    status_code: int = status.HTTP_200_OK,
+    idempotency: IdempotentRequest | None = None,
+) -> Response:
+    async def work(uow: UnitOfWork) -> BaseModel | None:
+        return respond(await use_case(uow, command))
+
+    return await runtime.units_of_work.run(
+        work, actor=caller.actor, status_code=status_code, idempotency=idempotency
+    )
+
+
+def _no_body(_: None) -> None:
+    return None
+
+
+@router.get(
+    "/balances", response_model=BalancesResponse, summary="Credits and capacity of a workspace"
+)
 async def get_balances(
-    workspace_id: uuid.UUID, caller: CurrentPrincipal, billing: BillingService
-) -> BalancesResponse:
-    _member(caller, workspace_id)
-    return await billing.balances(workspace_id)
+    workspace_id: uuid.UUID, caller: CurrentPrincipal, runtime: Runtime
+) -> Response:
+    query = ReadBalances(caller, workspace_id)
+    return await _run(runtime, caller, read_balances, query, BalancesResponse.of)
 
 
-@router.post("/purchases", status_code=status.HTTP_201_CREATED, summary="Buy credits or capacity")
+@router.post(
+    "/purchases",
+    status_code=status.HTTP_201_CREATED,
+    response_model=PurchaseReceipt,
+    summary="Buy credits or capacity",
+)
 async def purchase(
     workspace_id: uuid.UUID,
     body: PurchaseRequest,
     caller: CurrentPrincipal,
-    billing: BillingService,
-    idempotency_key: OptionalIdempotencyKey = None,
-) -> PurchaseReceipt:
-    vouched_workspace(caller, workspace_id)
-    return await billing.purchase(
-        workspace_id,
-        caller,
+    runtime: Runtime,
+    payments: Payments,
+    idempotency: Idempotency,
+) -> Response:
+    command = PurchaseCredits(
+        caller=caller,
+        workspace_id=workspace_id,
         pool=body.pool,
         quantity=body.quantity,
-        idempotency_key=idempotency_key,
+        payments=payments,
+        payment_key=None if idempotency is None else idempotency.key,
+    )
+    return await _run(
+        runtime,
+        caller,
+        purchase_credits,
+        command,
+        PurchaseReceipt.of,
+        status_code=status.HTTP_201_CREATED,
+        idempotency=idempotency,
     )
 
 
-@router.put("/allocations", summary="Set what the parent allocates to a sub-workspace")
+@router.put(
+    "/allocations",
+    response_model=AllocationsResponse,
+    summary="Set what the parent allocates to a sub-workspace",
+)
 async def set_allocations(
-    workspace_id: uuid.UUID,
-    body: AllocationRequest,
-    caller: CurrentPrincipal,
-    billing: BillingService,
-) -> AllocationsResponse:
-    vouched_workspace(caller, workspace_id)
-    return await billing.allocate(workspace_id, caller, body.targets())
+    workspace_id: uuid.UUID, body: AllocationRequest, caller: CurrentPrincipal, runtime: Runtime
+) -> Response:
+    command = AllocateCredits(caller, workspace_id, body.targets())
+    return await _run(runtime, caller, allocate_credits, command, AllocationsResponse.of)
 
 
-@router.get("/allocations", summary="What the parent allocated to a sub-workspace")
+@router.get(
+    "/allocations",
+    response_model=AllocationsResponse,
+    summary="What the parent allocated to a sub-workspace",
+)
 async def get_allocations(
-    workspace_id: uuid.UUID, caller: CurrentPrincipal, billing: BillingService
-) -> AllocationsResponse:
-    _member(caller, workspace_id)
-    return await billing.allocations(workspace_id)
+    workspace_id: uuid.UUID, caller: CurrentPrincipal, runtime: Runtime
+) -> Response:
+    query = ReadAllocations(caller, workspace_id)
+    return await _run(runtime, caller, read_allocations, query, AllocationsResponse.of)
 
 
-@router.post("/spend", status_code=status.HTTP_201_CREATED, summary="Pay for an operation")
+@router.post(
+    "/spend",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SpendReceipt,
+    summary="Pay for an operation",
+)
 async def spend(
     workspace_id: uuid.UUID,
     body: SpendRequest,
     caller: CurrentPrincipal,
-    billing: BillingService,
-    idempotency_key: IdempotencyKey,
-) -> SpendReceipt:
-    vouched_workspace(caller, workspace_id)
-    return await billing.spend(
-        workspace_id,
-        caller,
+    runtime: Runtime,
+    terms: CurrentTerms,
+    idempotency: RequiredIdempotency,
+) -> Response:
+    command = SpendCredits(
+        caller=caller,
+        workspace_id=workspace_id,
         operation=body.operation,
         quantity=body.quantity,
         reference=body.reference,
-        idempotency_key=idempotency_key,
+        terms=terms,
+    )
+    return await _run(
+        runtime,
+        caller,
+        spend_credits,
+        command,
+        SpendReceipt.of,
+        status_code=status.HTTP_201_CREATED,
+        idempotency=idempotency,
     )
 
 
-@router.get("/ledger", summary="The workspace's ledger lines, newest first")
+@router.get(
+    "/ledger", response_model=LedgerPage, summary="The workspace's ledger lines, newest first"
+)
 async def get_ledger(
     workspace_id: uuid.UUID,
     *,
     caller: CurrentPrincipal,
-    billing: BillingService,
+    runtime: Runtime,
     pool: Pool | None = None,
     limit: PageSize = DEFAULT_PAGE_SIZE,
     cursor: Cursor = None,
-) -> LedgerPage:
-    vouched_workspace(caller, workspace_id)
-    _super_admin(caller)
-    return await billing.ledger(workspace_id, pool=pool, limit=limit, cursor=cursor)
+) -> Response:
+    query = ReadLedger(caller, workspace_id, pool=pool, limit=limit, cursor=cursor)
+    return await _run(runtime, caller, read_ledger, query, ledger_page)
 
 
-@router.get("/usage", summary="Credits spent, aggregated")
+@router.get("/usage", response_model=UsageReport, summary="Credits spent, aggregated")
 async def get_usage(
     workspace_id: uuid.UUID,
     *,
     caller: CurrentPrincipal,
-    billing: BillingService,
+    runtime: Runtime,
     group_by: UsageGrouping = "day",
     since: Annotated[datetime | None, Query(alias="from")] = None,
     until: Annotated[datetime | None, Query(alias="to")] = None,
-) -> UsageReport:
-    vouched_workspace(caller, workspace_id)
-    if group_by == "api_key":
-        require_permission(caller, Permission.MANAGE_API_KEYS)
-    else:
-        _super_admin(caller)
-    return await billing.usage(workspace_id, group_by=group_by, since=since, until=until)
+) -> Response:
+    query = ReadUsage(caller, workspace_id, group_by=group_by, since=since, until=until)
+    return await _run(
+        runtime, caller, read_usage, query, lambda rows: UsageReport.of(group_by, rows)
+    )
 
 
 @internal_router.post(
     "/avatar-claims",
     status_code=status.HTTP_201_CREATED,
+    response_model=AvatarClaimReceipt,
     summary="An avatar takes a slot and pays the avatar fee",
 )
 async def claim_avatar_slot(
     workspace_id: uuid.UUID,
     body: AvatarClaimRequest,
     caller: CurrentPrincipal,
-    billing: BillingService,
-    idempotency_key: IdempotencyKey,
-) -> AvatarClaimReceipt:
-    vouched_workspace(caller, workspace_id)
-    return await billing.claim_avatar_slot(
-        workspace_id, caller, avatar_id=body.avatar_id, idempotency_key=idempotency_key
+    runtime: Runtime,
+    terms: CurrentTerms,
+    idempotency: RequiredIdempotency,
+) -> Response:
+    command = ClaimAvatarSlot(caller, workspace_id, avatar_id=body.avatar_id, terms=terms)
+    return await _run(
+        runtime,
+        caller,
+        avatar_claims.claim_avatar_slot,
+        command,
+        AvatarClaimReceipt.of,
+        status_code=status.HTTP_201_CREATED,
+        idempotency=idempotency,
     )
 
 
@@ -209,11 +283,14 @@ async def claim_avatar_slot(
     summary="Free an avatar's slot",
 )
 async def release_avatar_slot(
-    workspace_id: uuid.UUID,
-    avatar_id: uuid.UUID,
-    caller: CurrentPrincipal,
-    billing: BillingService,
+    workspace_id: uuid.UUID, avatar_id: uuid.UUID, caller: CurrentPrincipal, runtime: Runtime
 ) -> Response:
-    vouched_workspace(caller, workspace_id)
-    await billing.release_avatar_slot(workspace_id, caller, avatar_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    command = ReleaseAvatarSlot(caller, workspace_id, avatar_id)
+    return await _run(
+        runtime,
+        caller,
+        avatar_claims.release_avatar_slot,
+        command,
+        _no_body,
+        status_code=status.HTTP_204_NO_CONTENT,
+    )

@@ -5,7 +5,6 @@ from fastapi import FastAPI
 from services.billing import models
 from services.billing.api import internal_router, router
 from services.billing.consumers import register_consumers
-from services.billing.handlers import Billing
 from services.billing.payments import PROVIDERS
 from services.billing.settings import BillingSettings
 from shared.service import ServiceRuntime, create_service_app, serve
@@ -17,18 +16,17 @@ SERVICE = ServiceName.BILLING
 def create_app(settings: BillingSettings | None = None) -> FastAPI:
     settings = settings or BillingSettings()
     runtime = ServiceRuntime.create(
-        SERVICE, settings, outbox_table=models.outbox, inbox_table=models.inbox
+        SERVICE,
+        settings,
+        outbox_table=models.outbox,
+        inbox_table=models.inbox,
+        idempotency_table=models.idempotency_keys,
     )
-    billing = Billing(
-        runtime=runtime,
-        plan=settings.default_plan,
-        prices=settings.prices,
-        payments=PROVIDERS[settings.payment_provider](),
-        credits_low_threshold=settings.credits_low_threshold,
-    )
-    register_consumers(runtime.consumer, billing)
+    terms = settings.terms
+    register_consumers(runtime, terms.plan)
     app = create_service_app(runtime, router, internal_router)
-    app.state.billing = billing
+    app.state.terms = terms
+    app.state.payments = PROVIDERS[settings.payment_provider]()
     return app
 
 

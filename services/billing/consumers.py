@@ -1,20 +1,83 @@
-"""billing's event subscriptions (thin: each hands the event to a handler, in the
-consumer's transaction with the event's inbox row)."""
+"""billing's event subscriptions (thin: each turns identity's event into a command and
+runs its use case in the consumer's transaction, with the event's inbox row)."""
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts.envelope import RawEnvelope
 from contracts.events.identity import (
     SeatsUsageChanged,
     WorkspaceCreated,
     WorkspaceDeleted,
     WorkspaceSettingsChanged,
 )
-from services.billing.handlers import Billing
-from shared.inbox import EventConsumer
+from services.billing.accounts import (
+    ChangeAccountSettings,
+    CloseAccount,
+    OpenAccount,
+    RecordSeatUsage,
+    change_account_settings,
+    close_account,
+    open_account,
+    record_seat_usage,
+)
+from services.billing.domain import Plan
+from shared.service import ServiceRuntime
 
 
-def register_consumers(consumer: EventConsumer, billing: Billing) -> None:
-    consumer.on(WorkspaceCreated)(billing.open_account)
-    consumer.on(WorkspaceSettingsChanged)(billing.change_settings)
-    consumer.on(WorkspaceDeleted)(billing.close_account)
-    consumer.on(SeatsUsageChanged)(billing.record_seat_usage)
+def register_consumers(runtime: ServiceRuntime, plan: Plan) -> None:
+    consumer = runtime.consumer
+    units_of_work = runtime.units_of_work
+
+    @consumer.on(WorkspaceCreated)
+    async def workspace_created(
+        session: AsyncSession, event: WorkspaceCreated, envelope: RawEnvelope
+    ) -> None:
+        command = OpenAccount(
+            workspace_id=event.id,
+            root_id=event.root_id,
+            parent_id=event.parent_id,
+            billing_root_id=event.billing_root_id,
+            billing_mode=event.billing_mode,
+            strict_quota=event.strict_quota,
+            plan=plan,
+        )
+        await open_account(units_of_work.for_event(session, envelope), command)
+
+    @consumer.on(WorkspaceSettingsChanged)
+    async def workspace_settings_changed(
+        session: AsyncSession, event: WorkspaceSettingsChanged, envelope: RawEnvelope
+    ) -> None:
+        command = ChangeAccountSettings(
+            workspace_id=event.id,
+            parent_id=event.parent_id,
+            billing_root_id=event.billing_root_id,
+            billing_mode=event.billing_mode,
+            strict_quota=event.strict_quota,
+            plan=plan,
+        )
+        await change_account_settings(units_of_work.for_event(session, envelope), command)
+
+    @consumer.on(WorkspaceDeleted)
+    async def workspace_deleted(
+        session: AsyncSession, event: WorkspaceDeleted, envelope: RawEnvelope
+    ) -> None:
+        command = CloseAccount(
+            workspace_id=event.id,
+            root_id=event.root_id,
+            parent_id=event.parent_id,
+            billing_root_id=event.billing_root_id,
+            billing_mode=event.billing_mode,
+            plan=plan,
+        )
+        await close_account(units_of_work.for_event(session, envelope), command)
+
+    @consumer.on(SeatsUsageChanged)
+    async def seats_usage_changed(
+        session: AsyncSession, event: SeatsUsageChanged, envelope: RawEnvelope
+    ) -> None:
+        command = RecordSeatUsage(
+            billing_root_id=event.billing_root_id, used=event.used, pending=event.pending
+        )
+        await record_seat_usage(units_of_work.for_event(session, envelope), command)

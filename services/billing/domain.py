@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal
 from uuid import UUID
 
 from contracts import problems
@@ -28,6 +29,10 @@ CONSUMABLE_POOLS: tuple[Pool, ...] = (Pool.GENERATIVE_CREDITS, Pool.API_CREDITS)
 """Credits: spent, and gone to the world when spent."""
 CAPACITY_POOLS: tuple[Pool, ...] = (Pool.AVATAR_SLOTS, Pool.SEATS)
 """Limits: held, and free again when released."""
+
+
+UsageGrouping = Literal["day", "operation", "api_key"]
+"""How spending is added up: per UTC day, per operation or per API key."""
 
 
 class TransactionKind(StrEnum):
@@ -85,6 +90,16 @@ class Plan:
         return {pool: amount for pool, amount in granted.items() if amount > 0}
 
 
+@dataclass(frozen=True, slots=True)
+class Terms:
+    """What billing grants and charges, as configured: the plan a new billing root starts
+    on, the price of each operation and the balance below which a spend warns."""
+
+    plan: Plan
+    prices: PriceTable
+    credits_low_threshold: int
+
+
 def pool_paying_for(*, by_api_key: bool) -> Pool:
     """An operation made with an API key spends API credits; one made by a signed-in
     person spends generative credits."""
@@ -110,6 +125,22 @@ def split_charge(amount: int, *, own_balance: int, parent_balance: int | None) -
         msg = f"This costs {amount} credits; not enough are left."
         raise InsufficientCreditsError(msg)
     return Charge(from_workspace=own_balance, from_parent=from_parent)
+
+
+def charge_lines(
+    workspace_id: UUID, parent_id: UUID | None, pool: Pool, charge: Charge
+) -> list[Line]:
+    """The lines that take `charge` out of the workspace (and its parent) to the world."""
+    lines = []
+    if charge.from_workspace:
+        lines.append(Line(workspace_id, pool, -charge.from_workspace))
+    if charge.from_parent:
+        assert parent_id is not None
+        lines.append(Line(parent_id, pool, -charge.from_parent))
+    total = charge.from_workspace + charge.from_parent
+    if total:
+        lines.append(Line(None, pool, total))
+    return lines
 
 
 def fell_below(threshold: int, *, before: int, after: int) -> bool:
@@ -145,6 +176,23 @@ def allocation_change(pool: Pool, target: int, held: HeldPool, *, parent_balance
 
 
 @dataclass(frozen=True, slots=True)
+class CreditsHeld:
+    """A workspace's credits of one pool: what is left, and what its parent granted."""
+
+    balance: int
+    allocated: int
+
+
+@dataclass(frozen=True, slots=True)
+class CapacityHeld:
+    """A workspace's capacity of one pool: its limit (None: no limit of its own), and
+    how much of it is taken."""
+
+    limit: int | None
+    used: int
+
+
+@dataclass(frozen=True, slots=True)
 class Line:
     """One line of a transaction: `amount` into (positive) or out of (negative) a
     workspace's pool, or the world's when `workspace_id` is None."""
@@ -152,6 +200,15 @@ class Line:
     workspace_id: UUID | None
     pool: Pool
     amount: int
+
+
+def merged(lines: Sequence[Line]) -> list[Line]:
+    """One line per account and pool: the sum of the given ones, zeros left out."""
+    totals: dict[tuple[UUID | None, Pool], int] = {}
+    for line in lines:
+        key = (line.workspace_id, line.pool)
+        totals[key] = totals.get(key, 0) + line.amount
+    return [Line(workspace, pool, amount) for (workspace, pool), amount in totals.items() if amount]
 
 
 def check_balanced(lines: Sequence[Line]) -> None:
@@ -183,6 +240,10 @@ class NotABillingRootError(DomainError):
 
 class AvatarSlotLimitError(DomainError):
     problem = problems.AVATAR_SLOT_LIMIT
+
+
+class AvatarAlreadyClaimedError(DomainError):
+    problem = problems.AVATAR_ALREADY_CLAIMED
 
 
 class NotParentBilledError(DomainError):

@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from services.billing.domain import Operation, Pool
+from services.billing.avatar_claims import AvatarClaim
+from services.billing.domain import CapacityHeld, CreditsHeld, Operation, Pool, UsageGrouping
+from services.billing.purchases import Purchase
+from services.billing.queries import Balances, LedgerEntries
+from services.billing.repository.accounts import AccountView
+from services.billing.repository.ledger import LedgerEntry, UsageRow
+from services.billing.spending import Spend
 from shared.pagination import Page
 
 MAX_QUANTITY = 1_000_000_000
@@ -69,10 +75,18 @@ class ConsumableBalance(BaseModel):
     balance: int
     allocated: int
 
+    @classmethod
+    def of(cls, held: CreditsHeld) -> ConsumableBalance:
+        return cls(balance=held.balance, allocated=held.allocated)
+
 
 class CapacityBalance(BaseModel):
     limit: int | None
     used: int
+
+    @classmethod
+    def of(cls, held: CapacityHeld) -> CapacityBalance:
+        return cls(limit=held.limit, used=held.used)
 
 
 class BalancesResponse(BaseModel):
@@ -81,6 +95,15 @@ class BalancesResponse(BaseModel):
     avatar_slots: CapacityBalance
     seats: CapacityBalance
 
+    @classmethod
+    def of(cls, balances: Balances) -> BalancesResponse:
+        return cls(
+            generative_credits=ConsumableBalance.of(balances.generative_credits),
+            api_credits=ConsumableBalance.of(balances.api_credits),
+            avatar_slots=CapacityBalance.of(balances.avatar_slots),
+            seats=CapacityBalance.of(balances.seats),
+        )
+
 
 class AllocationsResponse(BaseModel):
     generative_credits: int
@@ -88,12 +111,30 @@ class AllocationsResponse(BaseModel):
     avatar_slots: int
     seats: int | None = Field(description="The seat cap, if any.")
 
+    @classmethod
+    def of(cls, account: AccountView) -> AllocationsResponse:
+        return cls(
+            generative_credits=account.pools[Pool.GENERATIVE_CREDITS].allocated,
+            api_credits=account.pools[Pool.API_CREDITS].allocated,
+            avatar_slots=account.pools[Pool.AVATAR_SLOTS].allocated,
+            seats=account.seats_cap,
+        )
+
 
 class SpendReceipt(BaseModel):
     transaction_id: uuid.UUID
     pool: Pool
     amount: int
     balance_after: int
+
+    @classmethod
+    def of(cls, spend: Spend) -> SpendReceipt:
+        return cls(
+            transaction_id=spend.transaction_id,
+            pool=spend.pool,
+            amount=spend.amount,
+            balance_after=spend.balance_after,
+        )
 
 
 class PurchaseReceipt(BaseModel):
@@ -104,6 +145,17 @@ class PurchaseReceipt(BaseModel):
     payment_provider: str
     payment_reference: str
 
+    @classmethod
+    def of(cls, purchase: Purchase) -> PurchaseReceipt:
+        return cls(
+            transaction_id=purchase.transaction_id,
+            pool=purchase.pool,
+            quantity=purchase.quantity,
+            balance_after=purchase.balance_after,
+            payment_provider=purchase.payment_provider,
+            payment_reference=purchase.payment_reference,
+        )
+
 
 class AvatarClaimReceipt(BaseModel):
     avatar_id: uuid.UUID
@@ -112,6 +164,17 @@ class AvatarClaimReceipt(BaseModel):
     fee: int
     balance_after: int
     avatar_slots: CapacityBalance
+
+    @classmethod
+    def of(cls, claim: AvatarClaim) -> AvatarClaimReceipt:
+        return cls(
+            avatar_id=claim.avatar_id,
+            transaction_id=claim.transaction_id,
+            pool=claim.pool,
+            fee=claim.fee,
+            balance_after=claim.balance_after,
+            avatar_slots=CapacityBalance.of(claim.avatar_slots),
+        )
 
 
 class LedgerItem(BaseModel):
@@ -125,11 +188,29 @@ class LedgerItem(BaseModel):
     reference: str | None
     created_at: datetime
 
+    @classmethod
+    def of(cls, entry: LedgerEntry) -> LedgerItem:
+        return cls(
+            id=entry.id,
+            transaction_id=entry.transaction_id,
+            kind=entry.kind,
+            pool=Pool(entry.pool),
+            amount=entry.amount,
+            balance_after=entry.balance_after,
+            operation=entry.operation,
+            reference=entry.reference,
+            created_at=entry.created_at,
+        )
+
 
 LedgerPage = Page[LedgerItem]
 
 
-UsageGrouping = Literal["day", "operation", "api_key"]
+def ledger_page(entries: LedgerEntries) -> LedgerPage:
+    return LedgerPage(
+        items=[LedgerItem.of(entry) for entry in entries.entries],
+        next_cursor=entries.next_cursor,
+    )
 
 
 class UsageItem(BaseModel):
@@ -137,7 +218,15 @@ class UsageItem(BaseModel):
     credits: int
     count: int
 
+    @classmethod
+    def of(cls, row: UsageRow) -> UsageItem:
+        return cls(key=row.group, credits=row.credits, count=row.count)
+
 
 class UsageReport(BaseModel):
     group_by: UsageGrouping
     items: list[UsageItem]
+
+    @classmethod
+    def of(cls, group_by: UsageGrouping, rows: list[UsageRow]) -> UsageReport:
+        return cls(group_by=group_by, items=[UsageItem.of(row) for row in rows])

@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from services.billing.domain import Operation, Plan, PriceTable
+from services.billing.domain import Operation, Plan, PriceTable, Terms
 from shared.settings import Settings
 
 
@@ -47,4 +47,12 @@ class BillingSettings(Settings):
                 Operation.TRANSLATION: self.price_translation,
                 Operation.API_CALL: self.price_api_call,
             }
+        )
+
+    @property
+    def terms(self) -> Terms:
+        return Terms(
+            plan=self.default_plan,
+            prices=self.prices,
+            credits_low_threshold=self.credits_low_threshold,
         )

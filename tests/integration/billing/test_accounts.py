@@ -71,12 +71,6 @@ async def test_a_new_root_workspace_opens_on_the_configured_default_plan(billing
     }
 
 
-async def test_an_unknown_workspace_has_no_balances(billing: FastAPI) -> None:
-    response = await balances(billing, uuid.uuid4())
-    assert response.status_code == 404
-    assert response.json()["type"] == "not-found"
-
-
 async def test_the_same_workspace_announced_twice_opens_one_account(billing: FastAPI) -> None:
     runtime: ServiceRuntime = billing.state.runtime
     event = root_announced()

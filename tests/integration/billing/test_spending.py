@@ -11,7 +11,7 @@ import pytest
 
 from contracts.events.identity import BillingMode
 from contracts.permissions import Role
-from tests.integration.billing.conftest import BillingDriver, Workspace
+from tests.integration.billing.conftest import BillingDriver
 
 pytestmark = pytest.mark.integration
 
@@ -139,15 +139,6 @@ async def test_a_viewer_cannot_spend(driver: BillingDriver) -> None:
 
     assert response.status_code == 403
     assert await driver.balance(root) == 100
-
-
-async def test_spending_in_an_unknown_workspace_is_not_found(driver: BillingDriver) -> None:
-    unknown_id = uuid.uuid4()
-    response = await driver.spend(
-        Workspace(unknown_id, unknown_id, None, unknown_id, BillingMode.OWN)
-    )
-
-    assert response.status_code == 404
 
 
 async def test_a_sub_workspace_without_a_strict_quota_falls_through_to_its_parent(
