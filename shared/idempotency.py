@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
-from pydantic import BaseModel
 from sqlalchemy import Column, DateTime, Integer, MetaData, Table, Text, func, select, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,8 +24,6 @@ from shared.errors import DomainError
 from shared.principal import CurrentPrincipal, Principal
 
 MAX_KEY_LENGTH = 255
-
-ResponseT = TypeVar("ResponseT", bound=BaseModel)
 
 
 class IdempotencyKeyReusedError(DomainError):
@@ -181,30 +177,3 @@ Idempotency = Annotated[IdempotentRequest | None, Depends(optional_idempotency)]
 caller, the method and the path. Hand it to `UnitsOfWork.run`."""
 RequiredIdempotency = Annotated[IdempotentRequest, Depends(required_idempotency)]
 """The same, for writes that must carry a key (spends)."""
-
-
-async def run_idempotently(
-    keys: IdempotencyKeys,
-    session: AsyncSession,
-    request: IdempotentRequest | None,
-    response_model: type[ResponseT],
-    command: Callable[[], Awaitable[ResponseT]],
-) -> ResponseT:
-    """Run `command` once per key, in the caller's transaction; a retry gets the first
-    response back."""
-    if request is None:
-        return await command()
-    first = await keys.reserve(
-        session, scope=request.scope, key=request.key, request_fingerprint=request.fingerprint
-    )
-    if first is not None:
-        return response_model.model_validate(first.body)
-    response = await command()
-    await keys.remember(
-        session,
-        scope=request.scope,
-        key=request.key,
-        status=201,
-        body=response.model_dump(mode="json"),
-    )
-    return response

@@ -26,8 +26,7 @@ order per key.
 The rest of the house rules for a service:
 - `Idempotency-Key` is handled in one way only: the endpoint takes the
   `shared.idempotency.Idempotency` (or `RequiredIdempotency`) dependency and hands
-  it to `UnitsOfWork.run`; nothing else builds scopes or fingerprints, and
-  `run_idempotently` is on its way out.
+  it to `UnitsOfWork.run`; nothing else builds scopes or fingerprints.
 - Authorization is checked in one layer: the use case (its first step, through the
   service's policy functions that take the command's `Principal`), never in `api.py`
   and again in the use case. `api.py` only parses the request, builds the command,
