@@ -5,6 +5,8 @@
     atrium-infra status    say what runs
     atrium-infra migrate   provision schemas and logins, migrate, create topics
     atrium-infra run       all of the above, then every service in the foreground
+    atrium-infra events    list, retry or discard the events services parked
+                           (`atrium-infra events --help`)
 
 Setting ATRIUM_DATABASE_URL or ATRIUM_KAFKA_BOOTSTRAP_SERVERS points at an
 external server instead, and the embedded one is neither started nor stopped.
@@ -21,6 +23,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from contracts.topics import ALL_TOPICS
+from infra import events
 from infra.local_kafka import LocalKafka, ensure_topics
 from infra.local_postgres import LocalPostgres
 from infra.provision import provision
@@ -122,11 +125,25 @@ def run_in_foreground(settings: Settings) -> int:
     return int(manager.returncode or 0)
 
 
+COMMANDS = {
+    "up": "start the embedded PostgreSQL and Kafka (idempotent)",
+    "down": "stop them",
+    "status": "say what runs",
+    "migrate": "provision schemas and logins, migrate, create topics",
+    "run": "all of the above, then every service in the foreground",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="atrium-infra", description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=["up", "down", "status", "migrate", "run"])
+    commands = parser.add_subparsers(dest="command", required=True)
+    for command, summary in COMMANDS.items():
+        commands.add_parser(command, help=summary)
+    events.add_commands(commands)
     args = parser.parse_args(argv)
     settings = Settings()
+    if args.command == "events":
+        return events.run(args, settings)
     infrastructure = LocalInfrastructure.from_settings(settings)
 
     if args.command == "status":
