@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy.exc import DBAPIError
 
@@ -157,8 +158,8 @@ def _attempts(count: int) -> str:
     return f"{count} attempt" + ("" if count == 1 else "s")
 
 
-def _when(moment: object) -> str:
-    return "-" if moment is None else str(moment)[:19]
+def _when(moment: datetime | None) -> str:
+    return "-" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
