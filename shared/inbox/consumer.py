@@ -40,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contracts.envelope import EventPayload, RawEnvelope
 from contracts.events import payload_class
 from contracts.topics import Topic
-from shared.inbox.parking import Delivery, Entering, Held, ParkedEvent, QueueKey
+from shared.inbox.parking import Delivery, Entering, ParkedEvent, QueueKey
 from shared.inbox.policy import (
     EventNotYetApplicableError,
     Failure,
@@ -237,7 +237,9 @@ class EventConsumer:
             for step in applied:
                 await _run(session, step)
             await self.inbox.parked.enter(session, plan.entering)
-            await self._wake_dependents(session, held, [step.delivery.queue for step in applied])
+            applied_keys = {step.delivery.queue.message_key for step in applied}
+            if any(h.waits_for_dependency and h.queue.message_key in applied_keys for h in held):
+                await self.inbox.parked.wake_dependents(session, applied_keys)
 
     async def _plan(
         self, session: AsyncSession, decisions: Sequence[_Decision], queues: set[QueueKey]
@@ -286,24 +288,6 @@ class EventConsumer:
                     plan.to_apply.append(decision)
                     plan.inbox_entries.append(InboxEntry(envelope.event_id, envelope.type))
         return plan
-
-    async def _wake_dependents(
-        self, session: AsyncSession, held: Sequence[Held], applied: Sequence[QueueKey]
-    ) -> None:
-        """Held heads of other topics that wait for an event of an applied key may be
-        applicable now: they are tried again at once rather than after their backoff."""
-        await self.inbox.parked.wake(
-            session,
-            [
-                h.position
-                for h in held
-                if h.waits_for_dependency
-                and any(
-                    queue.message_key == h.queue.message_key and queue.topic != h.queue.topic
-                    for queue in applied
-                )
-            ],
-        )
 
     async def _consume_one(self, delivery: Delivery) -> None:
         try:
@@ -380,8 +364,7 @@ class EventConsumer:
             case _Apply() as step:
                 if await self.inbox.record(session, [InboxEntry(envelope.event_id, envelope.type)]):
                     await _run(session, step)
-                    held = await self.inbox.parked.held_for_keys(session, [event.queue.message_key])
-                    await self._wake_dependents(session, held, [event.queue])
+                    await self.inbox.parked.wake_dependents(session, [event.queue.message_key])
             case _Ignore():
                 pass
         # An operator's retry goes on down the queue; the service's own goes on at once too.

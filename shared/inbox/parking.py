@@ -11,7 +11,7 @@ applied in order whoever applies them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -179,14 +179,23 @@ class ParkedEvents:
             held.queue == queue for held in await self.held_for_keys(session, [queue.message_key])
         )
 
-    async def wake(self, session: AsyncSession, positions: Sequence[int]) -> None:
-        """Try these heads again at once: the event they wait for has just been applied."""
-        if positions:
-            await session.execute(
-                update(self.table)
-                .where(self.table.c.position.in_(positions))
-                .values(next_attempt_at=func.now())
+    async def wake_dependents(self, session: AsyncSession, keys: Collection[str]) -> None:
+        """Try again at once the heads of these keys that wait for an event they depend
+        on: one of the keys' events has just been applied. A head being tried right
+        now is left alone."""
+        t = self.table
+        waiting = (
+            select(t.c.position)
+            .where(
+                t.c.message_key.in_(sorted(keys)),
+                t.c.state == ParkedState.RETRYING,
+                t.c.dependency_deadline_at.is_not(None),
             )
+            .with_for_update(key_share=True, skip_locked=True)
+        )
+        await session.execute(
+            update(t).where(t.c.position.in_(waiting)).values(next_attempt_at=func.now())
+        )
 
     async def claim_due(self, session: AsyncSession) -> ParkedEvent | None:
         """The oldest head due for an attempt, locked until the caller's transaction
