@@ -38,21 +38,21 @@ class Inbox:
         recorded if the first commits."""
         if not entries:
             return set()
+        # Parameters given apart from the statement, so that it compiles once whatever
+        # the number of entries.
         recorded = await session.scalars(
             insert(self.table)
-            .values(
-                [
-                    {
-                        "event_id": entry.event_id,
-                        "event_type": entry.event_type,
-                        "outcome": entry.outcome.value,
-                        "rejection": entry.rejection,
-                    }
-                    for entry in entries
-                ]
-            )
             .on_conflict_do_nothing(index_elements=[self.table.c.event_id])
-            .returning(self.table.c.event_id)
+            .returning(self.table.c.event_id),
+            [
+                {
+                    "event_id": entry.event_id,
+                    "event_type": entry.event_type,
+                    "outcome": entry.outcome.value,
+                    "rejection": entry.rejection,
+                }
+                for entry in entries
+            ],
         )
         return set(recorded)
 
