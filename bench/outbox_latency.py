@@ -7,7 +7,8 @@ Everything runs in one throwaway sandbox (its own PostgreSQL and Kafka):
   before `send` (a `perf_counter_ns` carried in the message) to its receipt.
 * atrium: identity's `Outbox` stages a `WorkspaceCreated` in its own transaction, its
   `OutboxRelay` publishes it, and a FastStream `KafkaBroker` hands it to an
-  `EventConsumer` whose handler runs inside billing's `Inbox.process`. An event's
+  `EventConsumer` whose handler runs in the transaction that records the event in
+  billing's inbox (with the others of its batch). An event's
   latency runs from its commit returning (and, second, from its command starting: a
   `perf_counter_ns` carried in the payload's `name`) to its handler running.
 
