@@ -8,13 +8,12 @@ loser sees it recorded. `consumer` says what becomes of each event; `parking` ho
 key's held events keep their order.
 """
 
-from shared.inbox.consumer import EventConsumer, EventHandler, UnknownEventError
+from shared.inbox.consumer import EventConsumer
 from shared.inbox.parking import (
     Delivery,
     NotFirstOfItsKeyError,
     NotParkedError,
     ParkedEvent,
-    ParkedEvents,
     QueueKey,
 )
 from shared.inbox.policy import EventNotYetApplicableError, RetryPolicy
@@ -25,13 +24,11 @@ from shared.inbox.tables import (
     drop_inbox_parking_sql,
     inbox_parking_sql,
     inbox_table,
-    parked_events_of,
 )
 
 __all__ = [
     "Delivery",
     "EventConsumer",
-    "EventHandler",
     "EventNotYetApplicableError",
     "Inbox",
     "InboxEntry",
@@ -39,13 +36,10 @@ __all__ = [
     "NotFirstOfItsKeyError",
     "NotParkedError",
     "ParkedEvent",
-    "ParkedEvents",
     "ParkedState",
     "QueueKey",
     "RetryPolicy",
-    "UnknownEventError",
     "drop_inbox_parking_sql",
     "inbox_parking_sql",
     "inbox_table",
-    "parked_events_of",
 ]

@@ -61,7 +61,6 @@ class Entering:
 class Held:
     """What the consumer needs to know of a held event of a key it is applying."""
 
-    position: int
     queue: QueueKey
     waits_for_dependency: bool
     """A head retried until an event it depends on comes."""
@@ -116,13 +115,12 @@ class ParkedEvents:
         caller's transaction ends (a head being applied right now is waited for)."""
         t = self.table
         rows = await session.execute(
-            select(t.c.position, t.c.topic, t.c.message_key, t.c.state, t.c.dependency_deadline_at)
+            select(t.c.topic, t.c.message_key, t.c.state, t.c.dependency_deadline_at)
             .where(t.c.message_key.in_(sorted(set(keys))))
             .with_for_update(read=True, key_share=True)
         )
         return [
             Held(
-                position=row.position,
                 queue=QueueKey(row.topic, row.message_key),
                 waits_for_dependency=row.state == ParkedState.RETRYING
                 and row.dependency_deadline_at is not None,
