@@ -7,7 +7,8 @@ Everything runs in one throwaway sandbox (its own PostgreSQL and Kafka):
   before `send` (a `perf_counter_ns` carried in the message) to its receipt.
 * atrium: identity's `Outbox` stages a `WorkspaceCreated` in its own transaction, its
   `OutboxRelay` publishes it, and a FastStream `KafkaBroker` hands it to an
-  `EventConsumer` whose handler runs inside billing's `Inbox.process`. An event's
+  `EventConsumer` whose handler runs in the transaction that records the event in
+  billing's inbox (with the others of its batch). An event's
   latency runs from its commit returning (and, second, from its command starting: a
   `perf_counter_ns` carried in the payload's `name`) to its handler running.
 
@@ -15,6 +16,13 @@ Each path is measured one message at a time, each waiting for the previous one t
 consumed (p50/p99 latency), then flat out (events/s, from the first send or first
 commit to the last message consumed). Producer, relay and consumers share this
 process and its event loop, as a service's relay and consumers do.
+
+The consumers are also measured alone, on a backlog: messages already on the topic,
+read from the beginning (events/s from the first message consumed to the last). For
+atrium they are `LimitsChanged` envelopes sent straight to Kafka (on their own topic,
+which the atrium path does not read), each under its own key, consumed by an
+`EventConsumer` into billing's inbox; for raw aiokafka, the messages its own burst
+left on its topic.
 
 Run: `.venv/bin/python -m bench.outbox_latency`; `--quick` sends a tenth as many.
 """
@@ -38,6 +46,7 @@ from faststream.kafka import KafkaBroker
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.envelope import RawEnvelope, new_envelope
+from contracts.events.billing import LimitsChanged
 from contracts.events.identity import BillingMode, WorkspaceCreated
 from contracts.topics import Topic
 from infra.sandbox import sandbox
@@ -65,11 +74,16 @@ class Sizes:
     raw_burst: int
     atrium_sequential: int
     atrium_burst: int
+    backlog: int
     writers: int = 8
 
 
-FULL = Sizes(raw_sequential=500, raw_burst=20_000, atrium_sequential=300, atrium_burst=5_000)
-QUICK = Sizes(raw_sequential=50, raw_burst=2_000, atrium_sequential=30, atrium_burst=500)
+FULL = Sizes(
+    raw_sequential=500, raw_burst=20_000, atrium_sequential=300, atrium_burst=5_000, backlog=10_000
+)
+QUICK = Sizes(
+    raw_sequential=50, raw_burst=2_000, atrium_sequential=30, atrium_burst=500, backlog=1_000
+)
 
 
 @dataclass(frozen=True)
@@ -275,6 +289,108 @@ def arrival_latency(arrival: Arrival) -> int:
     return arrival.arrived_ns - arrival.started_ns
 
 
+def first_to_last(arrived_ns: Iterable[int]) -> float:
+    """Events per second between the first arrival and the last."""
+    times = sorted(arrived_ns)
+    return per_second(len(times) - 1, times[0], times[-1])
+
+
+async def measure_raw_backlog(settings: Settings, count: int) -> float:
+    """A new raw consumer reads `count` of the messages the raw burst left on its topic."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        client_id="atrium-bench-raw-backlog",
+    )
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(RAW_TOPIC, partition)
+            for partition in range(settings.kafka_topic_partitions)
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        arrived_ns: list[int] = []
+        async with asyncio.timeout(WAIT_SECONDS):
+            while len(arrived_ns) < count:
+                batches = await consumer.getmany(timeout_ms=1_000, max_records=500)
+                now_ns = time.perf_counter_ns()
+                arrived_ns.extend(now_ns for records in batches.values() for _ in records)
+    finally:
+        await consumer.stop()
+    return first_to_last(arrived_ns[:count])
+
+
+def limits_changed(root_id: UUID) -> LimitsChanged:
+    return LimitsChanged(
+        workspace_id=root_id,
+        root_id=root_id,
+        billing_root_id=root_id,
+        seats_limit=5,
+        seats_cap=None,
+        avatar_slots_limit=3,
+    )
+
+
+async def measure_atrium_backlog(settings: Settings, count: int) -> float:
+    """`count` events sent straight to Kafka, then consumed into billing's inbox by a new
+    consumer group."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+    )
+    await producer.start()
+    try:
+        deliveries = []
+        for _ in range(count):
+            root_id = uuid4()
+            envelope = new_envelope(
+                limits_changed(root_id),
+                producer="billing",
+                root_id=root_id,
+                workspace_id=root_id,
+                actor="system",
+                correlation_id=None,
+            )
+            deliveries.append(
+                await producer.send(
+                    LimitsChanged.topic.value,
+                    envelope.model_dump_json().encode(),
+                    key=str(root_id).encode(),
+                    headers=[("content-type", b"application/json")],
+                )
+            )
+        await asyncio.gather(*deliveries)
+    finally:
+        await producer.stop()
+
+    billing = Database(
+        settings.database_url_for(ServiceName.BILLING), schema=ServiceName.BILLING.value
+    )
+    consumer = EventConsumer(
+        service=f"bench-backlog-{uuid4().hex[:8]}", inbox=Inbox(billing, billing_models.inbox)
+    )
+    arrivals: Arrivals[UUID] = Arrivals()
+
+    @consumer.on(LimitsChanged)
+    async def record(_: AsyncSession, __: LimitsChanged, envelope: RawEnvelope) -> None:
+        arrivals.record(envelope.event_id, 0)
+
+    broker = KafkaBroker(
+        settings.kafka_bootstrap_servers, client_id="atrium-bench", log_level=logging.DEBUG
+    )
+    consumer.subscribe(broker)
+    async with contextlib.AsyncExitStack() as running:
+        running.push_async_callback(billing.dispose)
+        await broker.start()
+        running.push_async_callback(broker.stop)
+        await arrivals.wait_until(count)
+    return first_to_last(arrival.arrived_ns for arrival in arrivals.by_key.values())
+
+
 class AtriumPath:
     """identity's outbox and relay publishing, billing's inbox consuming."""
 
@@ -379,7 +495,17 @@ async def measure_atrium(settings: Settings, sizes: Sizes) -> AtriumResult:
     )
 
 
-def report(raw: PathResult, atrium: AtriumResult, settings: Settings, sizes: Sizes) -> None:
+@dataclass(frozen=True)
+class Backlogs:
+    """Events per second of each consumer alone, on a backlog."""
+
+    raw: float
+    atrium: float
+
+
+def report(
+    raw: PathResult, atrium: AtriumResult, backlogs: Backlogs, settings: Settings, sizes: Sizes
+) -> None:
     def row(path: str, *cells: int | str) -> None:
         print(f"{path:<36}" + "".join(f"{cell:>10}" for cell in cells))
 
@@ -418,6 +544,8 @@ def report(raw: PathResult, atrium: AtriumResult, settings: Settings, sizes: Siz
         "",
         f"{atrium.commits_per_second:.0f}",
     )
+    row("raw consumer alone, on a backlog", sizes.backlog, "", "", "", f"{backlogs.raw:.0f}")
+    row("inbox consumer alone, on a backlog", sizes.backlog, "", "", "", f"{backlogs.atrium:.0f}")
     print()
     print(
         f"latency: one message at a time; events/s: bursts of {raw.burst_size} (raw) and "
@@ -431,10 +559,14 @@ def report(raw: PathResult, atrium: AtriumResult, settings: Settings, sizes: Siz
     )
 
 
-async def measure(settings: Settings, sizes: Sizes) -> tuple[PathResult, AtriumResult]:
+async def measure(settings: Settings, sizes: Sizes) -> tuple[PathResult, AtriumResult, Backlogs]:
     raw = await measure_raw(settings, sizes)
+    backlogs = Backlogs(
+        raw=await measure_raw_backlog(settings, sizes.backlog),
+        atrium=await measure_atrium_backlog(settings, sizes.backlog),
+    )
     atrium = await measure_atrium(settings, sizes)
-    return raw, atrium
+    return raw, atrium, backlogs
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -442,9 +574,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="a tenth of the messages")
     sizes = QUICK if parser.parse_args(argv).quick else FULL
     with sandbox("atrium-bench") as env:
-        raw, atrium = asyncio.run(measure(env.settings, sizes))
+        raw, atrium, backlogs = asyncio.run(measure(env.settings, sizes))
         settings = env.settings
-    report(raw, atrium, settings, sizes)
+    report(raw, atrium, backlogs, settings, sizes)
 
 
 if __name__ == "__main__":

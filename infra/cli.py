@@ -6,6 +6,8 @@
     atrium-infra clean     stop them and delete their data
     atrium-infra migrate   provision schemas and logins, migrate, create topics
     atrium-infra run       all of the above, then every service in the foreground
+    atrium-infra events    list, retry or discard the events services parked
+                           (`atrium-infra events --help`)
 
 Setting ATRIUM_DATABASE_URL or ATRIUM_KAFKA_BOOTSTRAP_SERVERS points at an
 external server instead, and the embedded one is neither started nor stopped.
@@ -23,6 +25,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from contracts.topics import ALL_TOPICS
+from infra import events
 from infra.local_kafka import LocalKafka, ensure_topics
 from infra.local_postgres import LocalPostgres
 from infra.provision import provision
@@ -136,33 +139,51 @@ def run_in_foreground(settings: Settings) -> int:
     return int(manager.returncode or 0)
 
 
+COMMANDS = {
+    "up": "start the embedded PostgreSQL and Kafka (idempotent)",
+    "down": "stop them",
+    "status": "say what runs",
+    "clean": "stop them and delete their data",
+    "migrate": "provision schemas and logins, migrate, create topics",
+    "run": "all of the above, then every service in the foreground",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="atrium-infra", description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=["up", "down", "status", "clean", "migrate", "run"])
+    commands = parser.add_subparsers(dest="command", required=True)
+    for command, summary in COMMANDS.items():
+        commands.add_parser(command, help=summary)
+    events.add_commands(commands)
     args = parser.parse_args(argv)
     settings = Settings()
-    infrastructure = LocalInfrastructure.from_settings(settings)
+    if args.command == "events":
+        return events.run(args, settings)
+    return manage_infrastructure(args.command, settings)
 
-    if args.command == "status":
+
+def manage_infrastructure(command: str, settings: Settings) -> int:
+    infrastructure = LocalInfrastructure.from_settings(settings)
+    if command == "status":
         for name, state in infrastructure.status().items():
             print(f"{name}: {state}")
         return 0
-    if args.command == "down":
+    if command == "down":
         infrastructure.down()
         return 0
-    if args.command == "clean":
+    if command == "clean":
         infrastructure.clean()
         return 0
     started = infrastructure.up()
-    if args.command == "up":
+    if command == "up":
         return 0
     try:
         prepare(settings)
-        if args.command == "migrate":
+        if command == "migrate":
             return 0
         return run_in_foreground(settings)
     finally:
-        if args.command == "run":
+        if command == "run":
             print(f"stopping {', '.join(started) or 'nothing we started'}", flush=True)
             infrastructure.down(only=started)
 

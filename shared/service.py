@@ -18,10 +18,11 @@ from sqlalchemy import Table
 from shared.db import Database
 from shared.http import ReadinessCheck, install_http_plumbing
 from shared.idempotency import IdempotencyKeys
-from shared.inbox import EventConsumer, Inbox
+from shared.inbox import EventConsumer, Inbox, RetryPolicy
 from shared.logging import configure_logging
 from shared.outbox import Outbox, OutboxRelay
 from shared.read_your_writes import Arrivals
+from shared.retention import DELETE_EVERY_SECONDS, Retention, expiring_records
 from shared.settings import ServiceName, Settings
 from shared.unit_of_work import UnitsOfWork
 
@@ -41,6 +42,7 @@ class ServiceRuntime:
     consumer: EventConsumer
     arrivals: Arrivals
     units_of_work: UnitsOfWork
+    retention: Retention
     broker: KafkaBroker = field(init=False)
     _periodic: list[tuple[str, float, Callable[[], Awaitable[object]]]] = field(
         default_factory=list, init=False
@@ -77,9 +79,16 @@ class ServiceRuntime:
                 batch_size=settings.outbox_batch_size,
             ),
             inbox=inbox,
-            consumer=EventConsumer(service=name.value, inbox=inbox),
+            consumer=EventConsumer(
+                service=name.value, inbox=inbox, policy=RetryPolicy.from_settings(settings)
+            ),
             arrivals=arrivals,
             units_of_work=UnitsOfWork(database, outbox, keys, arrivals),
+            retention=Retention(
+                database,
+                expiring_records(inbox_table.metadata),
+                days=settings.retention_days,
+            ),
         )
 
     def __post_init__(self) -> None:
@@ -88,6 +97,10 @@ class ServiceRuntime:
             client_id=f"atrium-{self.name.value}",
             log_level=logging.DEBUG,
         )
+        self.every(
+            self.settings.inbox_retry_poll_seconds, "inbox-retries", self.consumer.retry_parked
+        )
+        self.every(DELETE_EVERY_SECONDS, "retention", self.retention.delete_expired)
 
     def every(self, seconds: float, name: str, job: Callable[[], Awaitable[object]]) -> None:
         """Run `job` every `seconds` while the service runs (a failure is logged and the

@@ -97,6 +97,32 @@ class Settings(BaseSettings):
         "service yet waits for it before the answer is 503 `not-ready-yet`.",
     )
 
+    inbox_max_attempts: int = Field(
+        default=5, ge=1, description="A failing event is parked after this many attempts."
+    )
+    inbox_backoff_base_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        description="The wait before a failed event's second attempt; it doubles each time.",
+    )
+    inbox_not_yet_applicable_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="How long an event that came before one it depends on is retried "
+        "before it is parked.",
+    )
+    inbox_retry_poll_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        description="How often a service looks for parked events due for another attempt.",
+    )
+    retention_days: int = Field(
+        default=7,
+        ge=1,
+        description="Inbox rows and idempotency keys older than this are deleted; a "
+        "redelivery must come sooner to be recognised.",
+    )
+
     def database_url_for(self, service: ServiceName) -> str:
         """The service's own login: explicit `ATRIUM_<SERVICE>_DATABASE_URL`, or the
         administrative URL with the user and password replaced by `atrium_<service>`."""

@@ -16,6 +16,7 @@ from uuid import UUID
 
 from contracts import problems
 from shared.errors import DomainError
+from shared.inbox import EventNotYetApplicableError
 
 
 class Pool(StrEnum):
@@ -252,6 +253,6 @@ class NotParentBilledError(DomainError):
     problem = problems.BILLED_ON_ITS_OWN
 
 
-class AccountNotOpenYetError(Exception):
+class AccountNotOpenYetError(EventNotYetApplicableError):
     """An event about a workspace whose `workspace.created` has not arrived yet: the
-    consumer raises it so that the event is redelivered rather than dropped."""
+    consumer raises it so that the event is retried once that has come, not dropped."""

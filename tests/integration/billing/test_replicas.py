@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -16,6 +17,7 @@ from contracts.envelope import RawEnvelope
 from contracts.events.identity import BillingMode, WorkspaceCreated
 from contracts.topics import Topic
 from services.billing.app import create_app
+from shared.inbox import Delivery
 from shared.service import ServiceRuntime
 from shared.settings import Settings
 from shared.testing import eventually
@@ -60,13 +62,13 @@ async def publish(producer: AIOKafkaProducer, envelopes: list[RawEnvelope]) -> N
 def count_deliveries(runtime: ServiceRuntime) -> list[uuid.UUID]:
     """The events a replica was handed, in order."""
     delivered: list[uuid.UUID] = []
-    consume = runtime.consumer.consume
+    consume_batch = runtime.consumer.consume_batch
 
-    async def counting(envelope: RawEnvelope) -> None:
-        delivered.append(envelope.event_id)
-        await consume(envelope)
+    async def counting(deliveries: Sequence[Delivery]) -> None:
+        delivered.extend(delivery.envelope.event_id for delivery in deliveries)
+        await consume_batch(deliveries)
 
-    runtime.consumer.consume = counting  # type: ignore[method-assign]
+    runtime.consumer.consume_batch = counting  # type: ignore[method-assign]
     return delivered
 
 

@@ -23,7 +23,7 @@ async def test_the_seat_pool_usage_follows_identity(driver: BillingDriver) -> No
     assert (await driver.balances(root))["seats"] == {"limit": 5, "used": 3}
 
 
-async def test_seat_usage_for_a_workspace_not_known_yet_is_retried_not_dropped(
+async def test_seat_usage_for_a_workspace_not_known_yet_is_applied_once_it_is_known(
     driver: BillingDriver,
 ) -> None:
     root_id = uuid.uuid4()
@@ -32,11 +32,14 @@ async def test_seat_usage_for_a_workspace_not_known_yet_is_retried_not_dropped(
         root_id=root_id,
     )
 
-    with pytest.raises(Exception, match="before its account"):
-        await driver.runtime.consumer.consume(early)
+    await driver.runtime.consumer.consume(early)
+    async with driver.runtime.database.transaction() as session:
+        held = await driver.runtime.inbox.parked.find(session, early.event_id)
+    assert held is not None
+    assert "before its account" in (held.last_error or "")
     root = Workspace(root_id, root_id, None, root_id, BillingMode.OWN)
     await driver.announce(root)
-    await driver.runtime.consumer.consume(early)
+    await driver.runtime.consumer.retry_parked()
 
     assert (await driver.balances(root))["seats"] == {"limit": 5, "used": 2}
 
