@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from contracts import problems
@@ -66,6 +66,10 @@ class Gateway:
         self.rate_limiter = RateLimiter(
             per_second=settings.rate_limit_per_second, burst=settings.rate_limit_burst
         )
+        self.address_refusals = RateLimiter(
+            per_second=settings.address_refusals_per_second,
+            burst=settings.address_refusals_burst,
+        )
         self._api_document: dict[str, Any] | None = None
         register_consumers(runtime.consumer, self.resolver)
 
@@ -106,13 +110,50 @@ class Gateway:
 
     async def handle(self, request: Request) -> Response:
         try:
-            matched = self._route(request)
-            caller = await self._caller(request)
+            matched, caller = await self._admitted(request)
             self._within_limits(request, caller)
             principal = await self._vouched(matched, caller)
             return await self._forward(request, matched.route, principal)
         except _Refused as refused:
             return refused.response
+
+    async def _admitted(self, request: Request) -> tuple[RouteMatch, Principal]:
+        """The operation and who asks for it.
+
+        A request refused before its caller is known (no such route, no valid
+        credentials) counts against its client address; an address past its budget of
+        those is refused before its credentials are checked, except credentials the
+        gateway has verified already, so a flood from one address costs little and
+        its neighbours behind the same address keep working.
+        """
+        address = request.client.host if request.client else ""
+        try:
+            matched = self._route(request)
+            credentials = credentials_from(
+                request.headers.get("authorization"), request.headers.get("x-api-key")
+            )
+            known = self.authenticator.remembered(credentials)
+            if known is not None:
+                return matched, known
+            wait = self.address_refusals.waiting(address)
+            if wait is not None:
+                raise _Refused(
+                    problems.RATE_LIMITED,
+                    "Too many refused requests from your address; slow down.",
+                    headers={"retry-after": str(wait)},
+                )
+            return matched, await self.authenticator.authenticate(credentials)
+        except UnauthenticatedError as unauthenticated:
+            self.address_refusals.retry_after(address)
+            raise _Refused(
+                problems.UNAUTHENTICATED,
+                unauthenticated.detail,
+                headers={"www-authenticate": "Bearer"},
+            ) from unauthenticated
+        except _Refused as refused:
+            if refused.problem is not problems.RATE_LIMITED:
+                self.address_refusals.retry_after(address)
+            raise
 
     def _route(self, request: Request) -> RouteMatch:
         path = request.url.path
@@ -126,18 +167,6 @@ class Gateway:
                 headers={"allow": ", ".join(matched.allowed_methods)},
             )
         raise _Refused(problems.NOT_FOUND, f"No route for {path}.")
-
-    async def _caller(self, request: Request) -> Principal:
-        try:
-            return await self.authenticator.authenticate(
-                credentials_from(
-                    request.headers.get("authorization"), request.headers.get("x-api-key")
-                )
-            )
-        except UnauthenticatedError as refused:
-            raise _Refused(
-                problems.UNAUTHENTICATED, refused.detail, headers={"www-authenticate": "Bearer"}
-            ) from refused
 
     def _within_limits(self, request: Request, caller: Principal) -> None:
         retry_after = self.rate_limiter.retry_after(caller.actor)
@@ -187,7 +216,12 @@ class Gateway:
         )
 
     async def _forward(self, request: Request, route: Route, principal: Principal) -> Response:
-        body = await _body_within(request, self.settings.max_body_bytes)
+        try:
+            body = await _body_within(request, self.settings.max_body_bytes)
+        except ClientDisconnect as gone:
+            # The client left, or its body did not arrive in time (`shared.http_protocol`
+            # has answered it then): this answer goes nowhere.
+            raise _Refused(problems.REQUEST_TIMEOUT, "The body did not arrive.") from gone
         if body is None:
             raise self._too_large()
         headers = {
@@ -251,6 +285,7 @@ class _Refused(Exception):  # noqa: N818 - a refusal, not an error of the gatewa
         errors: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(detail)
+        self.problem = problem
         self.response = problem_response(problem, detail, headers=headers, errors=errors)
 
 
@@ -308,4 +343,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
 if __name__ == "__main__":
     gateway_settings = GatewaySettings()
-    serve(create_app(gateway_settings), SERVICE, gateway_settings)
+    serve(
+        create_app(gateway_settings),
+        SERVICE,
+        gateway_settings,
+        max_connections_per_address=gateway_settings.max_connections_per_address,
+    )
