@@ -21,7 +21,7 @@ import httpx
 from contracts.envelope import EventPayload, RawEnvelope, new_envelope
 from contracts.events.identity import BillingMode, WorkspaceCreated
 from contracts.permissions import Role
-from shared.principal import PRINCIPAL_HEADER, Principal, sign_principal
+from shared.principal import PRINCIPAL_HEADER, Principal, request_target, sign_principal
 from shared.settings import ServiceName, get_settings
 
 T = TypeVar("T")
@@ -69,8 +69,11 @@ _WORKSPACE_IN_PATH = re.compile(r"^(?:/internal)?/v1/workspaces/([0-9a-fA-F-]{36
 
 
 class SignedAs(httpx.Auth):
-    """Calls a service directly as the gateway would: with a signed principal whose
-    workspace is the one in the request's path."""
+    """Calls a service directly as the gateway would: with a principal signed for each
+    request (its method, target and body), whose workspace is the one in the request's
+    path."""
+
+    requires_request_body = True
 
     def __init__(
         self,
@@ -109,7 +112,11 @@ class SignedAs(httpx.Auth):
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         principal = self.principal_for(request.url.path)
         request.headers[PRINCIPAL_HEADER] = sign_principal(
-            principal, method=request.method, path=request.url.path, secret=self.secret
+            principal,
+            method=request.method,
+            target=request_target(request.url.raw_path.split(b"?")[0], request.url.query),
+            body=request.content,
+            secret=self.secret,
         )
         yield request
 

@@ -39,7 +39,7 @@ from shared.errors import UnauthenticatedError, problem_response
 from shared.http import REQUEST_ID_HEADER, ReadinessCheck, install_http_plumbing
 from shared.logging import request_id_var
 from shared.pagination import MAX_PAGE_SIZE
-from shared.principal import PRINCIPAL_HEADER, Principal
+from shared.principal import Principal, request_target
 from shared.service import ServiceRuntime, serve
 from shared.settings import ServiceName
 
@@ -227,13 +227,11 @@ class Gateway:
         headers = {
             name: value for name, value in request.headers.items() if name not in FORWARDED_AWAY
         }
-        headers[PRINCIPAL_HEADER] = self.upstreams.signed(
-            principal, method=request.method, path=request.url.path
-        )
         headers[REQUEST_ID_HEADER] = request_id_var.get() or ""
-        raw_target = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1")
-        if query := request.scope.get("query_string", b""):
-            raw_target += "?" + query.decode("latin-1")
+        raw_target = request_target(
+            request.scope.get("raw_path") or request.url.path.encode(),
+            request.scope.get("query_string", b""),
+        )
         try:
             return await self.upstreams.forward(
                 route.service,
@@ -241,6 +239,7 @@ class Gateway:
                 raw_target=raw_target,
                 headers=headers,
                 body=body,
+                principal=principal,
             )
         except TimeoutError as slow:
             raise _Refused(

@@ -3,10 +3,13 @@ asking identity about access, reading each service's API document and readiness.
 
 from __future__ import annotations
 
+import json
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from multidict import CIMultiDictProxy
 from starlette.responses import Response
 from yarl import URL
 
@@ -25,6 +28,13 @@ FORWARDED_AWAY = HOP_BY_HOP | {"authorization", "x-api-key", PRINCIPAL_HEADER}
 _NOT_RETURNED = HOP_BY_HOP | {"x-request-id"}
 _NO_ACCESS = frozenset({404, 405})
 """identity's answers that mean "no access" (405: an identity without the endpoint)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    status: int
+    headers: CIMultiDictProxy[str]
+    content: bytes
 
 
 class Upstreams:
@@ -53,11 +63,6 @@ class Upstreams:
         assert self._client is not None, "the gateway's HTTP client is not open"
         return self._client
 
-    def signed(self, principal: Principal, *, method: str, path: str) -> str:
-        return sign_principal(
-            principal, method=method, path=path, secret=self.settings.internal_secret
-        )
-
     async def forward(
         self,
         service: ServiceName,
@@ -66,20 +71,27 @@ class Upstreams:
         raw_target: str,
         headers: dict[str, str],
         body: bytes,
+        principal: Principal,
     ) -> Response:
-        """Raises `TimeoutError` or `aiohttp.ClientError` when the service fails."""
-        url = URL(self.settings.base_url_for(service) + raw_target, encoded=True)
-        async with self.client.request(method, url, data=body, headers=headers) as upstream:
-            content = await upstream.read()
-            return Response(
-                content=content,
-                status_code=upstream.status,
-                headers={
-                    name: value
-                    for name, value in upstream.headers.items()
-                    if name.lower() not in _NOT_RETURNED
-                },
-            )
+        """`raw_target` is the path and query as the client sent them. Raises
+        `TimeoutError` or `aiohttp.ClientError` when the service fails."""
+        answer = await self._exchange(
+            method,
+            URL(self.settings.base_url_for(service) + raw_target, encoded=True),
+            target=raw_target,
+            principal=principal,
+            headers=headers,
+            body=body,
+        )
+        return Response(
+            content=answer.content,
+            status_code=answer.status,
+            headers={
+                name: value
+                for name, value in answer.headers.items()
+                if name.lower() not in _NOT_RETURNED
+            },
+        )
 
     async def identity_access(self, caller: Principal, workspace_id: uuid.UUID) -> Access | None:
         """identity's own answer: the caller's access to the workspace, or None."""
@@ -90,20 +102,24 @@ class Upstreams:
             email_verified=caller.email_verified,
             workspace_id=workspace_id,
         )
-        async with self.client.get(
-            self.settings.base_url_for(ServiceName.IDENTITY) + path,
-            headers={PRINCIPAL_HEADER: self.signed(principal, method="GET", path=path)},
-            timeout=aiohttp.ClientTimeout(total=self.settings.access_check_timeout_seconds),
-        ) as response:
-            if response.status in _NO_ACCESS:
-                return None
-            response.raise_for_status()
-            answer: dict[str, Any] = await response.json()
+        answer = await self._exchange(
+            "GET",
+            URL(self.settings.base_url_for(ServiceName.IDENTITY) + path),
+            target=path,
+            principal=principal,
+            time_limit=aiohttp.ClientTimeout(total=self.settings.access_check_timeout_seconds),
+        )
+        if answer.status in _NO_ACCESS:
+            return None
+        if answer.status != 200:
+            msg = f"identity answered {answer.status} about access"
+            raise aiohttp.ClientError(msg)
+        access: dict[str, Any] = json.loads(answer.content)
         return Access(
             workspace_id=workspace_id,
-            role=Role(answer["role"]),
-            ancestor_super_admin=bool(answer.get("ancestor_super_admin")),
-            status=WorkspaceStatus(answer.get("status") or WorkspaceStatus.ACTIVE),
+            role=Role(access["role"]),
+            ancestor_super_admin=bool(access.get("ancestor_super_admin")),
+            status=WorkspaceStatus(access.get("status") or WorkspaceStatus.ACTIVE),
         )
 
     async def openapi(self, service: ServiceName) -> dict[str, Any]:
@@ -121,3 +137,27 @@ class Upstreams:
             timeout=aiohttp.ClientTimeout(total=3),
         ) as response:
             response.raise_for_status()
+
+    async def _exchange(
+        self,
+        method: str,
+        url: URL,
+        *,
+        target: str,
+        principal: Principal,
+        headers: dict[str, str] | None = None,
+        body: bytes = b"",
+        time_limit: aiohttp.ClientTimeout | None = None,
+    ) -> _Answer:
+        """One request, signed for what it carries, and its whole answer."""
+        signed = sign_principal(
+            principal, method=method, target=target, body=body, secret=self.settings.internal_secret
+        )
+        async with self.client.request(
+            method,
+            url,
+            data=body,
+            headers={**(headers or {}), PRINCIPAL_HEADER: signed},
+            timeout=time_limit or self.client.timeout,
+        ) as response:
+            return _Answer(response.status, response.headers, await response.read())
