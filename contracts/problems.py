@@ -22,9 +22,7 @@ NOT_FOUND = ProblemType("not-found", 404, "Not found")
 METHOD_NOT_ALLOWED = ProblemType("method-not-allowed", 405, "Method not allowed")
 REQUEST_TIMEOUT = ProblemType("request-timeout", 408, "The request did not arrive in time")
 PAYLOAD_TOO_LARGE = ProblemType("payload-too-large", 413, "The request body is too large")
-HEADERS_TOO_LARGE = ProblemType(
-    "headers-too-large", 431, "The request's headers are too large"
-)
+HEADERS_TOO_LARGE = ProblemType("headers-too-large", 431, "The request's headers are too large")
 RATE_LIMITED = ProblemType("rate-limited", 429, "Too many requests")
 INTERNAL_ERROR = ProblemType("internal-error", 500, "Something went wrong on our side")
 BAD_GATEWAY = ProblemType("bad-gateway", 502, "A service behind the gateway failed")
