@@ -1,9 +1,19 @@
 """The services behind the gateway, over one pooled HTTP client: forwarding a request,
-asking identity about access, reading each service's API document and readiness."""
+asking identity about access, reading each service's API document and readiness.
+
+A pooled connection can turn out to be closed by the service just as a request is
+sent down it (the service let it go after an error, or as idle). Such a request never
+reached the service's application, or its answer was lost: one that may be repeated
+(GET, HEAD, PUT, DELETE, or any request with an `Idempotency-Key`) is sent once more,
+signed anew, on another connection; any other is a 502 for its own caller only.
+"""
 
 from __future__ import annotations
 
+import errno
+import functools
 import json
+import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +28,10 @@ from services.gateway.authz import Access
 from services.gateway.projections import WorkspaceStatus
 from services.gateway.settings import GatewaySettings
 from shared.principal import PRINCIPAL_HEADER, Principal, sign_principal
+from shared.service import KEEP_ALIVE_SECONDS
 from shared.settings import ServiceName
+
+logger = logging.getLogger(__name__)
 
 HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "host", "content-length"}
@@ -28,6 +41,8 @@ FORWARDED_AWAY = HOP_BY_HOP | {"authorization", "x-api-key", PRINCIPAL_HEADER}
 _NOT_RETURNED = HOP_BY_HOP | {"x-request-id"}
 _NO_ACCESS = frozenset({404, 405})
 """identity's answers that mean "no access" (405: an identity without the endpoint)."""
+_REPEATABLE_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE"})
+_CONNECTION_LOST = frozenset({errno.ECONNRESET, errno.EPIPE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +63,9 @@ class Upstreams:
                 total=self.settings.upstream_timeout_seconds,
                 connect=self.settings.upstream_connect_timeout_seconds,
             ),
-            connector=aiohttp.TCPConnector(limit=512, ttl_dns_cache=300),
+            connector=aiohttp.TCPConnector(
+                limit=512, ttl_dns_cache=300, keepalive_timeout=KEEP_ALIVE_SECONDS - 1
+            ),
             auto_decompress=False,
             skip_auto_headers=("User-Agent",),
         )
@@ -82,6 +99,7 @@ class Upstreams:
             principal=principal,
             headers=headers,
             body=body,
+            repeatable=method in _REPEATABLE_METHODS or "idempotency-key" in headers,
         )
         return Response(
             content=answer.content,
@@ -148,8 +166,40 @@ class Upstreams:
         headers: dict[str, str] | None = None,
         body: bytes = b"",
         time_limit: aiohttp.ClientTimeout | None = None,
+        repeatable: bool = True,
     ) -> _Answer:
-        """One request, signed for what it carries, and its whole answer."""
+        """One request and its whole answer; sent once more when it was lost on a
+        connection the service had closed, if it may be repeated."""
+        exchange = functools.partial(
+            self._send_once,
+            method,
+            url,
+            target=target,
+            principal=principal,
+            headers=headers or {},
+            body=body,
+            time_limit=time_limit or self.client.timeout,
+        )
+        try:
+            return await exchange()
+        except aiohttp.ClientError as failed:
+            if not (repeatable and _lost_on_a_stale_connection(failed)):
+                raise
+            logger.info("%s %s: connection lost (%s), sending it again", method, url, failed)
+        return await exchange()
+
+    async def _send_once(
+        self,
+        method: str,
+        url: URL,
+        *,
+        target: str,
+        principal: Principal,
+        headers: dict[str, str],
+        body: bytes,
+        time_limit: aiohttp.ClientTimeout,
+    ) -> _Answer:
+        # Signed for each attempt: a service takes each principal's nonce once.
         signed = sign_principal(
             principal, method=method, target=target, body=body, secret=self.settings.internal_secret
         )
@@ -157,7 +207,19 @@ class Upstreams:
             method,
             url,
             data=body,
-            headers={**(headers or {}), PRINCIPAL_HEADER: signed},
-            timeout=time_limit or self.client.timeout,
+            headers={**headers, PRINCIPAL_HEADER: signed},
+            timeout=time_limit,
         ) as response:
             return _Answer(response.status, response.headers, await response.read())
+
+
+def _lost_on_a_stale_connection(failed: aiohttp.ClientError) -> bool:
+    """The connection closed under the request, before any answer: not a service that
+    cannot be reached (a connect error), nor an answer cut short."""
+    if isinstance(failed, aiohttp.ServerDisconnectedError | aiohttp.ClientConnectionResetError):
+        return True
+    return (
+        isinstance(failed, aiohttp.ClientOSError)
+        and not isinstance(failed, aiohttp.ClientConnectorError)
+        and failed.errno in _CONNECTION_LOST
+    )
