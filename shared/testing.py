@@ -142,6 +142,11 @@ class ServiceProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def pid(self) -> int:
+        assert self._process is not None, f"{self.service.value} is not started"
+        return self._process.pid
+
     def start(self, *, extra_environment: dict[str, str] | None = None) -> ServiceProcess:
         environment = {
             **os.environ,
