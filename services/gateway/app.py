@@ -118,23 +118,29 @@ class Gateway:
             return refused.response
 
     async def _admitted(self, request: Request) -> tuple[RouteMatch, Principal]:
-        """The operation and who asks for it.
-
-        A request refused before its caller is known (no such route, no valid
-        credentials) counts against its client address; an address past its budget of
-        those is refused before its credentials are checked, except credentials the
-        gateway has verified already, so a flood from one address costs little and
-        its neighbours behind the same address keep working.
-        """
+        """The operation and who asks for it. A request refused before its caller is
+        known (no such route, no valid credentials) spends one of its client address's
+        tokens (`_caller` says what happens when there are none left)."""
         address = request.client.host if request.client else ""
         try:
-            matched = self._route(request)
+            return self._route(request), await self._caller(request, address)
+        except _Refused as refused:
+            if refused.problem is not problems.RATE_LIMITED:
+                self.address_refusals.retry_after(address)
+            raise
+
+    async def _caller(self, request: Request, address: str) -> Principal:
+        """Credentials the gateway has verified already are known at the cost of a
+        lookup, whatever their address. Others from an address past its budget of
+        refusals are refused before they are checked: a flood from one address costs
+        little, and its neighbours behind the same address keep working."""
+        try:
             credentials = credentials_from(
                 request.headers.get("authorization"), request.headers.get("x-api-key")
             )
             known = self.authenticator.remembered(credentials)
             if known is not None:
-                return matched, known
+                return known
             wait = self.address_refusals.waiting(address)
             if wait is not None:
                 raise _Refused(
@@ -142,18 +148,11 @@ class Gateway:
                     "Too many refused requests from your address; slow down.",
                     headers={"retry-after": str(wait)},
                 )
-            return matched, await self.authenticator.authenticate(credentials)
-        except UnauthenticatedError as unauthenticated:
-            self.address_refusals.retry_after(address)
+            return await self.authenticator.authenticate(credentials)
+        except UnauthenticatedError as refused:
             raise _Refused(
-                problems.UNAUTHENTICATED,
-                unauthenticated.detail,
-                headers={"www-authenticate": "Bearer"},
-            ) from unauthenticated
-        except _Refused as refused:
-            if refused.problem is not problems.RATE_LIMITED:
-                self.address_refusals.retry_after(address)
-            raise
+                problems.UNAUTHENTICATED, refused.detail, headers={"www-authenticate": "Bearer"}
+            ) from refused
 
     def _route(self, request: Request) -> RouteMatch:
         path = request.url.path
