@@ -25,8 +25,9 @@ this subclass of its httptools protocol adds what is missing, per connection:
 - a 400 problem for a request that is not HTTP/1.1.
 
 It builds on HttpToolsProtocol's parser callbacks and its `url`, `headers` and `cycle`
-attributes (uvicorn 0.54); `tests/unit/shared/test_http_protocol.py` exercises each
-behaviour against a real server, so an upgrade that changes them fails there.
+attributes (uvicorn 0.54): mypy checks that each `@override` still overrides, and
+`tests/unit/shared/test_http_protocol.py` exercises each behaviour against a real
+server, so an upgrade that changes them fails there.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import ClassVar
 
+from typing_extensions import override
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from contracts import problems
@@ -116,6 +118,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     _answered = False
     """The server has answered on its own and is closing the connection."""
 
+    @override
     def connection_made(  # type: ignore[override]
         self, transport: asyncio.Transport
     ) -> None:
@@ -127,6 +130,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self._arm(self.limits.header_timeout_seconds, self._head_overdue)
 
+    @override
     def connection_lost(self, exc: Exception | None) -> None:
         if self._address is None:
             return  # closed at connection_made: nothing was set up
@@ -134,6 +138,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.open_connections.release(self._address)
         super().connection_lost(exc)
 
+    @override
     def data_received(self, data: bytes) -> None:
         if self._answered or self.transport.is_closing():
             return
@@ -152,6 +157,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         ):
             self._answer(problems.HEADERS_TOO_LARGE, self._headers_too_large())
 
+    @override
     def on_headers_complete(self) -> None:
         self._reading_head = False
         size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
@@ -161,17 +167,19 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._arm(self.limits.body_timeout_seconds, self._body_overdue)
         super().on_headers_complete()
 
+    @override
     def on_message_complete(self) -> None:
         self._disarm()
         self._reading_head = True
         self._head_bytes = 0
         super().on_message_complete()
 
+    @override
     def send_400_response(self, msg: str) -> None:
         if self._refusal is problems.HEADERS_TOO_LARGE:
             self._answer(problems.HEADERS_TOO_LARGE, self._headers_too_large())
         else:
-            self._answer(problems.MALFORMED_REQUEST, f"{msg.rstrip('.')}: not HTTP/1.1.")
+            self._answer(problems.MALFORMED_REQUEST, "The request is not valid HTTP/1.1.")
 
     def _headers_too_large(self) -> str:
         return f"The request line and headers may have {self.limits.max_header_bytes} bytes."
