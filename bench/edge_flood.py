@@ -14,7 +14,8 @@ gateway held, its open files, and the latency of `/readyz` and of an authenticat
 that the per-address cap does not close them first) wait for their answer.
 
 Run: `.venv/bin/python -m bench.edge_flood`; `--quick` floods 2,000 and sets the body
-timeout to 3 seconds.
+timeout to 3 seconds. The connections the gateway closes linger in the kernel's
+TIME_WAIT for a minute afterwards, as after any such flood.
 """
 
 from __future__ import annotations
