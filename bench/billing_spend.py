@@ -217,13 +217,15 @@ def through_http(
         workspace_id = pick()
         path = f"/v1/workspaces/{workspace_id}/spend"
         principal = Principal(user_id="bench", workspace_id=workspace_id, role=Role.CREATOR)
+        body = b'{"operation":"image_creation","quantity":1}'
         response = await client.post(
             path,
-            json={"operation": "image_creation", "quantity": 1},
+            content=body,
             headers={
+                "content-type": "application/json",
                 "Idempotency-Key": uuid.uuid4().hex,
                 PRINCIPAL_HEADER: sign_principal(
-                    principal, method="POST", path=path, secret=secret
+                    principal, method="POST", target=path, body=body, secret=secret
                 ),
             },
         )

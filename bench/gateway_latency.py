@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,7 +75,12 @@ def combined(runs: list[Run]) -> Run:
 
 
 async def load(
-    url: str, headers: dict[str, str], *, target: str, concurrency: int, seconds: float
+    url: str,
+    headers: Callable[[], dict[str, str]],
+    *,
+    target: str,
+    concurrency: int,
+    seconds: float,
 ) -> Run:
     connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
     async with aiohttp.ClientSession(connector=connector) as client:
@@ -83,7 +88,7 @@ async def load(
         async def worker(until: float, durations: list[int], errors: list[int]) -> None:
             while time.perf_counter() < until:
                 started = time.perf_counter_ns()
-                async with client.get(url, headers=headers) as response:
+                async with client.get(url, headers=headers()) as response:
                     await response.read()
                     if response.status != 200:
                         errors.append(response.status)
@@ -197,12 +202,20 @@ async def measure(
         workspace_id=workspace_id,
         role=Role.SUPER_ADMIN,
     )
-    signed = sign_principal(principal, method="GET", path=path, secret=settings.internal_secret)
+
+    def signed() -> dict[str, str]:
+        # A principal is good for one request: signed for each, as the gateway does.
+        return {
+            PRINCIPAL_HEADER: sign_principal(
+                principal, method="GET", target=path, body=b"", secret=settings.internal_secret
+            )
+        }
+
     common = {"concurrency": args.concurrency, "seconds": args.seconds}
-    targets = [
-        ("FastAPI hello-world", hello_url, {}),
-        ("identity directly", identity + path, {PRINCIPAL_HEADER: signed}),
-        ("through the gateway", gateway + path, {"authorization": f"Bearer {token}"}),
+    targets: list[tuple[str, str, Callable[[], dict[str, str]]]] = [
+        ("FastAPI hello-world", hello_url, dict),
+        ("identity directly", identity + path, signed),
+        ("through the gateway", gateway + path, lambda: {"authorization": f"Bearer {token}"}),
     ]
     # Rounds interleave the targets, so that a change in the machine's other load
     # during the run weighs on all of them alike.

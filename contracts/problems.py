@@ -20,7 +20,9 @@ UNAUTHENTICATED = ProblemType("unauthenticated", 401, "Valid credentials are req
 FORBIDDEN = ProblemType("forbidden", 403, "Your role does not allow this")
 NOT_FOUND = ProblemType("not-found", 404, "Not found")
 METHOD_NOT_ALLOWED = ProblemType("method-not-allowed", 405, "Method not allowed")
+REQUEST_TIMEOUT = ProblemType("request-timeout", 408, "The request did not arrive in time")
 PAYLOAD_TOO_LARGE = ProblemType("payload-too-large", 413, "The request body is too large")
+HEADERS_TOO_LARGE = ProblemType("headers-too-large", 431, "The request's headers are too large")
 RATE_LIMITED = ProblemType("rate-limited", 429, "Too many requests")
 INTERNAL_ERROR = ProblemType("internal-error", 500, "Something went wrong on our side")
 BAD_GATEWAY = ProblemType("bad-gateway", 502, "A service behind the gateway failed")
@@ -67,9 +69,11 @@ _BY_STATUS_DEFAULT: dict[int, ProblemType] = {
     403: FORBIDDEN,
     404: NOT_FOUND,
     405: METHOD_NOT_ALLOWED,
+    408: REQUEST_TIMEOUT,
     413: PAYLOAD_TOO_LARGE,
     422: VALIDATION_FAILED,
     429: RATE_LIMITED,
+    431: HEADERS_TOO_LARGE,
     500: INTERNAL_ERROR,
     502: BAD_GATEWAY,
     503: SERVICE_UNAVAILABLE,

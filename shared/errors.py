@@ -106,7 +106,14 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error", exc_info=exc)
-    return problem_response(problems.INTERNAL_ERROR, "The request failed; it has been logged.")
+    # Starlette raises the error again once this answer is sent, and the server then
+    # closes the connection. Said here, a client that pools connections (the gateway)
+    # does not send another caller's request down a connection that is closing.
+    return problem_response(
+        problems.INTERNAL_ERROR,
+        "The request failed; it has been logged.",
+        headers={"connection": "close"},
+    )
 
 
 def install_problem_handlers(app: FastAPI) -> None:

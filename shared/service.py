@@ -17,6 +17,7 @@ from sqlalchemy import Table
 
 from shared.db import Database
 from shared.http import ReadinessCheck, install_http_plumbing
+from shared.http_protocol import HttpLimits, guarded_protocol
 from shared.idempotency import IdempotencyKeys
 from shared.inbox import EventConsumer, Inbox, RetryPolicy
 from shared.logging import configure_logging
@@ -27,6 +28,11 @@ from shared.settings import ServiceName, Settings
 from shared.unit_of_work import UnitsOfWork
 
 logger = logging.getLogger(__name__)
+
+KEEP_ALIVE_SECONDS = 5
+"""How long a service keeps an idle connection open for the client's next request. A
+client that pools connections (the gateway) must let go of idle ones sooner, or it may
+send a request on a connection the service is closing."""
 
 
 @dataclass
@@ -165,14 +171,34 @@ def create_service_app(runtime: ServiceRuntime, *routers: APIRouter) -> FastAPI:
     return app
 
 
-def serve(app: FastAPI, service: ServiceName, settings: Settings) -> None:
-    """Run one service in the foreground on the host and port of its own URL."""
+def serve(
+    app: FastAPI,
+    service: ServiceName,
+    settings: Settings,
+    *,
+    max_connections_per_address: int | None = None,
+) -> None:
+    """Run one service in the foreground on the host and port of its own URL, with the
+    deadlines and limits of `shared.http_protocol`; `max_connections_per_address` caps
+    what one client address may hold open (for the public edge)."""
     configure_logging(service.value, level=settings.log_level, as_json=settings.log_json)
     address = urlsplit(settings.base_url_for(service))
+    limits = HttpLimits(
+        header_timeout_seconds=settings.http_header_timeout_seconds,
+        body_timeout_seconds=settings.http_body_timeout_seconds,
+        max_header_bytes=settings.http_max_header_bytes,
+        max_connections_per_address=max_connections_per_address,
+    )
     uvicorn.run(
         app,
         host=address.hostname or "127.0.0.1",
         port=address.port or 80,
+        http=guarded_protocol(limits),
+        # The client's address is the connection's own. uvicorn would otherwise take it
+        # from `X-Forwarded-For` when the peer is 127.0.0.1, and a local client could
+        # then name any address it likes to the per-address limits.
+        proxy_headers=False,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,

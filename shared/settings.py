@@ -51,6 +51,24 @@ class Settings(BaseSettings):
     assets_url: str = "http://127.0.0.1:8103"
     apikeys_url: str = "http://127.0.0.1:8104"
 
+    http_header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long a client may take to send a request's line and headers; past "
+        "it the answer is 408 and the connection is closed.",
+    )
+    http_body_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long a client may take to send a request's body once its headers "
+        "have arrived; past it the answer is 408 and the connection is closed.",
+    )
+    http_max_header_bytes: int = Field(
+        default=16 * 1024,
+        ge=1024,
+        description="Largest request line and headers together; larger ones get 431.",
+    )
+
     jwt_secret: str = Field(
         default="atrium-development-jwt-secret-change-me",
         description="HS256 secret of user tokens. Set a long random value in production.",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,7 +21,7 @@ import httpx
 from contracts.envelope import EventPayload, RawEnvelope, new_envelope
 from contracts.events.identity import BillingMode, WorkspaceCreated
 from contracts.permissions import Role
-from shared.principal import PRINCIPAL_HEADER, Principal, sign_principal
+from shared.principal import PRINCIPAL_HEADER, Principal, request_target, sign_principal
 from shared.settings import ServiceName, get_settings
 
 T = TypeVar("T")
@@ -67,8 +69,11 @@ _WORKSPACE_IN_PATH = re.compile(r"^(?:/internal)?/v1/workspaces/([0-9a-fA-F-]{36
 
 
 class SignedAs(httpx.Auth):
-    """Calls a service directly as the gateway would: with a signed principal whose
-    workspace is the one in the request's path."""
+    """Calls a service directly as the gateway would: with a principal signed for each
+    request (its method, target and body), whose workspace is the one in the request's
+    path."""
+
+    requires_request_body = True
 
     def __init__(
         self,
@@ -107,7 +112,11 @@ class SignedAs(httpx.Auth):
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         principal = self.principal_for(request.url.path)
         request.headers[PRINCIPAL_HEADER] = sign_principal(
-            principal, method=request.method, path=request.url.path, secret=self.secret
+            principal,
+            method=request.method,
+            target=request_target(request.url.raw_path.split(b"?")[0], request.url.query),
+            body=request.content,
+            secret=self.secret,
         )
         yield request
 
@@ -132,6 +141,11 @@ class ServiceProcess:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None, f"{self.service.value} is not started"
+        return self._process.pid
 
     def start(self, *, extra_environment: dict[str, str] | None = None) -> ServiceProcess:
         environment = {
@@ -209,3 +223,45 @@ async def eventually(
             msg = f"timed out after {timeout}s waiting for {what}"
             raise AssertionError(msg)
         await asyncio.sleep(0.05)
+
+
+HALF_SENT_HEAD = b"GET /v1/workspaces HTTP/1.1\r\nHost: atrium\r\nX-Waiting: "
+"""A request head that never ends: what a client that holds connections sends."""
+
+
+async def hold_half_open_connections(
+    host: str, port: int, count: int, *, source: str = "127.0.0.1", at_once: int = 200
+) -> list[socket.socket]:
+    """Open `count` connections from `source`, each sending the start of a request head
+    and nothing more, `at_once` at a time; the caller holds and closes them. A
+    connection the server closes or refuses on the way is kept too (`still_open`
+    tells which the server keeps)."""
+    loop = asyncio.get_running_loop()
+    opened: list[socket.socket] = []
+    gate = asyncio.Semaphore(at_once)
+
+    async def one() -> None:
+        async with gate:
+            connection = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            connection.setblocking(False)
+            opened.append(connection)
+            with contextlib.suppress(OSError):
+                connection.bind((source, 0))
+                await loop.sock_connect(connection, (host, port))
+                await loop.sock_sendall(connection, HALF_SENT_HEAD)
+
+    await asyncio.gather(*(one() for _ in range(count)))
+    return opened
+
+
+def still_open(connections: list[socket.socket]) -> int:
+    """How many of `connections` the server holds: neither closed nor answered."""
+    held = 0
+    for connection in connections:
+        try:
+            connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            held += 1  # nothing to read and no end of stream
+        except OSError:
+            pass  # reset, or never connected
+    return held

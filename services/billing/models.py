@@ -26,6 +26,7 @@ from shared.db import service_metadata
 from shared.idempotency import idempotency_table
 from shared.inbox import inbox_table
 from shared.outbox import outbox_table
+from shared.principal import nonce_table
 
 metadata = service_metadata("billing")
 
@@ -165,3 +166,4 @@ avatar_claims = Table(
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)
 idempotency_keys = idempotency_table(metadata)
+principal_nonces = nonce_table(metadata)

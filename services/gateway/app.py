@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from contracts import problems
@@ -39,7 +39,7 @@ from shared.errors import UnauthenticatedError, problem_response
 from shared.http import REQUEST_ID_HEADER, ReadinessCheck, install_http_plumbing
 from shared.logging import request_id_var
 from shared.pagination import MAX_PAGE_SIZE
-from shared.principal import PRINCIPAL_HEADER, Principal
+from shared.principal import Principal, request_target
 from shared.service import ServiceRuntime, serve
 from shared.settings import ServiceName
 
@@ -65,6 +65,10 @@ class Gateway:
         self.authenticator = Authenticator(settings, jwks_url=settings.jwks_url)
         self.rate_limiter = RateLimiter(
             per_second=settings.rate_limit_per_second, burst=settings.rate_limit_burst
+        )
+        self.address_refusals = RateLimiter(
+            per_second=settings.address_refusals_per_second,
+            burst=settings.address_refusals_burst,
         )
         self._api_document: dict[str, Any] | None = None
         register_consumers(runtime.consumer, self.resolver)
@@ -106,13 +110,49 @@ class Gateway:
 
     async def handle(self, request: Request) -> Response:
         try:
-            matched = self._route(request)
-            caller = await self._caller(request)
+            matched, caller = await self._admitted(request)
             self._within_limits(request, caller)
             principal = await self._vouched(matched, caller)
             return await self._forward(request, matched.route, principal)
         except _Refused as refused:
             return refused.response
+
+    async def _admitted(self, request: Request) -> tuple[RouteMatch, Principal]:
+        """The operation and who asks for it. A request refused before its caller is
+        known (no such route, no valid credentials) spends one of its client address's
+        tokens (`_caller` says what happens when there are none left)."""
+        address = request.client.host if request.client else ""
+        try:
+            return self._route(request), await self._caller(request, address)
+        except _Refused as refused:
+            if refused.problem is not problems.RATE_LIMITED:
+                self.address_refusals.retry_after(address)
+            raise
+
+    async def _caller(self, request: Request, address: str) -> Principal:
+        """Credentials the gateway has verified already are known at the cost of a
+        lookup, whatever their address. Others from an address past its budget of
+        refusals are refused before they are checked: a flood from one address costs
+        little, and its neighbours behind the same address keep working."""
+        try:
+            credentials = credentials_from(
+                request.headers.get("authorization"), request.headers.get("x-api-key")
+            )
+            known = self.authenticator.remembered(credentials)
+            if known is not None:
+                return known
+            wait = self.address_refusals.waiting(address)
+            if wait is not None:
+                raise _Refused(
+                    problems.RATE_LIMITED,
+                    "Too many refused requests from your address; slow down.",
+                    headers={"retry-after": str(wait)},
+                )
+            return await self.authenticator.authenticate(credentials)
+        except UnauthenticatedError as refused:
+            raise _Refused(
+                problems.UNAUTHENTICATED, refused.detail, headers={"www-authenticate": "Bearer"}
+            ) from refused
 
     def _route(self, request: Request) -> RouteMatch:
         path = request.url.path
@@ -126,18 +166,6 @@ class Gateway:
                 headers={"allow": ", ".join(matched.allowed_methods)},
             )
         raise _Refused(problems.NOT_FOUND, f"No route for {path}.")
-
-    async def _caller(self, request: Request) -> Principal:
-        try:
-            return await self.authenticator.authenticate(
-                credentials_from(
-                    request.headers.get("authorization"), request.headers.get("x-api-key")
-                )
-            )
-        except UnauthenticatedError as refused:
-            raise _Refused(
-                problems.UNAUTHENTICATED, refused.detail, headers={"www-authenticate": "Bearer"}
-            ) from refused
 
     def _within_limits(self, request: Request, caller: Principal) -> None:
         retry_after = self.rate_limiter.retry_after(caller.actor)
@@ -187,19 +215,22 @@ class Gateway:
         )
 
     async def _forward(self, request: Request, route: Route, principal: Principal) -> Response:
-        body = await _body_within(request, self.settings.max_body_bytes)
+        try:
+            body = await _body_within(request, self.settings.max_body_bytes)
+        except ClientDisconnect as gone:
+            # The client left, or its body did not arrive in time (`shared.http_protocol`
+            # has answered it then): this answer goes nowhere.
+            raise _Refused(problems.REQUEST_TIMEOUT, "The body did not arrive.") from gone
         if body is None:
             raise self._too_large()
         headers = {
             name: value for name, value in request.headers.items() if name not in FORWARDED_AWAY
         }
-        headers[PRINCIPAL_HEADER] = self.upstreams.signed(
-            principal, method=request.method, path=request.url.path
-        )
         headers[REQUEST_ID_HEADER] = request_id_var.get() or ""
-        raw_target = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1")
-        if query := request.scope.get("query_string", b""):
-            raw_target += "?" + query.decode("latin-1")
+        raw_target = request_target(
+            request.scope.get("raw_path") or request.url.path.encode(),
+            request.scope.get("query_string", b""),
+        )
         try:
             return await self.upstreams.forward(
                 route.service,
@@ -207,6 +238,7 @@ class Gateway:
                 raw_target=raw_target,
                 headers=headers,
                 body=body,
+                principal=principal,
             )
         except TimeoutError as slow:
             raise _Refused(
@@ -251,6 +283,7 @@ class _Refused(Exception):  # noqa: N818 - a refusal, not an error of the gatewa
         errors: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(detail)
+        self.problem = problem
         self.response = problem_response(problem, detail, headers=headers, errors=errors)
 
 
@@ -308,4 +341,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
 if __name__ == "__main__":
     gateway_settings = GatewaySettings()
-    serve(create_app(gateway_settings), SERVICE, gateway_settings)
+    serve(
+        create_app(gateway_settings),
+        SERVICE,
+        gateway_settings,
+        max_connections_per_address=gateway_settings.max_connections_per_address,
+    )

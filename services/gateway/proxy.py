@@ -1,12 +1,25 @@
 """The services behind the gateway, over one pooled HTTP client: forwarding a request,
-asking identity about access, reading each service's API document and readiness."""
+asking identity about access, reading each service's API document and readiness.
+
+A pooled connection can turn out to be closed by the service just as a request is
+sent down it (the service let it go after an error, or as idle). Such a request never
+reached the service's application, or its answer was lost: one that may be repeated
+(GET, HEAD, PUT, DELETE, or any request with an `Idempotency-Key`) is sent once more,
+signed anew, on another connection; any other is a 502 for its own caller only.
+"""
 
 from __future__ import annotations
 
+import errno
+import functools
+import json
+import logging
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from multidict import CIMultiDictProxy
 from starlette.responses import Response
 from yarl import URL
 
@@ -15,7 +28,10 @@ from services.gateway.authz import Access
 from services.gateway.projections import WorkspaceStatus
 from services.gateway.settings import GatewaySettings
 from shared.principal import PRINCIPAL_HEADER, Principal, sign_principal
+from shared.service import KEEP_ALIVE_SECONDS
 from shared.settings import ServiceName
+
+logger = logging.getLogger(__name__)
 
 HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "host", "content-length"}
@@ -25,6 +41,15 @@ FORWARDED_AWAY = HOP_BY_HOP | {"authorization", "x-api-key", PRINCIPAL_HEADER}
 _NOT_RETURNED = HOP_BY_HOP | {"x-request-id"}
 _NO_ACCESS = frozenset({404, 405})
 """identity's answers that mean "no access" (405: an identity without the endpoint)."""
+_REPEATABLE_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE"})
+_CONNECTION_LOST = frozenset({errno.ECONNRESET, errno.EPIPE})
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    status: int
+    headers: CIMultiDictProxy[str]
+    content: bytes
 
 
 class Upstreams:
@@ -38,7 +63,9 @@ class Upstreams:
                 total=self.settings.upstream_timeout_seconds,
                 connect=self.settings.upstream_connect_timeout_seconds,
             ),
-            connector=aiohttp.TCPConnector(limit=512, ttl_dns_cache=300),
+            connector=aiohttp.TCPConnector(
+                limit=512, ttl_dns_cache=300, keepalive_timeout=KEEP_ALIVE_SECONDS - 1
+            ),
             auto_decompress=False,
             skip_auto_headers=("User-Agent",),
         )
@@ -53,11 +80,6 @@ class Upstreams:
         assert self._client is not None, "the gateway's HTTP client is not open"
         return self._client
 
-    def signed(self, principal: Principal, *, method: str, path: str) -> str:
-        return sign_principal(
-            principal, method=method, path=path, secret=self.settings.internal_secret
-        )
-
     async def forward(
         self,
         service: ServiceName,
@@ -66,20 +88,28 @@ class Upstreams:
         raw_target: str,
         headers: dict[str, str],
         body: bytes,
+        principal: Principal,
     ) -> Response:
-        """Raises `TimeoutError` or `aiohttp.ClientError` when the service fails."""
-        url = URL(self.settings.base_url_for(service) + raw_target, encoded=True)
-        async with self.client.request(method, url, data=body, headers=headers) as upstream:
-            content = await upstream.read()
-            return Response(
-                content=content,
-                status_code=upstream.status,
-                headers={
-                    name: value
-                    for name, value in upstream.headers.items()
-                    if name.lower() not in _NOT_RETURNED
-                },
-            )
+        """`raw_target` is the path and query as the client sent them. Raises
+        `TimeoutError` or `aiohttp.ClientError` when the service fails."""
+        answer = await self._exchange(
+            method,
+            URL(self.settings.base_url_for(service) + raw_target, encoded=True),
+            target=raw_target,
+            principal=principal,
+            headers=headers,
+            body=body,
+            repeatable=method in _REPEATABLE_METHODS or "idempotency-key" in headers,
+        )
+        return Response(
+            content=answer.content,
+            status_code=answer.status,
+            headers={
+                name: value
+                for name, value in answer.headers.items()
+                if name.lower() not in _NOT_RETURNED
+            },
+        )
 
     async def identity_access(self, caller: Principal, workspace_id: uuid.UUID) -> Access | None:
         """identity's own answer: the caller's access to the workspace, or None."""
@@ -90,20 +120,24 @@ class Upstreams:
             email_verified=caller.email_verified,
             workspace_id=workspace_id,
         )
-        async with self.client.get(
-            self.settings.base_url_for(ServiceName.IDENTITY) + path,
-            headers={PRINCIPAL_HEADER: self.signed(principal, method="GET", path=path)},
-            timeout=aiohttp.ClientTimeout(total=self.settings.access_check_timeout_seconds),
-        ) as response:
-            if response.status in _NO_ACCESS:
-                return None
-            response.raise_for_status()
-            answer: dict[str, Any] = await response.json()
+        answer = await self._exchange(
+            "GET",
+            URL(self.settings.base_url_for(ServiceName.IDENTITY) + path),
+            target=path,
+            principal=principal,
+            time_limit=aiohttp.ClientTimeout(total=self.settings.access_check_timeout_seconds),
+        )
+        if answer.status in _NO_ACCESS:
+            return None
+        if answer.status != 200:
+            msg = f"identity answered {answer.status} about access"
+            raise aiohttp.ClientError(msg)
+        access: dict[str, Any] = json.loads(answer.content)
         return Access(
             workspace_id=workspace_id,
-            role=Role(answer["role"]),
-            ancestor_super_admin=bool(answer.get("ancestor_super_admin")),
-            status=WorkspaceStatus(answer.get("status") or WorkspaceStatus.ACTIVE),
+            role=Role(access["role"]),
+            ancestor_super_admin=bool(access.get("ancestor_super_admin")),
+            status=WorkspaceStatus(access.get("status") or WorkspaceStatus.ACTIVE),
         )
 
     async def openapi(self, service: ServiceName) -> dict[str, Any]:
@@ -121,3 +155,71 @@ class Upstreams:
             timeout=aiohttp.ClientTimeout(total=3),
         ) as response:
             response.raise_for_status()
+
+    async def _exchange(
+        self,
+        method: str,
+        url: URL,
+        *,
+        target: str,
+        principal: Principal,
+        headers: dict[str, str] | None = None,
+        body: bytes = b"",
+        time_limit: aiohttp.ClientTimeout | None = None,
+        repeatable: bool = True,
+    ) -> _Answer:
+        """One request and its whole answer; sent once more when it was lost on a
+        connection the service had closed, if it may be repeated."""
+        exchange = functools.partial(
+            self._send_once,
+            method,
+            url,
+            target=target,
+            principal=principal,
+            headers=headers or {},
+            body=body,
+            time_limit=time_limit or self.client.timeout,
+        )
+        try:
+            return await exchange()
+        except aiohttp.ClientError as failed:
+            if not (repeatable and _lost_on_a_stale_connection(failed)):
+                raise
+            logger.info("%s %s: connection lost (%s), sending it again", method, url, failed)
+        return await exchange()
+
+    async def _send_once(
+        self,
+        method: str,
+        url: URL,
+        *,
+        target: str,
+        principal: Principal,
+        headers: dict[str, str],
+        body: bytes,
+        time_limit: aiohttp.ClientTimeout,
+    ) -> _Answer:
+        # Signed for each attempt: a service takes each principal's nonce once.
+        signed = sign_principal(
+            principal, method=method, target=target, body=body, secret=self.settings.internal_secret
+        )
+        async with self.client.request(
+            method,
+            url,
+            data=body,
+            headers={**headers, PRINCIPAL_HEADER: signed},
+            timeout=time_limit,
+        ) as response:
+            return _Answer(response.status, response.headers, await response.read())
+
+
+def _lost_on_a_stale_connection(failed: aiohttp.ClientError) -> bool:
+    """The connection closed under the request, before any answer: not a service that
+    cannot be reached (a connect error), nor an answer cut short."""
+    if isinstance(failed, aiohttp.ServerDisconnectedError | aiohttp.ClientConnectionResetError):
+        return True
+    return (
+        isinstance(failed, aiohttp.ClientOSError)
+        and not isinstance(failed, aiohttp.ClientConnectorError)
+        and failed.errno in _CONNECTION_LOST
+    )

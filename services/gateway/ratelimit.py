@@ -41,13 +41,28 @@ class RateLimiter:
                 self._forget_rested(now)
             bucket = self._buckets[caller] = _Bucket(tokens=float(self.burst), updated=now)
         else:
-            bucket.tokens = min(
-                float(self.burst), bucket.tokens + (now - bucket.updated) * self.per_second
-            )
-            bucket.updated = now
+            self._refill(bucket, now)
         if bucket.tokens >= 1:
             bucket.tokens -= 1
             return None
+        return self._seconds_to_a_token(bucket)
+
+    def waiting(self, caller: str) -> int | None:
+        """The whole seconds until `caller` has a token again, or None if it has one;
+        takes none."""
+        bucket = self._buckets.get(caller)
+        if bucket is None:
+            return None
+        self._refill(bucket, self.clock())
+        return None if bucket.tokens >= 1 else self._seconds_to_a_token(bucket)
+
+    def _refill(self, bucket: _Bucket, now: float) -> None:
+        bucket.tokens = min(
+            float(self.burst), bucket.tokens + (now - bucket.updated) * self.per_second
+        )
+        bucket.updated = now
+
+    def _seconds_to_a_token(self, bucket: _Bucket) -> int:
         return max(1, math.ceil((1 - bucket.tokens) / self.per_second))
 
     def _forget_rested(self, now: float) -> None:

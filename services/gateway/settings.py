@@ -19,6 +19,24 @@ class GatewaySettings(Settings):
     rate_limit_burst: int = Field(
         default=100, ge=1, description="Requests a caller may send at once before waiting."
     )
+    address_refusals_per_second: float = Field(
+        default=10.0,
+        gt=0,
+        description="Requests refused before their caller is known (unauthenticated, no "
+        "such route) that one client address may make per second on average...",
+    )
+    address_refusals_burst: int = Field(
+        default=100,
+        ge=1,
+        description="...and at once; past them, its requests are 429 until it slows down "
+        "(except those with credentials the gateway has verified already).",
+    )
+    max_connections_per_address: int = Field(
+        default=100,
+        ge=1,
+        description="Connections one client address may hold open; the next ones are "
+        "closed as soon as they are accepted.",
+    )
     max_body_bytes: int = Field(default=1024 * 1024, ge=0, description="Largest request body.")
     upstream_timeout_seconds: float = Field(
         default=30.0, gt=0, description="How long a service may take to answer."

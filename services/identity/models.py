@@ -20,6 +20,7 @@ from shared.db import service_metadata
 from shared.idempotency import idempotency_table
 from shared.inbox import inbox_table
 from shared.outbox import outbox_table
+from shared.principal import nonce_table
 
 metadata = service_metadata("identity")
 
@@ -135,3 +136,4 @@ seat_pools = Table(
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)
 idempotency_keys = idempotency_table(metadata)
+principal_nonces = nonce_table(metadata)

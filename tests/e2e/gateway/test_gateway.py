@@ -127,3 +127,27 @@ async def test_a_service_that_is_down_is_a_502_problem(system: RunningSystem) ->
     assert response.status_code == 502
     assert response.json()["type"] == "bad-gateway"
     assert ready.status_code == 503
+
+
+async def test_a_service_error_for_one_caller_never_becomes_another_callers_502(
+    system: RunningSystem,
+) -> None:
+    """identity fails one caller's request (a name it cannot store); the next caller's
+    request must not be sent down the connection identity closes after its 500."""
+    async with httpx.AsyncClient(base_url=system.gateway.url, timeout=10) as client:
+        others = []
+        for attempt in range(10):
+            await client.post(
+                "/v1/workspaces",
+                content='{"name": "x\\ud800"}',
+                headers={**as_user("pat"), "content-type": "application/json"},
+            )
+            others.append(
+                await client.post(
+                    "/v1/workspaces", json={"name": f"Fine {attempt}"}, headers=as_user("quinn")
+                )
+            )
+
+    assert [response.status_code for response in others] == [201] * 10, [
+        response.text for response in others if response.status_code != 201
+    ]

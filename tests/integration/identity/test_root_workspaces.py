@@ -206,7 +206,11 @@ async def test_a_signature_for_another_request_is_refused(identity: httpx.AsyncC
     created = await identity.post("/v1/workspaces", json={"name": "Mine"}, auth=as_user(founder))
     workspace_id = created.json()["id"]
     signed_for_listing = sign_principal(
-        Principal(user_id=founder), method="POST", path="/v1/workspaces", secret=INTERNAL_SECRET
+        Principal(user_id=founder),
+        method="POST",
+        target="/v1/workspaces",
+        body=b"",
+        secret=INTERNAL_SECRET,
     )
     replayed = await identity.get(
         f"/v1/workspaces/{workspace_id}", headers={PRINCIPAL_HEADER: signed_for_listing}
@@ -224,7 +228,8 @@ async def test_a_workspace_the_gateway_did_not_vouch_for_is_not_found(
     vouched_elsewhere = sign_principal(
         Principal(user_id=founder, workspace_id=uuid.uuid4()),
         method="GET",
-        path=path,
+        target=path,
+        body=b"",
         secret=INTERNAL_SECRET,
     )
     response = await identity.get(path, headers={PRINCIPAL_HEADER: vouched_elsewhere})

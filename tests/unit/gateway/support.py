@@ -53,9 +53,10 @@ class StubUpstream:
         principal = verify_principal(
             request.headers.get(PRINCIPAL_HEADER, ""),
             method=request.method,
-            path=request.path,
+            target=request.raw_path,
+            body=await request.read(),
             secret=INTERNAL_SECRET,
-        )
+        ).principal
         if request.path.startswith("/internal/"):
             workspace_id = request.path.split("/")[4]
             self.access_checks.append((workspace_id, principal))

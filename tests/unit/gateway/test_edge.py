@@ -201,3 +201,26 @@ async def test_invitations_are_for_a_verified_email_only(
 
 async def test_liveness_needs_nothing(in_process: InProcessGateway) -> None:
     assert (await in_process.client.get("/healthz")).json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize(
+    "settings_overrides", [{"address_refusals_per_second": 1.0, "address_refusals_burst": 3}]
+)
+async def test_an_address_that_keeps_being_refused_is_a_429_problem_until_it_slows_down(
+    in_process: InProcessGateway, stub: StubUpstream
+) -> None:
+    signed_in = await in_process.client.get("/v1/workspaces", headers=bearer("ann"))
+    refused = [
+        await in_process.client.get(path, headers={"authorization": "Bearer nonsense"})
+        for path in ("/v1/workspaces", "/v1/nothing", "/v1/workspaces", "/v1/workspaces")
+    ]
+    known_still = await in_process.client.get("/v1/workspaces", headers=bearer("ann"))
+    new_caller = await in_process.client.get("/v1/workspaces", headers=bearer("bo"))
+
+    assert signed_in.status_code == 200
+    assert [answer.status_code for answer in refused] == [401, 404, 401, 429]
+    assert_problem(refused[3], 429, "rate-limited")
+    assert refused[3].headers["retry-after"] == "1"
+    assert known_still.status_code == 200
+    assert_problem(new_caller, 429, "rate-limited")
+    assert len(stub.forwarded) == 2

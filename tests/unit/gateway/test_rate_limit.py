@@ -40,3 +40,16 @@ def test_a_bucket_never_holds_more_than_the_burst() -> None:
     limiter = RateLimiter(per_second=100, burst=2, clock=clock)
     clock.now += 3600
     assert [limiter.retry_after("ann") for _ in range(3)] == [None, None, 1]
+
+
+def test_waiting_tells_how_long_without_taking_a_token() -> None:
+    clock = Clock()
+    limiter = RateLimiter(per_second=1, burst=1, clock=clock)
+
+    assert limiter.waiting("ann") is None
+    assert limiter.waiting("ann") is None
+    assert limiter.retry_after("ann") is None
+    assert limiter.waiting("ann") == 1
+    clock.now += 1
+    assert limiter.waiting("ann") is None
+    assert limiter.retry_after("ann") is None

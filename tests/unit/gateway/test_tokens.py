@@ -1,5 +1,6 @@
 """Only valid user tokens get in: expired, wrongly signed, unsigned or incomplete
-tokens, and API keys for now, are 401 problems."""
+tokens, tokens whose times are not numbers or not sane, and API keys for now, are 401
+problems; no token, however malformed, is anything else."""
 
 from __future__ import annotations
 
@@ -93,6 +94,59 @@ def test_credentials_come_from_a_bearer_header_or_x_api_key() -> None:
         credentials_from(None, None)
 
 
+def test_x_api_key_takes_api_keys_only() -> None:
+    with pytest.raises(UnauthenticatedError, match="X-API-Key takes API keys"):
+        credentials_from(None, jwt.encode(claims(), JWT_SECRET, algorithm="HS256"))
+
+
+DAY = 24 * 3600
+YEAR_9999 = 253_402_214_400
+
+
+def signed_with(**changes: Any) -> str:
+    return jwt.encode(claims(**changes), JWT_SECRET, algorithm="HS256")
+
+
+@pytest.mark.parametrize(
+    ("token", "why"),
+    [
+        (signed_with(exp=str(int(time.time()) + 60)), "exp as a string"),
+        (signed_with(exp=True), "exp as a boolean"),
+        (signed_with(exp=YEAR_9999), "exp in the year 9999"),
+        (signed_with(exp=int(time.time()) + 31 * DAY), "exp beyond 30 days"),
+        (signed_with(exp=10**400), "a 400-digit exp"),
+        (signed_with(exp=-(10**400)), "a 400-digit negative exp"),
+        (signed_with(exp=float("inf")), "exp Infinity"),
+        (signed_with(exp=float("nan")), "exp NaN"),
+        (signed_with(iat="yesterday"), "iat as a string"),
+        (signed_with(iat=10**400), "a 400-digit iat"),
+        (signed_with(iat=int(time.time()) + DAY), "iat tomorrow"),
+        (signed_with(nbf=[1]), "nbf as a list"),
+        (signed_with(nbf=float("inf")), "nbf Infinity"),
+        (signed_with(nbf=int(time.time()) + DAY), "nbf tomorrow"),
+        (signed_with(email_verified={"yes": True}, sub=["ann"]), "sub as a list"),
+        (jwt.encode({"x": [[[]]]}, JWT_SECRET, algorithm="HS256"), "no claims"),
+        (
+            "eyJhbGciOiJIUzI1NiJ9."
+            + jwt.utils.base64url_encode(b"[" * 100_000 + b"]" * 100_000).decode()
+            + ".c2ln",
+            "claims nested past the recursion limit",
+        ),
+        ("eyJhbGciOiJIUzI1NiJ9.\u00e9\u00e9.c2ln", "not base64"),
+        ("é.é.é", "not ASCII"),
+    ],
+    ids=lambda value: value if len(value) < 60 else "",
+)
+async def test_a_token_whose_claims_do_not_make_sense_is_refused(token: str, why: str) -> None:
+    with pytest.raises(UnauthenticatedError):
+        await Authenticator(SETTINGS).authenticate(token)
+
+
+async def test_a_token_that_lives_up_to_30_days_is_accepted() -> None:
+    token = signed_with(exp=int(time.time()) + 30 * DAY - 60, iat=int(time.time()), nbf=1)
+    assert (await Authenticator(SETTINGS).authenticate(token)).user_id == "ann"
+
+
 @contextlib.asynccontextmanager
 async def serving_key_set(key_set: dict[str, Any]) -> AsyncIterator[str]:
     port = free_port()
@@ -154,6 +208,19 @@ async def test_rs256_is_refused_when_no_key_set_is_configured() -> None:
         {"authorization": "Bearer atr_1234"},
         {"x-api-key": "atr_1234"},
         {"authorization": f"Bearer {unsigned(claims())}"},
+        {"x-api-key": jwt.encode(claims(), JWT_SECRET, algorithm="HS256")},
+        {"authorization": f"Bearer {jwt.encode(claims(exp=10**400), JWT_SECRET)}"},
+        {"authorization": f"Bearer {jwt.encode(claims(exp=float('inf')), JWT_SECRET)}"},
+    ],
+    ids=[
+        "none",
+        "junk",
+        "an API key",
+        "an API key in X-API-Key",
+        "unsigned",
+        "a token in X-API-Key",
+        "a 400-digit exp",
+        "exp Infinity",
     ],
 )
 async def test_the_gateway_answers_401_problems_and_forwards_nothing(

@@ -87,6 +87,11 @@ def test_an_unexpected_failure_hides_its_internals() -> None:
     assert "secret" not in response.text
 
 
+def test_an_unexpected_failure_tells_the_client_that_the_connection_closes() -> None:
+    """The server closes it after such an answer: a pooling client must not reuse it."""
+    assert client.get("/boom").headers["connection"] == "close"
+
+
 def test_readiness_names_the_dependency_that_is_down() -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     response = client.get("/readyz")
