@@ -1,7 +1,7 @@
 """the nonces of the principals identity has accepted, each good for one request
 
-Revision ID: 0006_principal_nonces
-Revises: 0002
+Revision ID: 0005_principal_nonces
+Revises: 0004_inbox_parking
 Create Date: 2026-12-01 22:00:00.000000
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006_principal_nonces"
-down_revision: str | None = "0002"
+revision: str = "0005_principal_nonces"
+down_revision: str | None = "0004_inbox_parking"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
