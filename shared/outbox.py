@@ -427,6 +427,12 @@ class OutboxRelay:
             wake.set()
 
 
+PRODUCER_STOP_SECONDS = 10.0
+"""A producer's stop waits for what it still has in flight; a broker that never answers
+must not hold a relay's shutdown (or a lane's recovery) forever. What was in flight is
+still unmarked in the outbox and is published again."""
+
+
 async def _stop_quietly(producer: AIOKafkaProducer) -> None:
     with contextlib.suppress(Exception):
-        await producer.stop()
+        await asyncio.wait_for(producer.stop(), timeout=PRODUCER_STOP_SECONDS)
