@@ -16,6 +16,7 @@ from services.billing.queries import Balances, LedgerEntries
 from services.billing.repository.accounts import AccountView
 from services.billing.repository.ledger import LedgerEntry, UsageRow
 from services.billing.spending import Spend
+from shared.fields import PlainText
 from shared.pagination import Page
 
 MAX_QUANTITY = 1_000_000_000
@@ -62,7 +63,7 @@ class AllocationRequest(_Request):
 class SpendRequest(_Request):
     operation: Operation
     quantity: Quantity = Field(description="Units: minutes of video or translation, images...")
-    reference: str | None = Field(
+    reference: PlainText | None = Field(
         default=None, min_length=1, max_length=200, description="The caller's own reference."
     )
 

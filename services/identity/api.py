@@ -37,6 +37,7 @@ from services.identity.schemas import (
     UpdateWorkspaceRequest,
     WorkspaceResponse,
 )
+from shared.fields import PlainText
 from shared.idempotency import Idempotency
 from shared.pagination import DEFAULT_PAGE_SIZE, Cursor, Page, PageSize
 from shared.principal import CurrentPrincipal
@@ -224,7 +225,7 @@ async def list_members(
 )
 async def change_role(
     workspace_id: uuid.UUID,
-    user_id: str,
+    user_id: PlainText,
     body: ChangeRoleRequest,
     caller: CurrentPrincipal,
     units: Units,
@@ -246,7 +247,7 @@ async def change_role(
 )
 async def remove_member(
     workspace_id: uuid.UUID,
-    user_id: str,
+    user_id: PlainText,
     caller: CurrentPrincipal,
     units: Units,
     idempotency: Idempotency,
