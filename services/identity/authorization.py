@@ -12,10 +12,11 @@ from __future__ import annotations
 import uuid
 
 from contracts.permissions import Permission
-from services.identity.domain import Access, EmailNotVerifiedError, WorkspaceStatus, normalise_email
+from services.identity.domain import Access, EmailNotVerifiedError, WorkspaceStatus
 from services.identity.repository.members import MemberRepository
 from services.identity.repository.workspaces import WorkspaceRepository
 from shared.errors import NotFoundError
+from shared.fields import canonical_email
 from shared.principal import Principal, require_user, vouched_workspace
 from shared.unit_of_work import UnitOfWork
 
@@ -26,11 +27,16 @@ def person(caller: Principal) -> str:
 
 
 def verified_email(caller: Principal) -> str:
-    """Invitations are matched on the caller's verified email."""
+    """Invitations are matched on the caller's verified email, in the canonical form
+    invitations are addressed in (`shared.fields.canonical_email`)."""
     if not caller.email or not caller.email_verified:
         msg = "Invitations are matched on a verified email; verify yours first."
         raise EmailNotVerifiedError(msg)
-    return normalise_email(caller.email)
+    try:
+        return canonical_email(caller.email)
+    except ValueError as unmatchable:
+        msg = f"Invitations cannot be matched on your verified email: it {unmatchable}."
+        raise EmailNotVerifiedError(msg) from unmatchable
 
 
 async def authorize(

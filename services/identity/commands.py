@@ -8,16 +8,13 @@ work, to the use case of the same name in the aggregate's module.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.events.identity import BillingMode
 from contracts.permissions import Role
-from services.identity.domain import normalise_email
+from shared.fields import Email
 from shared.principal import Principal
-
-Email = Annotated[str, AfterValidator(normalise_email)]
 
 
 class Command(BaseModel):

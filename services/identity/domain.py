@@ -364,7 +364,3 @@ def ensure_a_super_admin_remains(*, remaining_super_admins: int) -> None:
     if remaining_super_admins < 1:
         msg = "The last Super Admin of an account cannot be removed or demoted."
         raise LastSuperAdminError(msg)
-
-
-def normalise_email(email: str) -> str:
-    return email.strip().lower()

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, HttpUrl
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from contracts.events.identity import BillingMode
 from contracts.permissions import Role
@@ -28,14 +27,11 @@ from services.identity.domain import (
     SeatPool,
     Workspace,
     WorkspaceStatus,
-    normalise_email,
 )
-from shared.fields import DisplayName, HttpsUrl
+from shared.fields import DisplayName, Email, HttpsUrl
 from shared.principal import Principal
 
 MAX_MEMBERS_AT_CREATION = 100
-
-Email = Annotated[EmailStr, AfterValidator(normalise_email)]
 
 
 class _Strict(BaseModel):
