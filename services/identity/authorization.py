@@ -39,6 +39,15 @@ def verified_email(caller: Principal) -> str:
         raise EmailNotVerifiedError(msg) from unmatchable
 
 
+def known_email(caller: Principal) -> str | None:
+    """The caller's verified email in canonical form, if they have one that can be
+    matched: what their membership records as the address they joined with."""
+    try:
+        return verified_email(caller)
+    except EmailNotVerifiedError:
+        return None
+
+
 async def authorize(
     uow: UnitOfWork,
     caller: Principal,
@@ -67,6 +76,12 @@ async def authorize(
 def permission_to_remove(caller: Principal, user_id: str) -> Permission:
     """Anyone may leave a workspace they see; removing someone else is managing members."""
     return Permission.READ_WORKSPACE if caller.user_id == user_id else Permission.MANAGE_MEMBERS
+
+
+def authorize_from_above(access: Access) -> None:
+    """A sub-workspace's seat cap is decided by a Super Admin of an ancestor; a root has
+    no one above it."""
+    access.require_ancestor_super_admin()
 
 
 def authorize_settings(access: Access) -> None:

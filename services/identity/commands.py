@@ -135,10 +135,16 @@ class RemoveMember(Command):
 # Seat pools
 
 
+class CapSeats(Command):
+    """Cap a sub-workspace's seats within its pool (None: no cap of its own)."""
+
+    caller: Principal
+    workspace_id: uuid.UUID
+    cap: int | None = Field(ge=0)
+
+
 class ApplyLimits(Command):
-    """Keep billing's word on a workspace's seats: the pool's limit for a billing root,
-    the cap for a sub-workspace."""
+    """Keep billing's word on a billing root's seats: the pool's limit."""
 
     workspace_id: uuid.UUID
     seats_limit: int | None
-    seats_cap: int | None

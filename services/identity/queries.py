@@ -17,8 +17,8 @@ from services.identity.domain import (
     IdentityPolicy,
     Invitation,
     Member,
-    SeatPool,
     Workspace,
+    WorkspaceSeats,
     members_as_seen_here,
 )
 from services.identity.repository.invitations import InvitationRepository
@@ -42,14 +42,6 @@ class Listing(Generic[ItemT]):
 
     items: list[ItemT]
     next_cursor: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class WorkspaceSeats:
-    pool: SeatPool
-    """The pool of the workspace's billing root."""
-    cap: int | None
-    """The workspace's own cap within the pool, if any."""
 
 
 async def workspace(uow: UnitOfWork, caller: Principal, workspace_id: uuid.UUID) -> Workspace:
