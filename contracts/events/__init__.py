@@ -1,7 +1,7 @@
 """Event payloads by producer, and the registry that maps `(type, version)` to a payload."""
 
 from contracts.envelope import EventPayload, RawEnvelope
-from contracts.events.billing import CreditsLowReached, LimitsChanged, TransactionPosted
+from contracts.events.billing import CreditsLow, LimitsChanged, TransactionPosted
 from contracts.events.identity import (
     InvitationAccepted,
     InvitationCreated,
@@ -38,7 +38,7 @@ EVENT_PAYLOADS: tuple[type[EventPayload], ...] = (
     SeatsCapChanged,
     LimitsChanged,
     TransactionPosted,
-    CreditsLowReached,
+    CreditsLow,
 )
 
 _BY_TYPE: dict[tuple[str, int], type[EventPayload]] = {

@@ -68,10 +68,11 @@ class TransactionPosted(EventPayload):
     )
 
 
-class CreditsLowReached(EventPayload):
-    """A spend took a workspace's credits below the warning threshold."""
+class CreditsLow(EventPayload):
+    """A spend took a workspace's credits below the warning threshold (announced once,
+    as the balance crosses it)."""
 
-    event_type: ClassVar[str] = "credits.low_reached"
+    event_type: ClassVar[str] = "credits.low"
     event_version: ClassVar[int] = 1
     topic: ClassVar[Topic] = Topic.BILLING_LIMITS
 
