@@ -13,7 +13,12 @@ from pydantic import Field
 from contracts.events.identity import BillingMode
 from services.billing.accounts import require_open_account
 from services.billing.domain import CapacityHeld, CreditsHeld, Pool, UsageGrouping
-from services.billing.policy import require_ledger_reader, require_member, require_usage_reader
+from services.billing.policy import (
+    require_api_access,
+    require_ledger_reader,
+    require_member,
+    require_usage_reader,
+)
 from services.billing.repository.accounts import AccountRepository, AccountView
 from services.billing.repository.ledger import LedgerEntry, LedgerRepository, UsageRow
 from shared.pagination import MAX_POSITION, CursorShape, decode_cursor, encode_cursor
@@ -126,8 +131,11 @@ async def read_ledger(uow: UnitOfWork, query: ReadLedger) -> LedgerEntries:
 
 async def read_usage(uow: UnitOfWork, query: ReadUsage) -> list[UsageRow]:
     """Credits spent in the workspace (spends and avatar fees), grouped."""
-    require_usage_reader(query.caller, query.workspace_id, of_api_keys=query.group_by == "api_key")
-    await require_open_account(uow.session, query.workspace_id)
+    of_api_keys = query.group_by == "api_key"
+    require_usage_reader(query.caller, query.workspace_id, of_api_keys=of_api_keys)
+    account = await require_open_account(uow.session, query.workspace_id)
+    if of_api_keys:
+        require_api_access(query.caller, api_access=account.api_access)
     return await LedgerRepository(uow.session).usage(
         query.workspace_id, group_by=query.group_by, since=query.since, until=query.until
     )

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.billing.avatar_claims import AvatarClaim
 from services.billing.domain import CapacityHeld, CreditsHeld, Operation, Pool, UsageGrouping
@@ -41,9 +41,23 @@ class AllocationRequest(_Request):
     generative_credits: Allocation | None = None
     api_credits: Allocation | None = None
     avatar_slots: Allocation | None = None
-    seats: Allocation | None = Field(
-        default=None, description="A cap on the sub-workspace's seats within its pool."
+    seats: int | None = Field(
+        default=None,
+        deprecated=True,
+        description="No longer set here: a sub-workspace's seat cap is set with "
+        "`PUT /v1/workspaces/{id}/seats` (identity), where it is checked against the seats "
+        "in use under the seat pool's lock. A value is refused with 422.",
     )
+
+    @field_validator("seats")
+    @classmethod
+    def seats_are_capped_by_identity(cls, seats: int | None) -> None:
+        if seats is not None:
+            msg = (
+                "a seat cap is set with PUT /v1/workspaces/{id}/seats, where it is checked "
+                "against the seats in use"
+            )
+            raise ValueError(msg)
 
     @model_validator(mode="after")
     def names_at_least_one_pool(self) -> AllocationRequest:
