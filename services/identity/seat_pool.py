@@ -55,13 +55,11 @@ async def occupancy(
 ) -> Occupancy:
     """The workspace's pool and the workspace itself, as counted now. Call it holding the
     pool's lock, before a change that may add people and (through `admit`) after it."""
-    pools = SeatPoolRepository(uow.session)
     now = at or datetime.now(UTC)
-    return Occupancy(
-        pool=await pools.usage(workspace.billing_root_id, now=now),
-        in_workspace=await pools.seats_in_workspace(workspace.id, now=now),
-        at=now,
+    pool, in_workspace = await SeatPoolRepository(uow.session).occupancy(
+        workspace.billing_root_id, workspace.id, now=now
     )
+    return Occupancy(pool=pool, in_workspace=in_workspace, at=now)
 
 
 async def admit(

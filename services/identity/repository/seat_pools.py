@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import ScalarSelect, Select, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -85,38 +85,63 @@ class SeatPoolRepository:
         )
 
     async def usage(self, billing_root_id: uuid.UUID, *, now: datetime) -> SeatUsage:
-        pool_workspaces = _live_workspaces_of(billing_root_id)
-        member_emails = select(memberships.c.email).where(
-            memberships.c.workspace_id.in_(pool_workspaces), memberships.c.email.is_not(None)
-        )
-        used = await self.session.scalar(
-            select(func.count(func.distinct(memberships.c.user_id))).where(
-                memberships.c.workspace_id.in_(pool_workspaces)
+        row = (
+            await self.session.execute(
+                select(_used(billing_root_id), _pending(billing_root_id, now=now))
             )
-        )
-        pending = await self.session.scalar(
-            select(func.count(func.distinct(invitations.c.email))).where(
-                invitations.c.workspace_id.in_(pool_workspaces),
-                invitations.c.status == InvitationStatus.PENDING.value,
-                invitations.c.expires_at > now,
-                invitations.c.email.not_in(member_emails),
-            )
-        )
-        return SeatUsage(used=int(used or 0), pending=int(pending or 0))
+        ).one()
+        return SeatUsage(used=int(row[0]), pending=int(row[1]))
 
-    async def seats_in_workspace(self, workspace_id: uuid.UUID, *, now: datetime) -> int:
-        """Members of one workspace plus its pending invitations: what a cap limits."""
-        members = await self.session.scalar(
-            select(func.count()).where(memberships.c.workspace_id == workspace_id)
-        )
-        pending = await self.session.scalar(
-            select(func.count()).where(
+    async def occupancy(
+        self, billing_root_id: uuid.UUID, workspace_id: uuid.UUID, *, now: datetime
+    ) -> tuple[SeatUsage, int]:
+        """The pool's usage, and the workspace's members plus its pending invitations
+        (what a cap limits), in one statement."""
+        in_workspace = (
+            select(func.count()).where(memberships.c.workspace_id == workspace_id).scalar_subquery()
+        ) + (
+            select(func.count())
+            .where(
                 invitations.c.workspace_id == workspace_id,
                 invitations.c.status == InvitationStatus.PENDING.value,
                 invitations.c.expires_at > now,
             )
+            .scalar_subquery()
         )
-        return int(members or 0) + int(pending or 0)
+        row = (
+            await self.session.execute(
+                select(_used(billing_root_id), _pending(billing_root_id, now=now), in_workspace)
+            )
+        ).one()
+        return SeatUsage(used=int(row[0]), pending=int(row[1])), int(row[2])
+
+
+def _used(billing_root_id: uuid.UUID) -> ScalarSelect[int]:
+    """Distinct people who are members of a workspace in the pool."""
+    return (
+        select(func.count(func.distinct(memberships.c.user_id)))
+        .where(memberships.c.workspace_id.in_(_live_workspaces_of(billing_root_id)))
+        .scalar_subquery()
+    )
+
+
+def _pending(billing_root_id: uuid.UUID, *, now: datetime) -> ScalarSelect[int]:
+    """Open invitations in the pool to emails that no member of it joined with, each
+    email once."""
+    pool_workspaces = _live_workspaces_of(billing_root_id)
+    member_emails = select(memberships.c.email).where(
+        memberships.c.workspace_id.in_(pool_workspaces), memberships.c.email.is_not(None)
+    )
+    return (
+        select(func.count(func.distinct(invitations.c.email)))
+        .where(
+            invitations.c.workspace_id.in_(pool_workspaces),
+            invitations.c.status == InvitationStatus.PENDING.value,
+            invitations.c.expires_at > now,
+            invitations.c.email.not_in(member_emails),
+        )
+        .scalar_subquery()
+    )
 
 
 def _live_workspaces_of(billing_root_id: uuid.UUID) -> Select[tuple[uuid.UUID]]:
