@@ -1,21 +1,58 @@
-"""Field types that several services validate the same way."""
+"""Field types that every service validates the same way: free text, display names,
+email addresses and image URLs."""
 
 from __future__ import annotations
 
+import ipaddress
 import unicodedata
 from typing import Annotated
 
+from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, Field, HttpUrl, UrlConstraints
 
 NAME_MAX_LENGTH = 100
 
 
-def _visible_name(value: str) -> str:
-    name = value.strip()
-    if any(unicodedata.category(char) in {"Cc", "Cf", "Zl", "Zp"} for char in name):
-        msg = "must not contain control characters"
+def _storable(value: str) -> str:
+    """PostgreSQL stores no NUL in text, and a lone surrogate (a JSON `\\ud800` escape) is
+    not Unicode at all: both are the client's mistake, not a server error."""
+    if "\x00" in value:
+        msg = "must not contain NUL characters"
         raise ValueError(msg)
-    if not name:
+    try:
+        value.encode()
+    except UnicodeEncodeError as invalid:
+        msg = "must not contain lone surrogates (it is not valid Unicode)"
+        raise ValueError(msg) from invalid
+    return value
+
+
+PlainText = Annotated[str, AfterValidator(_storable)]
+"""Any text a service stores: no NUL characters and no lone surrogates."""
+
+
+_REFUSED_IN_NAMES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co"})
+"""Control and format characters, line and paragraph separators, surrogates and
+private-use characters (which render as nothing or as a vendor's own glyph)."""
+
+_BLANK_LETTERS = frozenset({"\u115f", "\u1160", "\u3164", "\uffa0", "\u2800"})
+"""Letters and symbols that are drawn as nothing: the Hangul fillers and the blank
+Braille pattern."""
+
+
+def _is_visible(char: str) -> bool:
+    """A letter, digit, punctuation mark or symbol that is drawn. Spaces, combining marks
+    (they only decorate the character before them), variation selectors and unassigned
+    code points do not count."""
+    return unicodedata.category(char)[0] in "LNPS" and char not in _BLANK_LETTERS
+
+
+def _visible_name(value: str) -> str:
+    name = _storable(value).strip()
+    if any(unicodedata.category(char) in _REFUSED_IN_NAMES for char in name):
+        msg = "must not contain control, format, private-use or surrogate characters"
+        raise ValueError(msg)
+    if not any(_is_visible(char) for char in name):
         msg = "must have at least one visible character"
         raise ValueError(msg)
     if len(name) > NAME_MAX_LENGTH:
@@ -26,12 +63,102 @@ def _visible_name(value: str) -> str:
 
 DisplayName = Annotated[
     str,
-    Field(description="1 to 100 visible characters after trimming; no control characters."),
+    Field(
+        description="1 to 100 characters after trimming, at least one of them visible; no "
+        "control, format or private-use characters."
+    ),
     AfterValidator(_visible_name),
 ]
+
+
+def canonical_email(address: str) -> str:
+    """The form two addresses are compared in: the local part lower-cased, the domain
+    IDNA-encoded (so its Unicode and its punycode spelling are one domain).
+
+    The address must already be in Unicode normalisation form C. Normalising it here
+    would make canonically equivalent but different-looking characters equal — the
+    Kelvin sign (U+212A) would become `K`, then `k` — so that one mailbox could claim
+    what was addressed to another; such an address is refused instead. Compatibility
+    characters (a fullwidth `k`, U+FF4B) stay what they are and match only themselves."""
+    value = _storable(address).strip()
+    if unicodedata.normalize("NFC", value) != value:
+        msg = (
+            "must be in Unicode normalisation form C (NFC); characters such as the Kelvin "
+            "sign (U+212A) would otherwise read as other letters"
+        )
+        raise ValueError(msg)
+    try:
+        parsed = validate_email(value, check_deliverability=False)
+    except EmailNotValidError as invalid:
+        msg = f"is not a valid email address: {invalid}"
+        raise ValueError(msg) from invalid
+    local = unicodedata.normalize("NFC", parsed.local_part.lower())
+    return f"{local}@{parsed.ascii_domain.lower()}"
+
+
+Email = Annotated[
+    str,
+    Field(
+        description="An email address, kept in the form addresses are compared in: the "
+        "local part lower-cased, the domain IDNA-encoded.",
+        json_schema_extra={"format": "email"},
+    ),
+    AfterValidator(canonical_email),
+]
+
+
+_INTERNAL_DOMAINS = frozenset(
+    {"localhost", "local", "localdomain", "internal", "intranet", "lan", "home", "corp", "private"}
+)
+"""Names that only mean something inside a network (RFC 6761, RFC 6762, ICANN's
+private-use `.internal`, and the private names most often found in the wild)."""
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def _is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Globally routable, and so is any IPv4 address an IPv6 one carries."""
+    if not address.is_global or address.is_multicast:
+        return False
+    if isinstance(address, ipaddress.IPv4Address):
+        return True
+    embedded = [address.ipv4_mapped, address.sixtofour]
+    if address.teredo is not None:
+        embedded.append(address.teredo[1])
+    if address in _NAT64:
+        embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return all(inner is None or _is_public_address(inner) for inner in embedded)
+
+
+def _is_public_host(host: str) -> bool:
+    name = host.rstrip(".").lower()
+    try:
+        return _is_public_address(ipaddress.ip_address(name.strip("[]")))
+    except ValueError:
+        pass
+    labels = name.split(".")
+    if len(labels) == 1 or labels[-1] in _INTERNAL_DOMAINS:
+        return False
+    return labels[-2:] != ["home", "arpa"]
+
+
+def _public_image(url: HttpUrl) -> HttpUrl:
+    """An image other people's browsers (and any service that fetches it) load: no
+    credentials in it, and not on a host that only means something inside a network."""
+    if url.username is not None or url.password is not None:
+        msg = "must not carry a user name or password"
+        raise ValueError(msg)
+    if not _is_public_host(url.host or ""):
+        msg = (
+            "must be on a public host: not localhost, a loopback, private, link-local or "
+            "otherwise non-global address, nor an internal name"
+        )
+        raise ValueError(msg)
+    return url
+
 
 HttpsUrl = Annotated[
     HttpUrl,
     UrlConstraints(allowed_schemes=["https"], max_length=2048),
-    Field(description="An https URL."),
+    AfterValidator(_public_image),
+    Field(description="An https URL on a public host, without user name or password."),
 ]

@@ -1,22 +1,33 @@
 """Cursor pagination: `?limit=` (default 50, max 200) and an opaque `?cursor=`;
-responses are `{"items": [...], "next_cursor": ...}`."""
+responses are `{"items": [...], "next_cursor": ...}`.
+
+A cursor is the position where the previous page ended, as JSON in URL-safe base64.
+Each list says what its positions look like (a `CursorShape`), and a cursor is read
+back only in that shape, strictly: a cursor this API did not give out — another
+shape, a number out of range, `true` for a number, a string for a date — is a 422
+problem, never a server error or a silently different page."""
 
 from __future__ import annotations
 
 import base64
-import json
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from contracts import problems
 from shared.errors import DomainError
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
+MAX_POSITION = 2**63 - 1
+"""The largest number a position may hold: PostgreSQL's `bigint`."""
 
 ItemT = TypeVar("ItemT")
+PositionT = TypeVar("PositionT")
+
+Offset = Annotated[int, Field(ge=0, le=MAX_POSITION)]
+"""How many items earlier pages held."""
 
 
 class InvalidCursorError(DomainError):
@@ -32,19 +43,23 @@ PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Items per p
 Cursor = Annotated[str | None, Query(max_length=512, description="From `next_cursor`.")]
 
 
-def encode_cursor(position: list[Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(position, default=str).encode()).decode()
+class CursorShape(Generic[PositionT]):
+    """What the positions of one list look like, for example `tuple[datetime, UUID]`."""
+
+    def __init__(self, shape: Any) -> None:
+        self.adapter: TypeAdapter[PositionT] = TypeAdapter(shape, config=ConfigDict(strict=True))
 
 
-def decode_cursor(cursor: str | None) -> list[Any] | None:
+def encode_cursor(position: PositionT, *, shape: CursorShape[PositionT]) -> str:
+    return base64.urlsafe_b64encode(shape.adapter.dump_json(position)).decode()
+
+
+def decode_cursor(cursor: str | None, *, shape: CursorShape[PositionT]) -> PositionT | None:
+    """The position a cursor holds, in the list's shape; None for the first page."""
     if cursor is None:
         return None
     try:
-        position = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (ValueError, UnicodeDecodeError) as invalid:
+        return shape.adapter.validate_json(base64.urlsafe_b64decode(cursor.encode()))
+    except ValueError as invalid:  # bad base64, bad JSON, or not the list's shape
         msg = "The cursor is not one this API gave out."
         raise InvalidCursorError(msg) from invalid
-    if not isinstance(position, list):
-        msg = "The cursor is not one this API gave out."
-        raise InvalidCursorError(msg)
-    return position

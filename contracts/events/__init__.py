@@ -1,7 +1,7 @@
 """Event payloads by producer, and the registry that maps `(type, version)` to a payload."""
 
 from contracts.envelope import EventPayload, RawEnvelope
-from contracts.events.billing import CreditsLowReached, LimitsChanged, TransactionPosted
+from contracts.events.billing import CreditsLow, LimitsChanged, TransactionPosted
 from contracts.events.identity import (
     InvitationAccepted,
     InvitationCreated,
@@ -11,6 +11,7 @@ from contracts.events.identity import (
     MemberJoined,
     MemberRemoved,
     MemberRoleChanged,
+    SeatsCapChanged,
     SeatsUsageChanged,
     WorkspaceCreated,
     WorkspaceDeleted,
@@ -34,9 +35,10 @@ EVENT_PAYLOADS: tuple[type[EventPayload], ...] = (
     InvitationRevoked,
     InvitationExpired,
     SeatsUsageChanged,
+    SeatsCapChanged,
     LimitsChanged,
     TransactionPosted,
-    CreditsLowReached,
+    CreditsLow,
 )
 
 _BY_TYPE: dict[tuple[str, int], type[EventPayload]] = {

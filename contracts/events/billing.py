@@ -11,7 +11,7 @@ from contracts.topics import Topic
 
 class LimitsChanged(EventPayload):
     """The capacity limits of a workspace changed (or were first set). Identity
-    enforces seats from it, assets enforces avatar slots."""
+    enforces a pool's seats from it, assets enforces avatar slots."""
 
     event_type: ClassVar[str] = "limits.changed"
     event_version: ClassVar[int] = 1
@@ -24,7 +24,9 @@ class LimitsChanged(EventPayload):
         ge=0, description="The seat pool's limit; set on billing roots, null elsewhere."
     )
     seats_cap: int | None = Field(
-        ge=0, description="A cap on one sub-workspace's seats within its pool, if any."
+        ge=0,
+        description="billing's copy of the workspace's seat cap, which identity sets and "
+        "announces in `seats.cap_changed`; identity does not apply it back.",
     )
     avatar_slots_limit: int | None = Field(
         ge=0,
@@ -68,10 +70,11 @@ class TransactionPosted(EventPayload):
     )
 
 
-class CreditsLowReached(EventPayload):
-    """A spend took a workspace's credits below the warning threshold."""
+class CreditsLow(EventPayload):
+    """A spend took a workspace's credits below the warning threshold (announced once,
+    as the balance crosses it)."""
 
-    event_type: ClassVar[str] = "credits.low_reached"
+    event_type: ClassVar[str] = "credits.low"
     event_version: ClassVar[int] = 1
     topic: ClassVar[Topic] = Topic.BILLING_LIMITS
 

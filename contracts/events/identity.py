@@ -207,3 +207,21 @@ class SeatsUsageChanged(_MembershipEvent):
     root_id: UUID
     used: int = Field(ge=0, description="Distinct people who are members in the pool.")
     pending: int = Field(ge=0, description="Pending invitations to people not in the pool.")
+
+
+class SeatsCapChanged(_MembershipEvent):
+    """A Super Admin of an ancestor capped one workspace's seats within its pool, or
+    removed its cap. Identity holds the cap from this change on (it is checked under the
+    pool's lock); billing keeps a copy for its balances and allocations."""
+
+    event_type: ClassVar[str] = "seats.cap_changed"
+    event_version: ClassVar[int] = 1
+
+    workspace_id: UUID
+    root_id: UUID
+    billing_root_id: UUID = Field(description="The pool the cap is within.")
+    seats_cap: int | None = Field(
+        ge=0,
+        description="The most seats (members and pending invitations) the workspace may "
+        "take; null: no cap of its own.",
+    )

@@ -38,6 +38,7 @@ class OpenAccount:
     billing_root_id: uuid.UUID
     billing_mode: BillingMode
     strict_quota: bool
+    api_access: bool
     plan: Plan
     """The plan a billing root starts on."""
 
@@ -49,6 +50,7 @@ class ChangeAccountSettings:
     billing_root_id: uuid.UUID
     billing_mode: BillingMode
     strict_quota: bool
+    api_access: bool
     plan: Plan
     """The plan a workspace that starts paying for itself starts on."""
 
@@ -58,6 +60,12 @@ class RecordSeatUsage:
     billing_root_id: uuid.UUID
     used: int
     pending: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecordSeatsCap:
+    workspace_id: uuid.UUID
+    seats_cap: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +102,7 @@ async def open_account(uow: UnitOfWork, command: OpenAccount) -> None:
         billing_root_id=command.billing_root_id,
         billing_mode=command.billing_mode,
         strict_quota=command.strict_quota,
+        api_access=command.api_access,
         plan_code=command.plan.code if is_billing_root else None,
     )
     if not opened:
@@ -122,6 +131,7 @@ async def change_account_settings(uow: UnitOfWork, command: ChangeAccountSetting
         billing_root_id=command.billing_root_id,
         billing_mode=command.billing_mode.value,
         strict_quota=command.strict_quota,
+        api_access=command.api_access,
         plan_code=(account.plan_code or command.plan.code) if pays_for_itself else None,
     )
     if command.billing_mode is account.billing_mode:
@@ -145,6 +155,20 @@ async def record_seat_usage(uow: UnitOfWork, command: RecordSeatUsage) -> None:
         raise AccountNotOpenYetError(msg)
 
 
+async def record_seats_cap(uow: UnitOfWork, command: RecordSeatsCap) -> None:
+    """A workspace's seat cap is identity's (it holds it under the seat pool's lock);
+    billing keeps a copy for balances and allocations, and passes it on in its limits."""
+    accounts = AccountRepository(uow.session)
+    account = await accounts.find(command.workspace_id)
+    if account is None:
+        msg = f"seat cap of workspace {command.workspace_id} before its account"
+        raise AccountNotOpenYetError(msg)
+    if account.closed or account.seats_cap == command.seats_cap:
+        return
+    await accounts.update(command.workspace_id, seats_cap=command.seats_cap)
+    await announce_limits(uow, command.workspace_id)
+
+
 async def close_account(uow: UnitOfWork, command: CloseAccount) -> None:
     """Unspent credits and free capacity go back to the parent in one balanced
     transaction and the account closes. A `parent`-billed workspace returns its
@@ -161,6 +185,7 @@ async def close_account(uow: UnitOfWork, command: CloseAccount) -> None:
             billing_root_id=command.billing_root_id,
             billing_mode=command.billing_mode,
             strict_quota=True,
+            api_access=True,
             plan_code=command.plan.code if command.billing_mode is BillingMode.OWN else None,
         )
         await accounts.close(command.workspace_id)

@@ -1,6 +1,8 @@
 """Allocations: what a parent grants a `parent`-billed sub-workspace, as a running
 total; bringing it to a new target moves the difference between them in one balanced
-transaction. For seats the allocation is a cap within the pool, and nothing moves."""
+transaction. Seats are not allocated: a sub-workspace's seat cap is identity's (it is
+checked against the seats in use under the pool's lock there), and billing keeps a
+copy of it (`accounts.record_seats_cap`)."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from services.billing.domain import (
 )
 from services.billing.policy import require_allocator
 from services.billing.posting import announce_limits, post
-from services.billing.repository.accounts import AccountRepository, AccountView
+from services.billing.repository.accounts import AccountView
 from services.billing.repository.balances import BalanceRepository
 from services.billing.repository.ledger import TransactionRecord
 from shared.principal import Principal
@@ -32,7 +34,8 @@ class AllocateCredits:
     caller: Principal
     workspace_id: uuid.UUID
     targets: Mapping[Pool, int]
-    """The new allocation of each pool named; the others keep theirs."""
+    """The new allocation of each pool named (credits and avatar slots); the others keep
+    theirs."""
 
 
 async def allocate_credits(uow: UnitOfWork, command: AllocateCredits) -> AccountView:
@@ -46,7 +49,8 @@ async def allocate_credits(uow: UnitOfWork, command: AllocateCredits) -> Account
         raise NotParentBilledError(msg)
     parent_id = account.parent_id
     targets = command.targets
-    movable = [pool for pool in targets if pool is not Pool.SEATS]
+    assert Pool.SEATS not in targets, "a seat cap is identity's, not an allocation"
+    movable = list(targets)
     balances = BalanceRepository(uow.session)
     locked = await balances.lock(
         [(workspace_id, pool) for pool in movable] + [(parent_id, pool) for pool in movable]
@@ -63,9 +67,6 @@ async def allocate_credits(uow: UnitOfWork, command: AllocateCredits) -> Account
         if delta:
             lines += [Line(parent_id, pool, -delta), Line(workspace_id, pool, delta)]
         await balances.set_allocated(workspace_id, pool, targets[pool])
-    accounts = AccountRepository(uow.session)
-    if Pool.SEATS in targets:
-        await accounts.update(workspace_id, seats_cap=targets[Pool.SEATS])
     if lines:
         await post(
             uow,
@@ -77,7 +78,7 @@ async def allocate_credits(uow: UnitOfWork, command: AllocateCredits) -> Account
             ),
             lines,
         )
-    if Pool.SEATS in targets or Pool.AVATAR_SLOTS in targets:
+    if Pool.AVATAR_SLOTS in targets:
         await announce_limits(uow, workspace_id)
     if any(line.pool is Pool.AVATAR_SLOTS for line in lines):
         await announce_limits(uow, parent_id)

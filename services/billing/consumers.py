@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.envelope import RawEnvelope
 from contracts.events.identity import (
+    SeatsCapChanged,
     SeatsUsageChanged,
     WorkspaceCreated,
     WorkspaceDeleted,
@@ -16,11 +17,13 @@ from services.billing.accounts import (
     ChangeAccountSettings,
     CloseAccount,
     OpenAccount,
+    RecordSeatsCap,
     RecordSeatUsage,
     change_account_settings,
     close_account,
     open_account,
     record_seat_usage,
+    record_seats_cap,
 )
 from services.billing.domain import Plan
 from shared.service import ServiceRuntime
@@ -41,6 +44,7 @@ def register_consumers(runtime: ServiceRuntime, plan: Plan) -> None:
             billing_root_id=event.billing_root_id,
             billing_mode=event.billing_mode,
             strict_quota=event.strict_quota,
+            api_access=event.api_access,
             plan=plan,
         )
         await open_account(units_of_work.for_event(session, envelope), command)
@@ -55,6 +59,7 @@ def register_consumers(runtime: ServiceRuntime, plan: Plan) -> None:
             billing_root_id=event.billing_root_id,
             billing_mode=event.billing_mode,
             strict_quota=event.strict_quota,
+            api_access=event.api_access,
             plan=plan,
         )
         await change_account_settings(units_of_work.for_event(session, envelope), command)
@@ -81,3 +86,10 @@ def register_consumers(runtime: ServiceRuntime, plan: Plan) -> None:
             billing_root_id=event.billing_root_id, used=event.used, pending=event.pending
         )
         await record_seat_usage(units_of_work.for_event(session, envelope), command)
+
+    @consumer.on(SeatsCapChanged)
+    async def seats_cap_changed(
+        session: AsyncSession, event: SeatsCapChanged, envelope: RawEnvelope
+    ) -> None:
+        command = RecordSeatsCap(workspace_id=event.workspace_id, seats_cap=event.seats_cap)
+        await record_seats_cap(units_of_work.for_event(session, envelope), command)

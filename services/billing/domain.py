@@ -247,6 +247,10 @@ class AvatarAlreadyClaimedError(DomainError):
     problem = problems.AVATAR_ALREADY_CLAIMED
 
 
+class ApiAccessDisabledError(DomainError):
+    problem = problems.API_ACCESS_DISABLED
+
+
 class NotParentBilledError(DomainError):
     """Only a `parent`-billed sub-workspace draws on an allocation."""
 

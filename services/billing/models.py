@@ -41,6 +41,13 @@ accounts = Table(
     Column("billing_root_id", Uuid, nullable=False),
     Column("billing_mode", Text, nullable=False),
     Column("strict_quota", Boolean, nullable=False, server_default="true"),
+    Column(
+        "api_access",
+        Boolean,
+        nullable=False,
+        server_default="true",
+        comment="From identity: may its own members see API usage.",
+    ),
     Column("plan_code", Text, nullable=True, comment="Set on billing roots only."),
     Column(
         "seats_used",
@@ -60,7 +67,7 @@ accounts = Table(
         "seats_cap",
         Integer,
         nullable=True,
-        comment="A `parent`-billed sub-workspace's seat cap within its pool, if any.",
+        comment="A sub-workspace's seat cap within its pool: a copy of identity's.",
     ),
     Column("opened_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("closed_at", DateTime(timezone=True), nullable=True),

@@ -4,7 +4,8 @@ billing decides it.
 The gateway has already let the caller through by their role in the path's workspace;
 billing checks again that the principal was made for this workspace (defence in
 depth) and applies the rules only it knows: allocations come from above, API usage is
-for developers, the rest of the usage and the ledger for Super Admins.
+for developers where `api_access` is on, the rest of the usage and the ledger for Super
+Admins.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import uuid
 
 from contracts.permissions import Permission, Role
+from services.billing.domain import ApiAccessDisabledError
 from shared.errors import ForbiddenError
 from shared.principal import Principal, require_permission, vouched_workspace
 
@@ -59,6 +61,14 @@ def require_usage_reader(caller: Principal, workspace_id: uuid.UUID, *, of_api_k
         require_permission(caller, Permission.MANAGE_API_KEYS)
     else:
         _require_super_admin(caller)
+
+
+def require_api_access(caller: Principal, *, api_access: bool) -> None:
+    """While a workspace's `api_access` is off its own members cannot see its API usage;
+    a Super Admin of an ancestor still can."""
+    if not api_access and not caller.ancestor_super_admin:
+        msg = "API access is off for this workspace."
+        raise ApiAccessDisabledError(msg)
 
 
 def _require_super_admin(caller: Principal) -> None:

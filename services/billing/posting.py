@@ -2,7 +2,7 @@
 
 Every change to a balance is a balanced ledger transaction, staged in the outbox as
 `transaction.posted`; every change to a limit is staged as `limits.changed`; a spend
-that takes a pool below the warning threshold stages `credits.low_reached`. Each is
+that takes a pool below the warning threshold stages `credits.low`. Each is
 staged by the use case after the locks that serialize its change.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from contracts.events.billing import CreditsLowReached, LedgerLine, LimitsChanged, TransactionPosted
+from contracts.events.billing import CreditsLow, LedgerLine, LimitsChanged, TransactionPosted
 from contracts.events.identity import BillingMode
 from services.billing.domain import Line, Pool, fell_below
 from services.billing.repository.accounts import AccountRepository
@@ -79,7 +79,7 @@ async def warn_if_low(
     before = after - sum(entry.line.amount for entry in own)
     if fell_below(threshold, before=before, after=after):
         await uow.stage(
-            CreditsLowReached(
+            CreditsLow(
                 workspace_id=workspace_id,
                 root_id=root_id,
                 pool=pool.value,

@@ -6,16 +6,29 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Annotated
+
+from pydantic import Field
 
 from contracts.events.identity import BillingMode
 from services.billing.accounts import require_open_account
 from services.billing.domain import CapacityHeld, CreditsHeld, Pool, UsageGrouping
-from services.billing.policy import require_ledger_reader, require_member, require_usage_reader
+from services.billing.policy import (
+    require_api_access,
+    require_ledger_reader,
+    require_member,
+    require_usage_reader,
+)
 from services.billing.repository.accounts import AccountRepository, AccountView
 from services.billing.repository.ledger import LedgerEntry, LedgerRepository, UsageRow
-from shared.pagination import InvalidCursorError, decode_cursor, encode_cursor
+from shared.pagination import MAX_POSITION, CursorShape, decode_cursor, encode_cursor
 from shared.principal import Principal
 from shared.unit_of_work import UnitOfWork
+
+LEDGER_PAGES: CursorShape[tuple[int]] = CursorShape(
+    tuple[Annotated[int, Field(ge=1, le=MAX_POSITION)]]
+)
+"""The ledger continues before the id of the last line shown."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +113,7 @@ async def read_allocations(uow: UnitOfWork, query: ReadAllocations) -> AccountVi
 async def read_ledger(uow: UnitOfWork, query: ReadLedger) -> LedgerEntries:
     """The account's ledger lines, newest first, a page at a time."""
     require_ledger_reader(query.caller, query.workspace_id)
-    before = _line_before(query.cursor)
+    (before,) = decode_cursor(query.cursor, shape=LEDGER_PAGES) or (None,)
     await require_open_account(uow.session, query.workspace_id)
     entries = await LedgerRepository(uow.session).lines(
         query.workspace_id, pool=query.pool, before_line_id=before, limit=query.limit + 1
@@ -108,24 +121,21 @@ async def read_ledger(uow: UnitOfWork, query: ReadLedger) -> LedgerEntries:
     page = entries[: query.limit]
     return LedgerEntries(
         entries=page,
-        next_cursor=encode_cursor([page[-1].id]) if len(entries) > query.limit else None,
+        next_cursor=(
+            encode_cursor((page[-1].id,), shape=LEDGER_PAGES)
+            if len(entries) > query.limit
+            else None
+        ),
     )
 
 
 async def read_usage(uow: UnitOfWork, query: ReadUsage) -> list[UsageRow]:
     """Credits spent in the workspace (spends and avatar fees), grouped."""
-    require_usage_reader(query.caller, query.workspace_id, of_api_keys=query.group_by == "api_key")
-    await require_open_account(uow.session, query.workspace_id)
+    of_api_keys = query.group_by == "api_key"
+    require_usage_reader(query.caller, query.workspace_id, of_api_keys=of_api_keys)
+    account = await require_open_account(uow.session, query.workspace_id)
+    if of_api_keys:
+        require_api_access(query.caller, api_access=account.api_access)
     return await LedgerRepository(uow.session).usage(
         query.workspace_id, group_by=query.group_by, since=query.since, until=query.until
     )
-
-
-def _line_before(cursor: str | None) -> int | None:
-    position = decode_cursor(cursor)
-    if position is None:
-        return None
-    if len(position) != 1 or not isinstance(position[0], int):
-        msg = "The cursor is not one this API gave out."
-        raise InvalidCursorError(msg)
-    return position[0]

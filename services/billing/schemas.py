@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.billing.avatar_claims import AvatarClaim
 from services.billing.domain import CapacityHeld, CreditsHeld, Operation, Pool, UsageGrouping
@@ -16,6 +16,7 @@ from services.billing.queries import Balances, LedgerEntries
 from services.billing.repository.accounts import AccountView
 from services.billing.repository.ledger import LedgerEntry, UsageRow
 from services.billing.spending import Spend
+from shared.fields import PlainText
 from shared.pagination import Page
 
 MAX_QUANTITY = 1_000_000_000
@@ -40,9 +41,23 @@ class AllocationRequest(_Request):
     generative_credits: Allocation | None = None
     api_credits: Allocation | None = None
     avatar_slots: Allocation | None = None
-    seats: Allocation | None = Field(
-        default=None, description="A cap on the sub-workspace's seats within its pool."
+    seats: int | None = Field(
+        default=None,
+        deprecated=True,
+        description="No longer set here: a sub-workspace's seat cap is set with "
+        "`PUT /v1/workspaces/{id}/seats` (identity), where it is checked against the seats "
+        "in use under the seat pool's lock. A value is refused with 422.",
     )
+
+    @field_validator("seats")
+    @classmethod
+    def seats_are_capped_by_identity(cls, seats: int | None) -> None:
+        if seats is not None:
+            msg = (
+                "a seat cap is set with PUT /v1/workspaces/{id}/seats, where it is checked "
+                "against the seats in use"
+            )
+            raise ValueError(msg)
 
     @model_validator(mode="after")
     def names_at_least_one_pool(self) -> AllocationRequest:
@@ -62,7 +77,7 @@ class AllocationRequest(_Request):
 class SpendRequest(_Request):
     operation: Operation
     quantity: Quantity = Field(description="Units: minutes of video or translation, images...")
-    reference: str | None = Field(
+    reference: PlainText | None = Field(
         default=None, min_length=1, max_length=200, description="The caller's own reference."
     )
 

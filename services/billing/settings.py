@@ -21,7 +21,7 @@ class BillingSettings(Settings):
         default=100,
         ge=0,
         description="A spend that takes a pool below this many credits announces "
-        "`credits.low_reached`; 0: never.",
+        "`credits.low`; 0: never.",
     )
     payment_provider: Literal["manual"] = Field(
         default="manual", description="Who takes the money for purchases."

@@ -61,6 +61,8 @@ ROUTES: tuple[Route, ...] = (
         "DELETE", "/v1/workspaces/{workspace_id}/invitations/{invitation_id}", _IDENTITY, _MEMBERS
     ),
     Route("GET", "/v1/workspaces/{workspace_id}/seats", _IDENTITY, _READ),
+    # Identity also requires the caller to act from above (a Super Admin of an ancestor).
+    Route("PUT", "/v1/workspaces/{workspace_id}/seats", _IDENTITY, _SUB_WORKSPACES),
     Route("GET", "/v1/invitations", _IDENTITY, None, verified_email=True),
     Route("POST", "/v1/invitations/{invitation_id}/accept", _IDENTITY, None, verified_email=True),
     Route("POST", "/v1/invitations/{invitation_id}/decline", _IDENTITY, None, verified_email=True),

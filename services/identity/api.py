@@ -11,7 +11,15 @@ from typing import Annotated, cast
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
 from pydantic import BaseModel
 
-from services.identity import deletion, housekeeping, invitations, members, queries, workspaces
+from services.identity import (
+    deletion,
+    housekeeping,
+    invitations,
+    members,
+    queries,
+    seat_pool,
+    workspaces,
+)
 from services.identity.commands import (
     AcceptInvitation,
     DeclineInvitation,
@@ -22,6 +30,7 @@ from services.identity.commands import (
 from services.identity.domain import IdentityPolicy, WorkspaceStatus
 from services.identity.schemas import (
     AccessResponse,
+    CapSeatsRequest,
     ChangeRoleRequest,
     CreateSubWorkspaceRequest,
     CreateWorkspaceRequest,
@@ -37,6 +46,7 @@ from services.identity.schemas import (
     UpdateWorkspaceRequest,
     WorkspaceResponse,
 )
+from shared.fields import PlainText
 from shared.idempotency import Idempotency
 from shared.pagination import DEFAULT_PAGE_SIZE, Cursor, Page, PageSize
 from shared.principal import CurrentPrincipal
@@ -224,7 +234,7 @@ async def list_members(
 )
 async def change_role(
     workspace_id: uuid.UUID,
-    user_id: str,
+    user_id: PlainText,
     body: ChangeRoleRequest,
     caller: CurrentPrincipal,
     units: Units,
@@ -246,7 +256,7 @@ async def change_role(
 )
 async def remove_member(
     workspace_id: uuid.UUID,
-    user_id: str,
+    user_id: PlainText,
     caller: CurrentPrincipal,
     units: Units,
     idempotency: Idempotency,
@@ -264,8 +274,32 @@ async def get_seats(
     workspace_id: uuid.UUID, caller: CurrentPrincipal, units: Units, policy: Policy
 ) -> SeatsResponse:
     async with units.begin(actor=caller.actor) as uow:
-        found = await queries.seats(uow, caller, workspace_id, policy)
-    return SeatsResponse.of(found.pool, cap=found.cap)
+        return SeatsResponse.of(await queries.seats(uow, caller, workspace_id, policy))
+
+
+@router.put(
+    "/workspaces/{workspace_id}/seats",
+    status_code=200,
+    response_model=SeatsResponse,
+    tags=["members"],
+    summary="Cap a sub-workspace's seats within its pool (a Super Admin from above)",
+)
+async def cap_seats(
+    workspace_id: uuid.UUID,
+    body: CapSeatsRequest,
+    caller: CurrentPrincipal,
+    units: Units,
+    policy: Policy,
+    idempotency: Idempotency,
+) -> Response:
+    """Holds from this answer on (set under the seat pool's lock); below what the
+    workspace takes already: 409 `below-usage`. Replaces `seats` in `PUT …/allocations`."""
+    command = body.command(caller, workspace_id)
+
+    async def work(uow: UnitOfWork) -> BaseModel:
+        return SeatsResponse.of(await seat_pool.cap_seats(uow, command, policy))
+
+    return await units.run(work, actor=caller.actor, status_code=200, idempotency=idempotency)
 
 
 # Invitations
@@ -352,12 +386,16 @@ async def list_my_invitations(caller: CurrentPrincipal, units: Units) -> Page[My
     summary="Accept an invitation",
 )
 async def accept_invitation(
-    invitation_id: uuid.UUID, caller: CurrentPrincipal, units: Units, idempotency: Idempotency
+    invitation_id: uuid.UUID,
+    caller: CurrentPrincipal,
+    units: Units,
+    policy: Policy,
+    idempotency: Idempotency,
 ) -> Response:
     command = AcceptInvitation(caller=caller, invitation_id=invitation_id)
 
     async def work(uow: UnitOfWork) -> BaseModel:
-        return MembershipResponse.of(await invitations.accept_invitation(uow, command))
+        return MembershipResponse.of(await invitations.accept_invitation(uow, command, policy))
 
     return await units.run(work, actor=caller.actor, status_code=200, idempotency=idempotency)
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 import uuid
 
 from contracts.permissions import Permission
-from services.identity.domain import Access, EmailNotVerifiedError, WorkspaceStatus, normalise_email
+from services.identity.domain import Access, EmailNotVerifiedError, WorkspaceStatus
 from services.identity.repository.members import MemberRepository
 from services.identity.repository.workspaces import WorkspaceRepository
 from shared.errors import NotFoundError
+from shared.fields import canonical_email
 from shared.principal import Principal, require_user, vouched_workspace
 from shared.unit_of_work import UnitOfWork
 
@@ -26,11 +27,25 @@ def person(caller: Principal) -> str:
 
 
 def verified_email(caller: Principal) -> str:
-    """Invitations are matched on the caller's verified email."""
+    """Invitations are matched on the caller's verified email, in the canonical form
+    invitations are addressed in (`shared.fields.canonical_email`)."""
     if not caller.email or not caller.email_verified:
         msg = "Invitations are matched on a verified email; verify yours first."
         raise EmailNotVerifiedError(msg)
-    return normalise_email(caller.email)
+    try:
+        return canonical_email(caller.email)
+    except ValueError as unmatchable:
+        msg = f"Invitations cannot be matched on your verified email: it {unmatchable}."
+        raise EmailNotVerifiedError(msg) from unmatchable
+
+
+def known_email(caller: Principal) -> str | None:
+    """The caller's verified email in canonical form, if they have one that can be
+    matched: what their membership records as the address they joined with."""
+    try:
+        return verified_email(caller)
+    except EmailNotVerifiedError:
+        return None
 
 
 async def authorize(
@@ -61,6 +76,12 @@ async def authorize(
 def permission_to_remove(caller: Principal, user_id: str) -> Permission:
     """Anyone may leave a workspace they see; removing someone else is managing members."""
     return Permission.READ_WORKSPACE if caller.user_id == user_id else Permission.MANAGE_MEMBERS
+
+
+def authorize_from_above(access: Access) -> None:
+    """A sub-workspace's seat cap is decided by a Super Admin of an ancestor; a root has
+    no one above it."""
+    access.require_ancestor_super_admin()
 
 
 def authorize_settings(access: Access) -> None:

@@ -8,16 +8,13 @@ work, to the use case of the same name in the aggregate's module.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.events.identity import BillingMode
 from contracts.permissions import Role
-from services.identity.domain import normalise_email
+from shared.fields import Email
 from shared.principal import Principal
-
-Email = Annotated[str, AfterValidator(normalise_email)]
 
 
 class Command(BaseModel):
@@ -138,10 +135,16 @@ class RemoveMember(Command):
 # Seat pools
 
 
+class CapSeats(Command):
+    """Cap a sub-workspace's seats within its pool (None: no cap of its own)."""
+
+    caller: Principal
+    workspace_id: uuid.UUID
+    cap: int | None = Field(ge=0)
+
+
 class ApplyLimits(Command):
-    """Keep billing's word on a workspace's seats: the pool's limit for a billing root,
-    the cap for a sub-workspace."""
+    """Keep billing's word on a billing root's seats: the pool's limit."""
 
     workspace_id: uuid.UUID
     seats_limit: int | None
-    seats_cap: int | None

@@ -21,9 +21,5 @@ def register_consumers(consumer: EventConsumer, units: UnitsOfWork) -> None:
     ) -> None:
         await seat_pool.apply_limits(
             units.for_event(session, envelope),
-            ApplyLimits(
-                workspace_id=event.workspace_id,
-                seats_limit=event.seats_limit,
-                seats_cap=event.seats_cap,
-            ),
+            ApplyLimits(workspace_id=event.workspace_id, seats_limit=event.seats_limit),
         )

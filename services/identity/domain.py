@@ -62,6 +62,10 @@ class WorkspaceDeletingError(DomainError):
     problem = problems.WORKSPACE_DELETING
 
 
+class BelowUsageError(DomainError):
+    problem = problems.BELOW_USAGE
+
+
 class WorkspaceStatus(StrEnum):
     ACTIVE = "active"
     DELETING = "deleting"
@@ -331,40 +335,73 @@ class SeatUsage:
     used: int
     pending: int
 
+    @property
+    def taken(self) -> int:
+        """Seats taken by members or held by pending invitations."""
+        return self.used + self.pending
+
 
 @dataclass(frozen=True, slots=True)
 class SeatPool:
     billing_root_id: uuid.UUID
     limit: int
     used: int
-    """Distinct people who are members of a workspace in the pool."""
+    """Distinct people (user ids) who are members of a workspace in the pool."""
     pending: int
-    """Pending invitations to people who are not in the pool yet."""
+    """Pending invitations to emails that no member of the pool joined with."""
 
     @property
     def available(self) -> int:
         return max(0, self.limit - self.used - self.pending)
 
-    def admit(self, newcomers: int) -> None:
-        if newcomers > self.available:
-            msg = (
-                f"The seat limit ({self.limit}) is reached: {self.used} seats are taken and "
-                f"{self.pending} held by pending invitations. Remove someone to free a seat."
-            )
-            raise SeatLimitReachedError(msg)
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceSeats:
+    pool: SeatPool
+    """The pool of the workspace's billing root."""
+    cap: int | None
+    """The workspace's own cap within the pool, if any."""
 
 
-def admit_to_capped_workspace(cap: int | None, occupied: int, newcomers: int) -> None:
-    if cap is not None and occupied + newcomers > cap:
-        msg = f"This workspace is capped at {cap} seats."
+@dataclass(frozen=True, slots=True)
+class Occupancy:
+    """Who takes seats where one workspace's people count, at one moment."""
+
+    pool: SeatUsage
+    """The workspace's pool."""
+    in_workspace: int
+    """The workspace's members plus its pending invitations: what its cap limits."""
+    at: datetime
+    """When it was counted: invitations expire."""
+
+
+def ensure_room(before: Occupancy, after: Occupancy, *, limit: int, cap: int | None) -> None:
+    """A change that adds people may leave the pool and the workspace as full as they
+    were, or fuller within the pool's limit and the workspace's cap; never fuller past
+    them. Measuring the change by its outcome counts each person the way the pool counts
+    them, whatever path they came by."""
+    if after.pool.taken > max(before.pool.taken, limit):
+        msg = (
+            f"The seat limit ({limit}) is reached: {before.pool.used} seats are taken and "
+            f"{before.pool.pending} held by pending invitations. Remove someone to free a seat."
+        )
         raise SeatLimitReachedError(msg)
+    if cap is not None and after.in_workspace > max(before.in_workspace, cap):
+        msg = f"This workspace is capped at {cap} seats, and {before.in_workspace} are taken."
+        raise SeatLimitReachedError(msg)
+
+
+def ensure_cap_covers(cap: int | None, *, in_workspace: int) -> None:
+    """A cap below what the workspace already uses would leave it over its cap."""
+    if cap is not None and cap < in_workspace:
+        msg = (
+            f"The workspace already takes {in_workspace} seats (members and pending "
+            f"invitations); a cap of {cap} is below that."
+        )
+        raise BelowUsageError(msg)
 
 
 def ensure_a_super_admin_remains(*, remaining_super_admins: int) -> None:
     if remaining_super_admins < 1:
         msg = "The last Super Admin of an account cannot be removed or demoted."
         raise LastSuperAdminError(msg)
-
-
-def normalise_email(email: str) -> str:
-    return email.strip().lower()

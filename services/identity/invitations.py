@@ -2,7 +2,12 @@
 
 A pending invitation holds a seat in its workspace's pool, so every change of an
 invitation takes the pool's lock before the invitation's (the order every change of
-held seats takes) and stages its events after both.
+held seats takes) and stages its events after both. Inviting and accepting share-lock
+the workspace's row first, so that its pool and its cap stay what they were read as
+until they commit; and both are admitted by their outcome (`seat_pool.admit`): an
+acceptance is measured as the pool will count the accepting person afterwards, so an
+invitation that held no seat (its email belonged to a member) takes one when someone
+else accepts it, and is refused when none is free.
 """
 
 from __future__ import annotations
@@ -35,7 +40,6 @@ from services.identity.domain import (
     InvitationExpiredError,
     InvitationStatus,
     Membership,
-    SeatUsage,
     Workspace,
     WorkspaceStatus,
 )
@@ -57,18 +61,22 @@ async def invite_member(
     uow: UnitOfWork, command: InviteMember, policy: IdentityPolicy
 ) -> Invitation:
     access = await authorization.authorize(
-        uow, command.caller, command.workspace_id, Permission.MANAGE_MEMBERS
+        uow, command.caller, command.workspace_id, Permission.MANAGE_MEMBERS, share=True
     )
-    access.workspace.ensure_active()
-    invitation, usage = await invite(
+    workspace = access.workspace
+    workspace.ensure_active()
+    await SeatPoolRepository(uow.session).lock(workspace.billing_root_id)
+    before = await seat_pool.occupancy(uow, workspace)
+    invitation = await invite(
         uow,
-        access.workspace,
+        workspace,
         email=command.email,
         role=command.role,
         invited_by=authorization.person(command.caller),
-        policy=policy,
+        expires_at=before.at + policy.invitation_lifetime,
     )
-    await seat_pool.announce_usage(uow, access.workspace.billing_root_id, usage=usage)
+    usage = await seat_pool.admit(uow, workspace, before, policy)
+    await seat_pool.announce_usage(uow, workspace.billing_root_id, usage=usage)
     return invitation
 
 
@@ -79,11 +87,10 @@ async def invite(
     email: str,
     role: Role,
     invited_by: str,
-    policy: IdentityPolicy,
-) -> tuple[Invitation, SeatUsage]:
-    """The invitation, and its pool's usage with it counted (to announce once the caller
-    has invited everyone it meant to)."""
-    locked_pool = await SeatPoolRepository(uow.session).lock(workspace.billing_root_id)
+    expires_at: datetime,
+) -> Invitation:
+    """Invite someone who is neither a member nor invited yet. Call it holding the
+    pool's lock, with the pool counted before, and admit the change afterwards."""
     if await MemberRepository(uow.session).email_is_member(workspace.id, email):
         msg = f"{email} is already a member of this workspace."
         raise AlreadyMemberError(msg)
@@ -91,16 +98,12 @@ async def invite(
     if await invitations.pending_exists(workspace.id, email):
         msg = f"{email} already has a pending invitation to this workspace."
         raise AlreadyInvitedError(msg)
-    now = datetime.now(UTC)
-    usage = await seat_pool.admit_invitee(
-        uow, workspace, email, locked_pool=locked_pool, policy=policy, now=now
-    )
     invitation = await invitations.add(
         workspace_id=workspace.id,
         email=email,
         role=role,
         invited_by=invited_by,
-        expires_at=now + policy.invitation_lifetime,
+        expires_at=expires_at,
     )
     await uow.stage(
         InvitationCreated(
@@ -114,7 +117,7 @@ async def invite(
         root_id=workspace.root_id,
         workspace_id=workspace.id,
     )
-    return invitation, usage
+    return invitation
 
 
 async def revoke_invitation(uow: UnitOfWork, command: RevokeInvitation) -> None:
@@ -135,18 +138,26 @@ async def revoke_invitation(uow: UnitOfWork, command: RevokeInvitation) -> None:
     await seat_pool.announce_usage(uow, workspace.billing_root_id)
 
 
-async def accept_invitation(uow: UnitOfWork, command: AcceptInvitation) -> Membership:
-    """The caller joins with the invited role (or keeps the place they already have)."""
+async def accept_invitation(
+    uow: UnitOfWork, command: AcceptInvitation, policy: IdentityPolicy
+) -> Membership:
+    """The caller joins with the invited role (or keeps the place they already have),
+    if the pool has room for them as it counts them once they are in."""
     user_id = authorization.person(command.caller)
     email = authorization.verified_email(command.caller)
     invitation, workspace = await _callers_pending_invitation(uow, command.invitation_id, email)
+    before = await seat_pool.occupancy(uow, workspace)
     members = MemberRepository(uow.session)
     await members.remember_user(user_id, email)
     member = await members.get(workspace.id, user_id)
-    if member is None:
-        await members.add(workspace.id, user_id, invitation.role)
+    joined = member is None
+    if joined:
+        await members.add(workspace.id, user_id, invitation.role, email=email)
         member = await members.get(workspace.id, user_id)
-        assert member is not None
+    assert member is not None
+    await InvitationRepository(uow.session).set_status(invitation.id, InvitationStatus.ACCEPTED)
+    usage = await seat_pool.admit(uow, workspace, before, policy)
+    if joined:
         await uow.stage(
             MemberJoined(
                 workspace_id=workspace.id,
@@ -159,7 +170,6 @@ async def accept_invitation(uow: UnitOfWork, command: AcceptInvitation) -> Membe
             root_id=workspace.root_id,
             workspace_id=workspace.id,
         )
-    await InvitationRepository(uow.session).set_status(invitation.id, InvitationStatus.ACCEPTED)
     await uow.stage(
         InvitationAccepted(
             invitation_id=invitation.id,
@@ -172,7 +182,7 @@ async def accept_invitation(uow: UnitOfWork, command: AcceptInvitation) -> Membe
         root_id=workspace.root_id,
         workspace_id=workspace.id,
     )
-    await seat_pool.announce_usage(uow, workspace.billing_root_id)
+    await seat_pool.announce_usage(uow, workspace.billing_root_id, usage=usage)
     return Membership(workspace_id=workspace.id, member=member)
 
 
@@ -228,15 +238,15 @@ async def end_invitation(
 async def _callers_pending_invitation(
     uow: UnitOfWork, invitation_id: uuid.UUID, email: str
 ) -> tuple[Invitation, Workspace]:
-    """The caller's pending invitation, locked after its seat pool. Someone else's, a
-    revoked or declined one, or one to a workspace being deleted, is 404; an expired
-    one is 410."""
+    """The caller's pending invitation, locked after its workspace's row (shared) and its
+    seat pool. Someone else's, a revoked or declined one, or one to a workspace being
+    deleted, is 404; an expired one is 410."""
     invitations = InvitationRepository(uow.session)
     invitation = await invitations.get(invitation_id)
     if invitation is None or invitation.email != email:
         msg = f"No invitation {invitation_id} for you."
         raise NotFoundError(msg)
-    workspace = await WorkspaceRepository(uow.session).get(invitation.workspace_id)
+    workspace = await WorkspaceRepository(uow.session).get(invitation.workspace_id, share=True)
     if invitation.has_expired(datetime.now(UTC)):
         msg = "This invitation has expired; ask for a new one."
         raise InvitationExpiredError(msg)

@@ -52,7 +52,12 @@ workspaces = Table(
     Column("api_access", Boolean, nullable=False),
     Column("strict_quota", Boolean, nullable=False),
     Column("status", Text, nullable=False),
-    Column("seats_cap", Integer, nullable=True, comment="Set by billing's limits.changed."),
+    Column(
+        "seats_cap",
+        Integer,
+        nullable=True,
+        comment="Set by a Super Admin from above (PUT .../seats), under the pool's lock.",
+    ),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("deleted_at", DateTime(timezone=True), nullable=True),
     CheckConstraint("billing_mode IN ('parent', 'own')", name="billing_mode"),
@@ -72,6 +77,13 @@ memberships = Table(
     Column("workspace_id", Uuid, ForeignKey("workspaces.id"), primary_key=True),
     Column("user_id", Text, ForeignKey("users.id"), primary_key=True, index=True),
     Column("role", Text, nullable=False),
+    Column(
+        "email",
+        Text,
+        nullable=True,
+        comment="The verified email the person joined with (canonical form): pending "
+        "invitations to it take no further seat in the pool.",
+    ),
     Column("joined_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     CheckConstraint(
         "role IN ('super_admin', 'developer', 'creator', 'viewer')",
@@ -84,7 +96,7 @@ invitations = Table(
     metadata,
     Column("id", Uuid, primary_key=True),
     Column("workspace_id", Uuid, ForeignKey("workspaces.id"), nullable=False),
-    Column("email", Text, nullable=False, comment="Lower-cased."),
+    Column("email", Text, nullable=False, comment="Canonical form (shared.fields)."),
     Column("role", Text, nullable=False),
     Column("status", Text, nullable=False),
     Column("invited_by", Text, nullable=False),

@@ -17,18 +17,23 @@ from services.identity.domain import (
     IdentityPolicy,
     Invitation,
     Member,
-    SeatPool,
     Workspace,
+    WorkspaceSeats,
     members_as_seen_here,
 )
 from services.identity.repository.invitations import InvitationRepository
 from services.identity.repository.members import MemberRepository
 from services.identity.repository.workspaces import Position, WorkspaceRepository
-from shared.pagination import InvalidCursorError, decode_cursor, encode_cursor
+from shared.pagination import CursorShape, Offset, decode_cursor, encode_cursor
 from shared.principal import Principal
 from shared.unit_of_work import UnitOfWork
 
 ItemT = TypeVar("ItemT")
+
+WORKSPACE_PAGES: CursorShape[Position] = CursorShape(Position)
+"""Lists of workspaces continue after the last one's creation time and id."""
+MEMBER_PAGES: CursorShape[tuple[int]] = CursorShape(tuple[Offset])
+"""The members list continues after the number of people earlier pages held."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,14 +42,6 @@ class Listing(Generic[ItemT]):
 
     items: list[ItemT]
     next_cursor: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class WorkspaceSeats:
-    pool: SeatPool
-    """The pool of the workspace's billing root."""
-    cap: int | None
-    """The workspace's own cap within the pool, if any."""
 
 
 async def workspace(uow: UnitOfWork, caller: Principal, workspace_id: uuid.UUID) -> Workspace:
@@ -62,7 +59,7 @@ async def my_workspaces(
     """The workspaces the caller is a direct member of, with their role there."""
     user_id = authorization.person(caller)
     found = await WorkspaceRepository(uow.session).of_member(
-        user_id, limit=limit + 1, after=_position(cursor)
+        user_id, limit=limit + 1, after=decode_cursor(cursor, shape=WORKSPACE_PAGES)
     )
     return _keyset_page(found, limit, lambda pair: pair[0])
 
@@ -70,7 +67,7 @@ async def my_workspaces(
 async def sub_workspaces(
     uow: UnitOfWork, caller: Principal, workspace_id: uuid.UUID, *, limit: int, cursor: str | None
 ) -> Listing[Workspace]:
-    after = _position(cursor)
+    after = decode_cursor(cursor, shape=WORKSPACE_PAGES)
     await authorization.authorize(uow, caller, workspace_id, Permission.READ_WORKSPACE)
     found = await WorkspaceRepository(uow.session).children(
         workspace_id, limit=limit + 1, after=after
@@ -82,17 +79,17 @@ async def members(
     uow: UnitOfWork, caller: Principal, workspace_id: uuid.UUID, *, limit: int, cursor: str | None
 ) -> Listing[Member]:
     """Direct members, and the Super Admins of ancestors who act here from above."""
+    (start,) = decode_cursor(cursor, shape=MEMBER_PAGES) or (0,)
     access = await authorization.authorize(uow, caller, workspace_id, Permission.READ_WORKSPACE)
     repository = MemberRepository(uow.session)
     listed = members_as_seen_here(
         await repository.of_workspace(workspace_id),
         await repository.super_admins_above(access.workspace),
     )
-    start = _offset(cursor)
     has_more = start + limit < len(listed)
     return Listing(
         items=listed[start : start + limit],
-        next_cursor=encode_cursor([start + limit]) if has_more else None,
+        next_cursor=encode_cursor((start + limit,), shape=MEMBER_PAGES) if has_more else None,
     )
 
 
@@ -117,26 +114,6 @@ async def my_invitations(uow: UnitOfWork, caller: Principal) -> list[tuple[Invit
     return await InvitationRepository(uow.session).addressed_to(email, now=datetime.now(UTC))
 
 
-def _position(cursor: str | None) -> Position | None:
-    position = decode_cursor(cursor)
-    if position is None:
-        return None
-    try:
-        return datetime.fromisoformat(str(position[0])), uuid.UUID(str(position[1]))
-    except (ValueError, IndexError) as invalid:
-        msg = "The cursor is not one this API gave out."
-        raise InvalidCursorError(msg) from invalid
-
-
-def _offset(cursor: str | None) -> int:
-    position = decode_cursor(cursor) or [0]
-    try:
-        return max(0, int(position[0]))
-    except (ValueError, TypeError, IndexError) as invalid:
-        msg = "The cursor is not one this API gave out."
-        raise InvalidCursorError(msg) from invalid
-
-
 def _keyset_page(
     found: list[ItemT], limit: int, workspace_of: Callable[[ItemT], Workspace]
 ) -> Listing[ItemT]:
@@ -144,4 +121,8 @@ def _keyset_page(
     if len(found) <= limit:
         return Listing(items=found, next_cursor=None)
     last = workspace_of(found[limit - 1])
-    return Listing(items=found[:limit], next_cursor=encode_cursor([last.created_at, last.id]))
+    assert last.created_at is not None
+    return Listing(
+        items=found[:limit],
+        next_cursor=encode_cursor((last.created_at, last.id), shape=WORKSPACE_PAGES),
+    )

@@ -7,11 +7,12 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, HttpUrl
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from contracts.events.identity import BillingMode
 from contracts.permissions import Role
 from services.identity.commands import (
+    CapSeats,
     ChangeRole,
     CreateRootWorkspace,
     CreateSubWorkspace,
@@ -25,17 +26,15 @@ from services.identity.domain import (
     InvitationStatus,
     Member,
     Membership,
-    SeatPool,
     Workspace,
+    WorkspaceSeats,
     WorkspaceStatus,
-    normalise_email,
 )
-from shared.fields import DisplayName, HttpsUrl
+from shared.fields import DisplayName, Email, HttpsUrl
 from shared.principal import Principal
 
 MAX_MEMBERS_AT_CREATION = 100
-
-Email = Annotated[EmailStr, AfterValidator(normalise_email)]
+MAX_SEATS_CAP = 1_000_000
 
 
 class _Strict(BaseModel):
@@ -104,6 +103,17 @@ class InviteRequest(_Strict):
         return InviteMember(
             caller=caller, workspace_id=workspace_id, email=self.email, role=self.role
         )
+
+
+class CapSeatsRequest(_Strict):
+    cap: Annotated[int, Field(ge=0, le=MAX_SEATS_CAP, strict=True)] | None = Field(
+        description="The most seats (members and pending invitations) the workspace may "
+        "take within its pool; null removes its cap. Below what it takes already: 409 "
+        "`below-usage`."
+    )
+
+    def command(self, caller: Principal, workspace_id: uuid.UUID) -> CapSeats:
+        return CapSeats(caller=caller, workspace_id=workspace_id, cap=self.cap)
 
 
 class ChangeRoleRequest(_Strict):
@@ -248,14 +258,15 @@ class SeatsResponse(BaseModel):
     cap: int | None = None
 
     @classmethod
-    def of(cls, pool: SeatPool, *, cap: int | None) -> SeatsResponse:
+    def of(cls, seats: WorkspaceSeats) -> SeatsResponse:
+        pool = seats.pool
         return cls(
             pool_root_id=pool.billing_root_id,
             limit=pool.limit,
             used=pool.used,
             pending=pool.pending,
             available=pool.available,
-            cap=cap,
+            cap=seats.cap,
         )
 
 

@@ -18,6 +18,7 @@ from services.identity.domain import (
     FOUNDER_ROLE,
     IdentityPolicy,
     Invitation,
+    Occupancy,
     Workspace,
     change_billing_mode,
     new_root_workspace,
@@ -45,7 +46,9 @@ async def create_root_workspace(uow: UnitOfWork, command: CreateRootWorkspace) -
     pools = SeatPoolRepository(uow.session)
     await pools.open(workspace.id, workspace.root_id)
     await pools.lock(workspace.billing_root_id)
-    await members.add(workspace.id, founder_id, FOUNDER_ROLE)
+    await members.add(
+        workspace.id, founder_id, FOUNDER_ROLE, email=authorization.known_email(command.caller)
+    )
     await _stage_created(uow, workspace)
     await uow.stage(
         MemberJoined(
@@ -88,6 +91,7 @@ async def create_sub_workspace(
     if workspace.is_billing_root:
         await pools.open(workspace.id, workspace.root_id)
     await pools.lock(workspace.billing_root_id)
+    before = await seat_pool.occupancy(uow, workspace)
     await _stage_created(uow, workspace)
     invited = [
         await invitations.invite(
@@ -96,14 +100,13 @@ async def create_sub_workspace(
             email=member.email,
             role=member.role,
             invited_by=inviter,
-            policy=policy,
+            expires_at=before.at + policy.invitation_lifetime,
         )
         for member in command.members
     ]
-    await seat_pool.announce_usage(
-        uow, workspace.billing_root_id, usage=invited[-1][1] if invited else None
-    )
-    return SubWorkspaceWithInvitations(workspace, [invitation for invitation, _ in invited])
+    usage = await seat_pool.admit(uow, workspace, before, policy)
+    await seat_pool.announce_usage(uow, workspace.billing_root_id, usage=usage)
+    return SubWorkspaceWithInvitations(workspace, invited)
 
 
 async def update_workspace(
@@ -126,9 +129,12 @@ async def update_workspace(
         api_access=before.api_access if command.api_access is None else command.api_access,
         strict_quota=before.strict_quota if command.strict_quota is None else command.strict_quota,
     )
+    moving_in = None
     if command.billing_mode is not None:
-        after = await _change_billing_mode(uow, after, command, policy)
+        after, moving_in = await _change_billing_mode(uow, after, command)
     saved = await WorkspaceRepository(uow.session).save(after)
+    if moving_in is not None:
+        await seat_pool.admit(uow, saved, moving_in, policy)
     if (saved.name, saved.image_url) != (before.name, before.image_url):
         await uow.stage(
             WorkspaceUpdated(
@@ -159,10 +165,12 @@ async def update_workspace(
 
 
 async def _change_billing_mode(
-    uow: UnitOfWork, workspace: Workspace, command: UpdateWorkspace, policy: IdentityPolicy
-) -> Workspace:
+    uow: UnitOfWork, workspace: Workspace, command: UpdateWorkspace
+) -> tuple[Workspace, Occupancy | None]:
     """`parent` → `own` opens the workspace's own pool; `own` → `parent` moves its people
-    into the parent's pool, where they must fit. Both pools are locked, in id order."""
+    into the parent's pool. Either way its people must fit in the pool they move to:
+    both pools are locked, in id order, and the one they move to is counted before the
+    move (None when the workspace stays in its pool), to admit the move by its outcome."""
     assert command.billing_mode is not None
     workspaces = WorkspaceRepository(uow.session)
     parent = None if workspace.parent_id is None else await workspaces.get(workspace.parent_id)
@@ -173,15 +181,13 @@ async def _change_billing_mode(
         has_children=await workspaces.has_live_children(workspace.id),
     )
     if changed.billing_root_id == workspace.billing_root_id:
-        return changed
+        return changed, None
     pools = SeatPoolRepository(uow.session)
     if changed.is_billing_root:
         await pools.open(changed.id, changed.root_id)
     for pool_id in sorted({workspace.billing_root_id, changed.billing_root_id}):
         await pools.lock(pool_id)
-    if not changed.is_billing_root:
-        await seat_pool.admit_people_of(uow, workspace, changed.billing_root_id, policy)
-    return changed
+    return changed, await seat_pool.occupancy(uow, changed)
 
 
 async def _stage_created(uow: UnitOfWork, workspace: Workspace) -> None:

@@ -5,6 +5,7 @@ limit reached, a member removed, and the next invitation admitted."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable
 
 import httpx
 import pytest
@@ -113,3 +114,68 @@ async def test_a_sub_workspace_is_staffed_until_the_seats_run_out_and_a_removal_
             headers=ada.headers,
         )
         assert admitted.status_code == 201, admitted.text
+
+
+async def test_a_seat_cap_set_from_above_holds_in_the_very_next_request(
+    system: RunningSystem,
+) -> None:
+    ada, bob, cara, dan = (Person(name) for name in ("ada", "bob", "cara", "dan"))
+    async with httpx.AsyncClient(base_url=system.gateway.url, timeout=15) as gateway:
+        root_id = (
+            await gateway.post("/v1/workspaces", json={"name": "Agency"}, headers=ada.headers)
+        ).json()["id"]
+        sub = await gateway.post(
+            f"/v1/workspaces/{root_id}/sub-workspaces",
+            json={
+                "name": "Client B",
+                "billing_mode": "parent",
+                "api_access": False,
+                "members": [{"email": bob.email, "role": "super_admin"}],
+            },
+            headers=ada.headers,
+        )
+        sub_id = sub.json()["id"]
+        [invitation] = sub.json()["invitations"]
+        accepted = await gateway.post(
+            f"/v1/invitations/{invitation['id']}/accept", headers=bob.headers
+        )
+        assert accepted.status_code == 200, accepted.text
+
+        async def cap(who: Person, seats: int) -> httpx.Response:
+            return await gateway.put(
+                f"/v1/workspaces/{sub_id}/seats", json={"cap": seats}, headers=who.headers
+            )
+
+        by_its_own_admin = await eventually(
+            lambda: _answered(cap(bob, 5)), timeout=10, what="the gateway to know bob"
+        )
+        below = await cap(ada, 0)
+        capped = await cap(ada, 2)
+        admitted = await gateway.post(
+            f"/v1/workspaces/{sub_id}/invitations",
+            json={"email": cara.email, "role": "viewer"},
+            headers=ada.headers,
+        )
+        refused = await gateway.post(
+            f"/v1/workspaces/{sub_id}/invitations",
+            json={"email": dan.email, "role": "viewer"},
+            headers=ada.headers,
+        )
+        through_billing = await gateway.put(
+            f"/v1/workspaces/{sub_id}/allocations", json={"seats": 9}, headers=ada.headers
+        )
+
+    assert by_its_own_admin.status_code == 403
+    assert (below.status_code, below.json()["type"]) == (409, "below-usage")
+    assert capped.status_code == 200, capped.text
+    assert capped.json()["cap"] == 2
+    assert admitted.status_code == 201, admitted.text
+    assert (refused.status_code, refused.json()["type"]) == (409, "seat-limit-reached")
+    assert through_billing.status_code == 422
+    assert [error["field"] for error in through_billing.json()["errors"]] == ["seats"]
+
+
+async def _answered(request: Awaitable[httpx.Response]) -> httpx.Response | None:
+    """The answer, once the gateway knows the caller's place (not a 404 any more)."""
+    response = await request
+    return None if response.status_code == 404 else response

@@ -29,6 +29,7 @@ class AccountView:
     billing_root_id: uuid.UUID
     billing_mode: BillingMode
     strict_quota: bool
+    api_access: bool
     plan_code: str | None
     seats_used: int
     seats_pending: int
@@ -64,6 +65,7 @@ class AccountRepository:
         billing_root_id: uuid.UUID,
         billing_mode: BillingMode,
         strict_quota: bool,
+        api_access: bool,
         plan_code: str | None,
     ) -> bool:
         """Open the workspace's account with an empty balance in every pool; False if it
@@ -77,6 +79,7 @@ class AccountRepository:
                 billing_root_id=billing_root_id,
                 billing_mode=billing_mode.value,
                 strict_quota=strict_quota,
+                api_access=api_access,
                 plan_code=plan_code,
             )
             .on_conflict_do_nothing(index_elements=[accounts.c.workspace_id])
@@ -116,6 +119,7 @@ class AccountRepository:
             billing_root_id=account["billing_root_id"],
             billing_mode=BillingMode(account["billing_mode"]),
             strict_quota=account["strict_quota"],
+            api_access=account["api_access"],
             plan_code=account["plan_code"],
             seats_used=account["seats_used"],
             seats_pending=account["seats_pending"],

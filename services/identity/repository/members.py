@@ -30,9 +30,14 @@ class MemberRepository:
             ),
         )
 
-    async def add(self, workspace_id: uuid.UUID, user_id: str, role: Role) -> None:
+    async def add(
+        self, workspace_id: uuid.UUID, user_id: str, role: Role, *, email: str | None
+    ) -> None:
+        """`email`: the verified email (canonical form) the person joins with, if any."""
         await self.session.execute(
-            memberships.insert().values(workspace_id=workspace_id, user_id=user_id, role=role.value)
+            memberships.insert().values(
+                workspace_id=workspace_id, user_id=user_id, role=role.value, email=email
+            )
         )
 
     async def get(self, workspace_id: uuid.UUID, user_id: str) -> Member | None:
@@ -122,12 +127,13 @@ class MemberRepository:
         )
 
     async def email_is_member(self, workspace_id: uuid.UUID, email: str) -> bool:
+        """Whether someone joined the workspace with this email."""
         return bool(
             await self.session.scalar(
                 select(
-                    exists()
-                    .select_from(memberships.join(users, users.c.id == memberships.c.user_id))
-                    .where(memberships.c.workspace_id == workspace_id, users.c.email == email)
+                    exists().where(
+                        memberships.c.workspace_id == workspace_id, memberships.c.email == email
+                    )
                 )
             )
         )

@@ -1,7 +1,8 @@
 """Seat pools: one per billing root, and who takes or holds a seat in it.
 
-A person counts once per pool, however many of its workspaces they are in; a pending
-invitation holds a seat unless its person already has one in the pool."""
+A person (a user id) counts once per pool, however many of its workspaces they are
+in; a pending invitation holds a seat unless a member of the pool joined with its
+email."""
 
 from __future__ import annotations
 
@@ -9,13 +10,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, and_, exists, func, literal, or_, select, update
+from sqlalchemy import ScalarSelect, Select, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.identity.domain import InvitationStatus, SeatUsage, WorkspaceStatus
-from services.identity.models import invitations, memberships, seat_pools, users, workspaces
+from services.identity.models import invitations, memberships, seat_pools, workspaces
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,10 +34,13 @@ class SeatPoolRepository:
         self.session = session
 
     async def open(self, billing_root_id: uuid.UUID, root_id: uuid.UUID) -> None:
+        """Open the pool of a new billing root. A workspace that paid for itself before
+        starts again on the default plan's seats until billing's word arrives."""
+        statement = insert(seat_pools).values(billing_root_id=billing_root_id, root_id=root_id)
         await self.session.execute(
-            insert(seat_pools)
-            .values(billing_root_id=billing_root_id, root_id=root_id)
-            .on_conflict_do_nothing(index_elements=[seat_pools.c.billing_root_id])
+            statement.on_conflict_do_update(
+                index_elements=[seat_pools.c.billing_root_id], set_={"seats_limit": None}
+            )
         )
 
     async def lock(self, billing_root_id: uuid.UUID) -> PoolRecord:
@@ -81,80 +85,63 @@ class SeatPoolRepository:
         )
 
     async def usage(self, billing_root_id: uuid.UUID, *, now: datetime) -> SeatUsage:
-        pool_workspaces = _live_workspaces_of(billing_root_id)
-        members = select(memberships.c.user_id).where(
-            memberships.c.workspace_id.in_(pool_workspaces)
-        )
-        member_emails = select(users.c.email).where(
-            users.c.id.in_(members), users.c.email.is_not(None)
-        )
-        used = await self.session.scalar(
-            select(func.count(func.distinct(memberships.c.user_id))).where(
-                memberships.c.workspace_id.in_(pool_workspaces)
+        row = (
+            await self.session.execute(
+                select(_used(billing_root_id), _pending(billing_root_id, now=now))
             )
-        )
-        pending = await self.session.scalar(
-            select(func.count(func.distinct(invitations.c.email))).where(
-                invitations.c.workspace_id.in_(pool_workspaces),
-                invitations.c.status == InvitationStatus.PENDING.value,
-                invitations.c.expires_at > now,
-                invitations.c.email.not_in(member_emails),
-            )
-        )
-        return SeatUsage(used=int(used or 0), pending=int(pending or 0))
+        ).one()
+        return SeatUsage(used=int(row[0]), pending=int(row[1]))
 
-    async def email_holds_seat(
-        self, billing_root_id: uuid.UUID, email: str, *, now: datetime
-    ) -> bool:
-        """Whether the person with this email already takes or holds a seat in the pool."""
-        pool_workspaces = _live_workspaces_of(billing_root_id)
-        as_member = exists(
-            select(literal(1))
-            .select_from(memberships.join(users, users.c.id == memberships.c.user_id))
-            .where(memberships.c.workspace_id.in_(pool_workspaces), users.c.email == email)
-        )
-        as_invitee = exists(
-            select(literal(1)).where(
-                invitations.c.workspace_id.in_(pool_workspaces),
-                invitations.c.email == email,
-                invitations.c.status == InvitationStatus.PENDING.value,
-                invitations.c.expires_at > now,
-            )
-        )
-        return bool(await self.session.scalar(select(or_(as_member, as_invitee))))
-
-    async def user_holds_seat(self, billing_root_id: uuid.UUID, user_id: str) -> bool:
-        return bool(
-            await self.session.scalar(
-                select(
-                    exists()
-                    .select_from(
-                        memberships.join(workspaces, workspaces.c.id == memberships.c.workspace_id)
-                    )
-                    .where(
-                        and_(
-                            workspaces.c.billing_root_id == billing_root_id,
-                            workspaces.c.status != WorkspaceStatus.DELETED.value,
-                            memberships.c.user_id == user_id,
-                        )
-                    )
-                )
-            )
-        )
-
-    async def seats_in_workspace(self, workspace_id: uuid.UUID, *, now: datetime) -> int:
-        """Members of one workspace plus its pending invitations: what a cap limits."""
-        members = await self.session.scalar(
-            select(func.count()).where(memberships.c.workspace_id == workspace_id)
-        )
-        pending = await self.session.scalar(
-            select(func.count()).where(
+    async def occupancy(
+        self, billing_root_id: uuid.UUID, workspace_id: uuid.UUID, *, now: datetime
+    ) -> tuple[SeatUsage, int]:
+        """The pool's usage, and the workspace's members plus its pending invitations
+        (what a cap limits), in one statement."""
+        in_workspace = (
+            select(func.count()).where(memberships.c.workspace_id == workspace_id).scalar_subquery()
+        ) + (
+            select(func.count())
+            .where(
                 invitations.c.workspace_id == workspace_id,
                 invitations.c.status == InvitationStatus.PENDING.value,
                 invitations.c.expires_at > now,
             )
+            .scalar_subquery()
         )
-        return int(members or 0) + int(pending or 0)
+        row = (
+            await self.session.execute(
+                select(_used(billing_root_id), _pending(billing_root_id, now=now), in_workspace)
+            )
+        ).one()
+        return SeatUsage(used=int(row[0]), pending=int(row[1])), int(row[2])
+
+
+def _used(billing_root_id: uuid.UUID) -> ScalarSelect[int]:
+    """Distinct people who are members of a workspace in the pool."""
+    return (
+        select(func.count(func.distinct(memberships.c.user_id)))
+        .where(memberships.c.workspace_id.in_(_live_workspaces_of(billing_root_id)))
+        .scalar_subquery()
+    )
+
+
+def _pending(billing_root_id: uuid.UUID, *, now: datetime) -> ScalarSelect[int]:
+    """Open invitations in the pool to emails that no member of it joined with, each
+    email once."""
+    pool_workspaces = _live_workspaces_of(billing_root_id)
+    member_emails = select(memberships.c.email).where(
+        memberships.c.workspace_id.in_(pool_workspaces), memberships.c.email.is_not(None)
+    )
+    return (
+        select(func.count(func.distinct(invitations.c.email)))
+        .where(
+            invitations.c.workspace_id.in_(pool_workspaces),
+            invitations.c.status == InvitationStatus.PENDING.value,
+            invitations.c.expires_at > now,
+            invitations.c.email.not_in(member_emails),
+        )
+        .scalar_subquery()
+    )
 
 
 def _live_workspaces_of(billing_root_id: uuid.UUID) -> Select[tuple[uuid.UUID]]:

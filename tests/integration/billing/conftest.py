@@ -108,6 +108,7 @@ class BillingDriver:
         *,
         billing_mode: BillingMode = BillingMode.PARENT,
         strict_quota: bool = True,
+        api_access: bool = True,
     ) -> Workspace:
         workspace_id = uuid.uuid4()
         workspace = Workspace(
@@ -117,10 +118,12 @@ class BillingDriver:
             workspace_id if billing_mode is BillingMode.OWN else parent.billing_root_id,
             billing_mode,
         )
-        await self.announce(workspace, strict_quota=strict_quota)
+        await self.announce(workspace, strict_quota=strict_quota, api_access=api_access)
         return workspace
 
-    async def announce(self, workspace: Workspace, *, strict_quota: bool = True) -> None:
+    async def announce(
+        self, workspace: Workspace, *, strict_quota: bool = True, api_access: bool = True
+    ) -> None:
         await self.deliver(
             WorkspaceCreated(
                 id=workspace.id,
@@ -130,7 +133,7 @@ class BillingDriver:
                 depth=0 if workspace.parent_id is None else 1,
                 name="Acme",
                 billing_mode=workspace.billing_mode,
-                api_access=True,
+                api_access=api_access,
                 strict_quota=strict_quota,
             ),
             root_id=workspace.root_id,
@@ -138,7 +141,12 @@ class BillingDriver:
         self.created.append(workspace)
 
     async def change_settings(
-        self, workspace: Workspace, *, billing_mode: BillingMode, strict_quota: bool
+        self,
+        workspace: Workspace,
+        *,
+        billing_mode: BillingMode,
+        strict_quota: bool,
+        api_access: bool = True,
     ) -> None:
         previous = workspace.billing_root_id
         assert workspace.parent_id is not None
@@ -157,7 +165,7 @@ class BillingDriver:
                 billing_root_id=workspace.billing_root_id,
                 previous_billing_root_id=previous,
                 billing_mode=billing_mode,
-                api_access=True,
+                api_access=api_access,
                 strict_quota=strict_quota,
             ),
             root_id=workspace.root_id,

@@ -85,24 +85,6 @@ async def test_avatar_slots_move_to_the_sub_workspace_and_those_in_use_cannot_be
     assert child_limits["avatar_slots_limit"] == 1
 
 
-async def test_a_seat_cap_is_announced_to_identity(driver: BillingDriver) -> None:
-    root = await driver.root()
-    child = await driver.sub(root)
-
-    response = await driver.allocate(child, seats=2)
-
-    assert response.status_code == 200
-    assert response.json() == {
-        "generative_credits": 0,
-        "api_credits": 0,
-        "avatar_slots": 0,
-        "seats": 2,
-    }
-    latest = (await driver.staged_events("limits.changed", child))[-1]
-    assert latest["seats_cap"] == 2
-    assert (await driver.balances(child))["seats"] == {"limit": 2, "used": 0}
-
-
 async def test_a_super_admin_of_the_sub_workspace_alone_cannot_grant_itself_credits(
     driver: BillingDriver,
 ) -> None:

@@ -1,12 +1,14 @@
-"""Seat usage from identity, and settings that act from their change on."""
+"""Seat usage and seat caps from identity, and settings that act from their change on."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 
-from contracts.events.identity import BillingMode, SeatsUsageChanged
+from contracts.events.identity import BillingMode, SeatsCapChanged, SeatsUsageChanged
+from contracts.permissions import Role
 from tests.integration.billing.conftest import BillingDriver, Workspace, envelope_of
 
 pytestmark = pytest.mark.integration
@@ -79,3 +81,80 @@ async def test_a_workspace_that_goes_back_to_its_parents_bill_hands_back_its_pla
     lowered = await driver.allocate(child, generative_credits=0)
     assert lowered.status_code == 200
     assert await driver.balance(root) == 130
+
+
+async def test_a_seat_cap_is_identitys_and_billing_keeps_a_copy_of_it(
+    driver: BillingDriver,
+) -> None:
+    root = await driver.root()
+    child = await driver.sub(root)
+
+    await driver.deliver(
+        SeatsCapChanged(
+            workspace_id=child.id, root_id=root.id, billing_root_id=root.id, seats_cap=2
+        ),
+        root_id=root.id,
+    )
+
+    async with driver.client() as client:
+        allocations = await client.get(
+            f"/v1/workspaces/{child.id}/allocations", auth=driver.caller(child, role=Role.VIEWER)
+        )
+    assert allocations.json()["seats"] == 2
+    assert (await driver.balances(child))["seats"] == {"limit": 2, "used": 0}
+
+
+async def test_a_seat_cap_is_not_set_through_allocations(driver: BillingDriver) -> None:
+    root = await driver.root(generative_credits=100)
+    child = await driver.sub(root)
+
+    response = await driver.allocate(child, seats=2, generative_credits=10)
+
+    assert response.status_code == 422
+    [error] = response.json()["errors"]
+    assert error["field"] == "seats"
+    assert "PUT /v1/workspaces/{id}/seats" in error["message"]
+    assert await driver.balance(child) == 0
+    assert (await driver.balances(child))["seats"]["limit"] == 5
+
+
+async def usage_by_key(driver: BillingDriver, workspace: Workspace, **caller: Any) -> int:
+    async with driver.client() as client:
+        response = await client.get(
+            f"/v1/workspaces/{workspace.id}/usage",
+            params={"group_by": "api_key"},
+            auth=driver.caller(workspace, **caller),
+        )
+    if response.status_code == 409:
+        assert response.json()["type"] == "api-access-disabled"
+    return response.status_code
+
+
+async def test_api_usage_of_a_workspace_without_api_access_is_closed_to_its_own_members(
+    driver: BillingDriver,
+) -> None:
+    root = await driver.root()
+    child = await driver.sub(root, api_access=False)
+
+    assert await usage_by_key(driver, child, role=Role.DEVELOPER) == 409
+    assert await usage_by_key(driver, child, role=Role.SUPER_ADMIN) == 409
+    assert await usage_by_key(driver, child, role=Role.VIEWER) == 403
+    assert await usage_by_key(driver, child, ancestor_super_admin=True) == 200
+    assert await usage_by_key(driver, root, role=Role.DEVELOPER) == 200
+
+
+async def test_api_access_acts_on_api_usage_from_the_change_on(driver: BillingDriver) -> None:
+    root = await driver.root()
+    child = await driver.sub(root)
+    assert await usage_by_key(driver, child, role=Role.DEVELOPER) == 200
+
+    await driver.change_settings(
+        child, billing_mode=BillingMode.PARENT, strict_quota=True, api_access=False
+    )
+    closed = await usage_by_key(driver, child, role=Role.DEVELOPER)
+    await driver.change_settings(
+        child, billing_mode=BillingMode.PARENT, strict_quota=True, api_access=True
+    )
+    reopened = await usage_by_key(driver, child, role=Role.DEVELOPER)
+
+    assert (closed, reopened) == (409, 200)

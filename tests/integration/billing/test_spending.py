@@ -283,7 +283,7 @@ async def test_a_spend_that_takes_credits_below_the_threshold_announces_it_once(
     await driver.spend(root, "video_generation", 2)  # 90: below
     await driver.spend(root, "video_generation", 2)  # 70: already below
 
-    assert await driver.staged_events("credits.low_reached", root) == [
+    assert await driver.staged_events("credits.low", root) == [
         {
             "workspace_id": str(root.id),
             "root_id": str(root.id),

@@ -14,12 +14,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.envelope import RawEnvelope
+from contracts.events.billing import LimitsChanged
 from services.identity import models
 from services.identity.app import create_app
 from services.identity.settings import IdentitySettings
 from shared.service import ServiceRuntime
 from shared.settings import Settings
-from shared.testing import SignedAs
+from shared.testing import SignedAs, as_delivered
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,26 @@ async def seats(client: httpx.AsyncClient, who: Person, workspace_id: str) -> di
     response = await client.get(f"/v1/workspaces/{workspace_id}/seats", auth=who.auth)
     assert response.status_code == 200, response.text
     return dict(response.json())
+
+
+async def set_seat_limit(identity: ServiceRuntime, workspace_id: str, limit: int) -> None:
+    """Deliver billing's word on a billing root's seats, as its consumer would."""
+    workspace = uuid.UUID(workspace_id)
+    await identity.consumer.consume(
+        as_delivered(
+            LimitsChanged(
+                workspace_id=workspace,
+                root_id=workspace,
+                billing_root_id=workspace,
+                seats_limit=limit,
+                seats_cap=None,
+                avatar_slots_limit=3,
+            ),
+            producer="billing",
+            root_id=workspace,
+            workspace_id=workspace,
+        )
+    )
 
 
 async def events_about(admin_engine: AsyncEngine, root_id: str) -> list[RawEnvelope]:

@@ -26,33 +26,12 @@ from .conftest import (
     join,
     person,
     seats,
+    set_seat_limit,
 )
 
 pytestmark = pytest.mark.integration
 
 DEFAULT_SEATS = 5
-
-
-async def set_seat_limit(
-    identity: ServiceRuntime, workspace_id: str, limit: int, *, cap: int | None = None
-) -> None:
-    """Deliver billing's word on a workspace's limits, as its consumer would."""
-    workspace = uuid.UUID(workspace_id)
-    await identity.consumer.consume(
-        as_delivered(
-            LimitsChanged(
-                workspace_id=workspace,
-                root_id=workspace,
-                billing_root_id=workspace,
-                seats_limit=limit,
-                seats_cap=cap,
-                avatar_slots_limit=3,
-            ),
-            producer="billing",
-            root_id=workspace,
-            workspace_id=workspace,
-        )
-    )
 
 
 async def test_an_invitee_accepts_and_becomes_a_member_with_the_invited_role(
@@ -214,7 +193,7 @@ async def test_an_own_billed_sub_workspace_draws_seats_from_its_own_pool(
     assert (await seats(client, admin, child["id"]))["pool_root_id"] == child["id"]
 
 
-async def test_a_cap_limits_one_sub_workspace_within_the_pool(
+async def test_billings_copy_of_a_cap_is_not_applied_back_to_identity(
     client: httpx.AsyncClient, identity: ServiceRuntime
 ) -> None:
     admin = person("admin")
@@ -240,9 +219,8 @@ async def test_a_cap_limits_one_sub_workspace_within_the_pool(
     first = await invite(client, admin, child["id"], person("a"))
     second = await invite(client, admin, child["id"], person("b"))
 
-    assert first.status_code == 201
-    assert second.status_code == 409
-    assert (await seats(client, admin, child["id"]))["cap"] == 1
+    assert first.status_code == second.status_code == 201
+    assert (await seats(client, admin, child["id"]))["cap"] is None
 
 
 async def test_inviting_a_member_or_someone_already_invited_is_refused(

@@ -75,12 +75,16 @@ def test_an_unknown_event_type_has_no_payload_class() -> None:
     assert payload_class("workspace.teleported", 1) is None
 
 
+NAMED_BY_THE_DESIGN = {"credits.low"}
+"""Event types the design document fixes by name: a state reached, not a past-tense verb."""
+
+
 def test_every_event_names_a_known_topic_and_a_past_tense_type() -> None:
     for payload in EVENT_PAYLOADS:
         assert payload.topic in set(Topic)
         aggregate, verb = payload.event_type.split(".")
         assert aggregate
-        assert verb.endswith("ed")
+        assert verb.endswith("ed") or payload.event_type in NAMED_BY_THE_DESIGN
 
 
 def test_topics_follow_the_naming_rule() -> None:

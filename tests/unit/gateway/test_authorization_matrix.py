@@ -43,6 +43,8 @@ ALLOWED: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/v1/workspaces/{workspace_id}/invitations"): SUPER_ADMIN_ONLY,
     ("DELETE", "/v1/workspaces/{workspace_id}/invitations/{invitation_id}"): SUPER_ADMIN_ONLY,
     ("GET", "/v1/workspaces/{workspace_id}/seats"): EVERY_ROLE,
+    # Identity also requires a Super Admin of an ancestor for a seat cap.
+    ("PUT", "/v1/workspaces/{workspace_id}/seats"): SUPER_ADMIN_ONLY,
     ("GET", "/v1/workspaces/{workspace_id}/balances"): EVERY_ROLE,
     ("POST", "/v1/workspaces/{workspace_id}/purchases"): SUPER_ADMIN_ONLY,
     ("PUT", "/v1/workspaces/{workspace_id}/allocations"): SUPER_ADMIN_ONLY,

@@ -19,6 +19,7 @@ WORKSPACE = uuid.uuid4()
         ("GET", f"/v1/workspaces/{WORKSPACE}/members", ServiceName.IDENTITY),
         ("GET", f"/v1/workspaces/{WORKSPACE}", ServiceName.IDENTITY),
         ("POST", "/v1/invitations/abc/accept", ServiceName.IDENTITY),
+        ("PUT", f"/v1/workspaces/{WORKSPACE}/seats", ServiceName.IDENTITY),
         ("GET", f"/v1/workspaces/{WORKSPACE}/balances", ServiceName.BILLING),
         ("PUT", f"/v1/workspaces/{WORKSPACE}/allocations", ServiceName.BILLING),
         ("POST", f"/v1/workspaces/{WORKSPACE}/api-keys/k/rotate", ServiceName.APIKEYS),

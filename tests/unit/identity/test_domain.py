@@ -11,12 +11,18 @@ from contracts.events.identity import BillingMode
 from contracts.permissions import Permission, Role
 from services.identity.domain import (
     Access,
+    BelowUsageError,
     HasSubWorkspacesError,
     Invitation,
     InvitationStatus,
     Member,
+    Occupancy,
     RootNotDeletableError,
+    SeatLimitReachedError,
+    SeatUsage,
+    ensure_cap_covers,
     ensure_deletable,
+    ensure_room,
     ensure_subtree_may_go,
     members_as_seen_here,
     new_root_workspace,
@@ -95,3 +101,55 @@ def test_a_root_is_never_deleted_and_a_parent_goes_only_with_cascade() -> None:
         ensure_subtree_may_go(subtree_size=2, cascade=False)
     ensure_deletable(CLIENT)
     ensure_subtree_may_go(subtree_size=2, cascade=True)
+
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def occupied(used: int, pending: int = 0, in_workspace: int = 0) -> Occupancy:
+    return Occupancy(pool=SeatUsage(used=used, pending=pending), in_workspace=in_workspace, at=NOW)
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (occupied(4), occupied(5)),  # the last free seat
+        (occupied(5), occupied(5)),  # someone already counted (a member, a held seat)
+        (occupied(4, 1), occupied(5, 0)),  # an acceptance of an invitation that held one
+        (occupied(7), occupied(7)),  # a pool over its limit: nobody new
+        (occupied(7), occupied(6, 1)),
+    ],
+)
+def test_a_change_that_adds_nobody_past_the_limit_is_admitted(
+    before: Occupancy, after: Occupancy
+) -> None:
+    ensure_room(before, after, limit=5, cap=None)
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (occupied(5), occupied(6)),  # someone new in a full pool
+        (occupied(3), occupied(3, 3)),  # three invitations where two fit
+        (occupied(7), occupied(8)),  # a pool over its limit: someone new
+    ],
+)
+def test_a_change_that_takes_the_pool_past_its_limit_is_refused(
+    before: Occupancy, after: Occupancy
+) -> None:
+    with pytest.raises(SeatLimitReachedError):
+        ensure_room(before, after, limit=5, cap=None)
+
+
+def test_a_cap_holds_within_a_pool_with_room() -> None:
+    ensure_room(occupied(1, in_workspace=1), occupied(2, in_workspace=2), limit=5, cap=2)
+    ensure_room(occupied(2, in_workspace=3), occupied(2, in_workspace=3), limit=5, cap=2)
+    with pytest.raises(SeatLimitReachedError, match="capped at 2"):
+        ensure_room(occupied(2, in_workspace=2), occupied(2, in_workspace=3), limit=5, cap=2)
+
+
+def test_a_cap_below_what_the_workspace_takes_is_refused() -> None:
+    ensure_cap_covers(None, in_workspace=9)
+    ensure_cap_covers(2, in_workspace=2)
+    with pytest.raises(BelowUsageError):
+        ensure_cap_covers(1, in_workspace=2)
