@@ -176,7 +176,7 @@ class Gateway:
                 headers={"retry-after": str(retry_after)},
             )
         for raw in request.query_params.getlist("limit"):
-            if not (raw.isdigit() and int(raw) in LIMIT_RANGE):
+            if _decimal(raw) not in LIMIT_RANGE:
                 raise _Refused(
                     problems.VALIDATION_FAILED,
                     "Some fields are missing or not valid.",
@@ -189,8 +189,8 @@ class Gateway:
                         }
                     ],
                 )
-        declared_length = request.headers.get("content-length", "")
-        if declared_length.isdigit() and int(declared_length) > self.settings.max_body_bytes:
+        declared_length = _decimal(request.headers.get("content-length", ""))
+        if declared_length is not None and declared_length > self.settings.max_body_bytes:
             raise self._too_large()
 
     async def _vouched(self, matched: RouteMatch, caller: Principal) -> Principal:
@@ -297,6 +297,12 @@ async def _body_within(request: Request, limit: int) -> bytes | None:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _decimal(raw: str) -> int | None:
+    """A whole number written in ASCII digits, or None: `str.isdigit` also says yes to
+    superscripts such as "²", which `int` then refuses."""
+    return int(raw) if raw.isascii() and raw.isdigit() else None
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:

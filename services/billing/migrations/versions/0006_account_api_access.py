@@ -7,8 +7,8 @@ revision did not keep it and start as open (the value every root starts with);
 the next `workspace.settings_changed` of such a workspace sets it right. The seat cap
 is now identity's: the column stays, as billing's copy of `seats.cap_changed`.
 
-Revision ID: 0005_account_api_access
-Revises: 0003_outbox_lanes
+Revision ID: 0006_account_api_access
+Revises: 0005_principal_nonces
 Create Date: 2026-12-01 22:00:00.000000
 """
 
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005_account_api_access"
-down_revision: str | None = "0003_outbox_lanes"
+revision: str = "0006_account_api_access"
+down_revision: str | None = "0005_principal_nonces"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -7,8 +7,8 @@ seats without any request being checked against the pool's limit. The email a
 person joined with is now kept on the membership, written under the pool's lock.
 Memberships already there get their person's email as last seen, lower-cased.
 
-Revision ID: 0005_membership_emails
-Revises: 0003_outbox_lanes
+Revision ID: 0006_membership_emails
+Revises: 0005_principal_nonces
 Create Date: 2026-12-01 22:00:00.000000
 """
 
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005_membership_emails"
-down_revision: str | None = "0003_outbox_lanes"
+revision: str = "0006_membership_emails"
+down_revision: str | None = "0005_principal_nonces"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
