@@ -350,21 +350,23 @@ class Change:
         self.holds_lock = asyncio.Event()
         self.may_commit = asyncio.Event()
         self.backend_pid = 0
+        self.turn = 0
         self.event_ids: list[uuid.UUID] = []
 
-    async def run(self, commit_order: list[uuid.UUID]) -> None:
+    async def run(self) -> None:
         async with self.scratch.database.transaction() as session:
             self.backend_pid = await session.scalar(select(func.pg_backend_pid())) or 0
             if self.stages_before_lock:
                 self.event_ids = await self.scratch.stage(session, self.key, range(1))
             self.at_lock.set()
             await self.may_lock.wait()
-            await self.scratch.lock_key(session, self.key)
+            # Drawn under the key's lock, which is held until commit: the order of the
+            # draws is the order of the commits.
+            self.turn = await self.scratch.lock_key(session, self.key)
             if not self.stages_before_lock:
                 self.event_ids = await self.scratch.stage(session, self.key, range(1))
             self.holds_lock.set()
             await self.may_commit.wait()
-        commit_order.extend(self.event_ids)
 
 
 async def overtaken_at_the_lock(
@@ -375,10 +377,9 @@ async def overtaken_at_the_lock(
     key = str(uuid.uuid4())
     first, second = (Change(scratch, key, stages_before_lock=stages_before_lock) for _ in range(2))
     second.may_lock.set()
-    commit_order: list[uuid.UUID] = []
-    first_run = asyncio.create_task(first.run(commit_order))
+    first_run = asyncio.create_task(first.run())
     await first.at_lock.wait()
-    second_run = asyncio.create_task(second.run(commit_order))
+    second_run = asyncio.create_task(second.run())
     await second.holds_lock.wait()
     first.may_lock.set()
     first.may_commit.set()
@@ -388,7 +389,8 @@ async def overtaken_at_the_lock(
     )
     second.may_commit.set()
     await asyncio.gather(first_run, second_run)
-    return commit_order
+    in_commit_order = sorted((first, second), key=lambda change: change.turn)
+    return [event_id for change in in_commit_order for event_id in change.event_ids]
 
 
 async def published_order(settings: Settings, scratch: ScratchOutbox) -> list[uuid.UUID]:
