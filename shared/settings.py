@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import ssl
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cache
@@ -209,8 +210,12 @@ class Settings(BaseSettings):
         needed = [*SECRETS_OF[service]]
         if self.kafka_security_protocol != "PLAINTEXT":
             needed.append(f"{service.value}_kafka_password")
+        self.refuse_insecure(needed, refusing=f"{service.value} refuses to start")
+
+    def refuse_insecure(self, names: Iterable[str], *, refusing: str) -> None:
+        """Raise, saying what to set, when one of the named secrets is missing or published."""
         problems = []
-        for name in needed:
+        for name in names:
             value: str = getattr(self, name)
             variable = f"ATRIUM_{name.upper()}"
             if not value:
@@ -219,9 +224,9 @@ class Settings(BaseSettings):
                 problems.append(f"{variable} is a published development value")
         if problems:
             msg = (
-                f"{service.value} refuses to start: {'; '.join(problems)}. Set each to a long "
-                "random value (python -c 'import secrets; print(secrets.token_urlsafe(32))'), "
-                "the same in every process of the system; `make run` generates them once in "
+                f"{refusing}: {'; '.join(problems)}. Set each to a long random value "
+                "(python -c 'import secrets; print(secrets.token_urlsafe(32))'), the same in "
+                "every process of the system; `make run` generates them once in "
                 f"{installation_secrets_file()} and passes them on."
             )
             raise InsecureSettingsError(msg)
