@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TextIO
 
 COLOURS = (36, 33, 32, 35, 34, 31)
-"""ANSI colours of the names, as honcho gave them: cyan, yellow, green, magenta…"""
+"""ANSI colours of the names, in turn: cyan, yellow, green, magenta, blue, red."""
 OWN_NAME = "system"
 MAX_LINE_BYTES = 1 << 20
 CANNOT_START = 127
