@@ -22,7 +22,7 @@ from infra.cli import prepare
 from infra.local_kafka import LocalKafka
 from infra.local_postgres import LocalPostgres
 from infra.processes import free_port
-from infra.secrets_file import KAFKA_ADMIN_PASSWORD, random_secrets
+from infra.secrets_file import KAFKA_ADMIN_PASSWORD, random_secrets, settings_fields
 from shared.settings import ServiceName, Settings, atrium_home, service_role
 
 
@@ -53,10 +53,7 @@ def sandbox(name: str = "atrium-sandbox") -> Iterator[Sandbox]:
     settings = Settings(
         database_url=postgres.admin_url,
         kafka_bootstrap_servers=f"127.0.0.1:{free_port()}",
-        **{
-            name.removeprefix("ATRIUM_").lower(): value  # type: ignore[arg-type]
-            for name, value in secrets.items()
-        },
+        **settings_fields(secrets),
     )
     kafka = LocalKafka(
         folder / "kafka",

@@ -19,6 +19,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from shared.settings import ServiceName
 
@@ -42,6 +43,11 @@ def random_secrets() -> dict[str, str]:
     """A fresh value for every secret: 256 bits each, in characters that need no quoting
     in a properties file, a JAAS line or a shell."""
     return {name: secrets.token_urlsafe(32) for name in secret_names()}
+
+
+def settings_fields(secrets: Mapping[str, str]) -> dict[str, Any]:
+    """The secrets as `Settings` keyword arguments: `ATRIUM_JWT_SECRET` → `jwt_secret`."""
+    return {name.removeprefix("ATRIUM_").lower(): value for name, value in secrets.items()}
 
 
 def ensure_installation_secrets(path: Path) -> dict[str, str]:

@@ -86,7 +86,10 @@ def test_a_service_given_a_published_secret_does_not_start(atrium: Sandbox, log_
         ServiceName.BILLING, port=free_port(), environment=atrium.environment, log_dir=log_dir
     )
 
-    with pytest.raises(RuntimeError, match="exited at start-up") as refused:
-        billing.start(extra_environment={"ATRIUM_INTERNAL_SECRET": PUBLISHED_INTERNAL_SECRET})
+    try:
+        with pytest.raises(RuntimeError, match="exited at start-up") as refused:
+            billing.start(extra_environment={"ATRIUM_INTERNAL_SECRET": PUBLISHED_INTERNAL_SECRET})
+    finally:
+        billing.stop()
 
     assert "ATRIUM_INTERNAL_SECRET is a published development value" in str(refused.value)
