@@ -11,7 +11,9 @@
 # Each service binds to the host and port of its own ATRIUM_<SERVICE>_URL, so a
 # container must set it to http://0.0.0.0:<port>. Set ATRIUM_DATABASE_URL and
 # ATRIUM_KAFKA_BOOTSTRAP_SERVERS too: with both set, `atrium-infra` never starts
-# the embedded PostgreSQL or Kafka.
+# the embedded PostgreSQL or Kafka. No secret has a default: a service does not
+# start without ATRIUM_INTERNAL_SECRET (the gateway also ATRIUM_JWT_SECRET) and its
+# own ATRIUM_<SERVICE>_KAFKA_PASSWORD (README, "Secrets").
 #
 # There is no HEALTHCHECK here: the port differs per service and the migrate
 # container is a one-shot job. docker-compose.yml declares one per service.

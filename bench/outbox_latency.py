@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import os
 import statistics
 import time
@@ -42,7 +41,6 @@ from typing import Generic, TypeVar
 from uuid import UUID, uuid4
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from faststream.kafka import KafkaBroker
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.envelope import RawEnvelope, new_envelope
@@ -55,7 +53,8 @@ from services.identity import models as identity_models
 from shared.db import Database
 from shared.inbox import EventConsumer, Inbox
 from shared.outbox import Outbox, OutboxRelay
-from shared.settings import ServiceName, Settings
+from shared.service import kafka_broker
+from shared.settings import KafkaConnection, ServiceName, Settings
 
 RAW_TOPIC = Topic.GATEWAY_USAGE.value
 NAME_PREFIX = "bench "
@@ -188,16 +187,16 @@ def split(total: int, parts: int) -> list[int]:
 class RawKafka:
     """The baseline: one producer, one consumer, nothing in between."""
 
-    def __init__(self, bootstrap_servers: str) -> None:
+    def __init__(self, kafka: KafkaConnection) -> None:
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap_servers,
+            **kafka.client_options(),
             acks="all",
             enable_idempotence=True,
             linger_ms=2,
             client_id="atrium-bench-raw",
         )
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap_servers,
+            **kafka.client_options(),
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="latest",
@@ -253,7 +252,7 @@ class RawKafka:
 
 
 async def measure_raw(settings: Settings, sizes: Sizes) -> PathResult:
-    raw = RawKafka(settings.kafka_bootstrap_servers)
+    raw = RawKafka(settings.kafka_admin())
     async with contextlib.AsyncExitStack() as running:
         await raw.producer.start()
         running.push_async_callback(raw.producer.stop)
@@ -298,7 +297,7 @@ def first_to_last(arrived_ns: Iterable[int]) -> float:
 async def measure_raw_backlog(settings: Settings, count: int) -> float:
     """A new raw consumer reads `count` of the messages the raw burst left on its topic."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **settings.kafka_admin().client_options(),
         group_id=None,
         enable_auto_commit=False,
         client_id="atrium-bench-raw-backlog",
@@ -337,7 +336,7 @@ async def measure_atrium_backlog(settings: Settings, count: int) -> float:
     """`count` events sent straight to Kafka, then consumed into billing's inbox by a new
     consumer group."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **settings.kafka_admin().client_options(),
         acks="all",
         enable_idempotence=True,
         linger_ms=5,
@@ -379,9 +378,7 @@ async def measure_atrium_backlog(settings: Settings, count: int) -> float:
     async def record(_: AsyncSession, __: LimitsChanged, envelope: RawEnvelope) -> None:
         arrivals.record(envelope.event_id, 0)
 
-    broker = KafkaBroker(
-        settings.kafka_bootstrap_servers, client_id="atrium-bench", log_level=logging.DEBUG
-    )
+    broker = kafka_broker(settings.kafka_admin(), client_id="atrium-bench")
     consumer.subscribe(broker)
     async with contextlib.AsyncExitStack() as running:
         running.push_async_callback(billing.dispose)
@@ -405,15 +402,13 @@ class AtriumPath:
         self.relay = OutboxRelay(
             self.identity,
             identity_models.outbox,
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            kafka=settings.kafka_for(ServiceName.IDENTITY),
             lanes=settings.outbox_lanes,
             poll_seconds=settings.outbox_poll_seconds,
             batch_size=settings.outbox_batch_size,
         )
         # As a service's runtime builds its broker.
-        self.broker = KafkaBroker(
-            settings.kafka_bootstrap_servers, client_id="atrium-bench", log_level=logging.DEBUG
-        )
+        self.broker = kafka_broker(settings.kafka_admin(), client_id="atrium-bench")
         self.arrivals: Arrivals[UUID] = Arrivals()
         self.committed_ns: dict[UUID, int] = {}
         self.consumer = EventConsumer(

@@ -21,22 +21,31 @@ import os
 import shutil
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from contracts.topics import ALL_TOPICS
 from infra import events
+from infra.kafka_acls import ensure_acls
 from infra.local_kafka import LocalKafka, ensure_topics
 from infra.local_postgres import LocalPostgres
 from infra.provision import provision
+from infra.secrets_file import (
+    ensure_installation_secrets,
+    read_secrets,
+    secret_names,
+    service_environment,
+)
+from infra.supervisor import Program, Supervisor
 from shared.migrations import upgrade_all
-from shared.settings import ServiceName, Settings
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def atrium_home() -> Path:
-    return Path(os.environ.get("ATRIUM_HOME", REPO / ".atrium"))
+from shared.settings import (
+    REPO,
+    ServiceName,
+    Settings,
+    atrium_home,
+    installation_secrets_file,
+    installation_settings,
+    service_role,
+)
 
 
 @dataclass
@@ -55,7 +64,16 @@ class LocalInfrastructure:
         if "ATRIUM_KAFKA_BOOTSTRAP_SERVERS" not in os.environ:
             port = int(settings.kafka_bootstrap_servers.rsplit(":", 1)[1])
             kafka = LocalKafka(
-                home / "kafka", libs_dir=home / "kafka-libs", port=port, controller_port=port + 1
+                home / "kafka",
+                libs_dir=home / "kafka-libs",
+                port=port,
+                controller_port=port + 1,
+                admin_username=settings.kafka_admin_username,
+                admin_password=settings.kafka_admin_password,
+                users={
+                    service_role(service): settings.kafka_password(service)
+                    for service in ServiceName
+                },
             )
         return cls(postgres, kafka)
 
@@ -102,18 +120,21 @@ class LocalInfrastructure:
 
 
 def prepare(settings: Settings) -> None:
-    """Schemas and logins, migrations, topics: everything the services expect to find."""
+    """Schemas and logins, migrations, topics and their ACLs: everything the services
+    expect to find."""
     asyncio.run(provision(settings))
     migrated = upgrade_all(settings)
     created = asyncio.run(
         ensure_topics(
-            settings.kafka_bootstrap_servers,
+            settings.kafka_admin(),
             [topic.value for topic in ALL_TOPICS],
             partitions=settings.kafka_topic_partitions,
             replication_factor=settings.kafka_replication_factor,
         )
     )
-    print(f"migrated: {', '.join(migrated)}; topics created: {len(created)}", flush=True)
+    granted = asyncio.run(ensure_acls(settings.kafka_admin()))
+    acls = f"{granted} ACLs" if granted else "no ACLs (Kafka has no authorizer)"
+    print(f"migrated: {', '.join(migrated)}; topics created: {len(created)}; {acls}", flush=True)
 
 
 def runnable_services() -> list[ServiceName]:
@@ -121,22 +142,30 @@ def runnable_services() -> list[ServiceName]:
 
 
 def run_in_foreground(settings: Settings) -> int:
-    from honcho.manager import Manager  # noqa: PLC0415 - only `run` needs it
-
-    manager = Manager()
-    for service in runnable_services():
-        manager.add_process(
+    """Every service, each with the installation's secrets in its environment (and of
+    the Kafka passwords, its own only), kept running until Ctrl-C."""
+    installation = read_secrets(installation_secrets_file())
+    programs = [
+        Program(
             service.value,
-            f"{sys.executable} -m services.{service.value}.app",
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            cwd=str(REPO),
+            [sys.executable, "-m", f"services.{service.value}.app"],
+            environment={
+                **service_environment(service, installation, os.environ),
+                "PYTHONUNBUFFERED": "1",
+            },
+            cwd=REPO,
         )
+        for service in runnable_services()
+    ]
     print("\nAtrium is starting:", flush=True)
     for service in runnable_services():
         print(f"  {service.value:<9} {settings.base_url_for(service)}", flush=True)
-    print(f"  API docs  {settings.gateway_url}/docs\nCtrl-C stops everything.\n", flush=True)
-    manager.loop()
-    return int(manager.returncode or 0)
+    print(
+        f"  API docs  {settings.gateway_url}/docs\n"
+        "A service that stops is started again; Ctrl-C stops everything.\n",
+        flush=True,
+    )
+    return asyncio.run(Supervisor(programs).run())
 
 
 COMMANDS = {
@@ -156,10 +185,22 @@ def main(argv: list[str] | None = None) -> int:
         commands.add_parser(command, help=summary)
     events.add_commands(commands)
     args = parser.parse_args(argv)
-    settings = Settings()
+    if needs_installation_secrets(args.command):
+        ensure_installation_secrets(installation_secrets_file())
+    settings = installation_settings()
     if args.command == "events":
         return events.run(args, settings)
     return manage_infrastructure(args.command, settings)
+
+
+def needs_installation_secrets(command: str) -> bool:
+    """Whether `command` needs the installation's secrets file, created the first time:
+    to run the services, or to start the embedded Kafka (formatted with its principals'
+    passwords), unless the environment brings every secret itself."""
+    if all(name in os.environ for name in secret_names()):
+        return False
+    embedded = not {"ATRIUM_DATABASE_URL", "ATRIUM_KAFKA_BOOTSTRAP_SERVERS"} <= set(os.environ)
+    return command == "run" or (command in {"up", "migrate"} and embedded)
 
 
 def manage_infrastructure(command: str, settings: Settings) -> int:

@@ -1,5 +1,6 @@
 """A throwaway Atrium environment: its own PostgreSQL and Kafka on free ports in a
-temporary folder, provisioned, migrated and with every topic created.
+temporary folder, provisioned, migrated and with every topic and ACL created, and its
+own random secrets (the tests sign tokens and principals with `Sandbox.settings`).
 
 The tests and the benchmarks run in one, so they work on a clean machine, next
 to a running `make run`, and in CI; everything stops and is deleted when the
@@ -17,11 +18,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.cli import atrium_home, prepare
+from infra.cli import prepare
 from infra.local_kafka import LocalKafka
 from infra.local_postgres import LocalPostgres
 from infra.processes import free_port
-from shared.settings import Settings
+from infra.secrets_file import KAFKA_ADMIN_PASSWORD, random_secrets, settings_fields
+from shared.settings import ServiceName, Settings, atrium_home, service_role
 
 
 @dataclass
@@ -30,34 +32,43 @@ class Sandbox:
     kafka: LocalKafka
     settings: Settings
 
+    secrets: dict[str, str]
+
     @property
     def environment(self) -> dict[str, str]:
-        """What a service process started inside the sandbox needs in its environment."""
+        """What a service process started inside the sandbox needs in its environment
+        (every service's Kafka password, each picks its own; not the administrative one)."""
         return {
             "ATRIUM_DATABASE_URL": self.settings.database_url,
             "ATRIUM_KAFKA_BOOTSTRAP_SERVERS": self.settings.kafka_bootstrap_servers,
+            **{name: value for name, value in self.secrets.items() if name != KAFKA_ADMIN_PASSWORD},
         }
 
 
 @contextlib.contextmanager
 def sandbox(name: str = "atrium-sandbox") -> Iterator[Sandbox]:
     folder = Path(tempfile.mkdtemp(prefix=f"{name}-"))
+    secrets = random_secrets()
     postgres = LocalPostgres(folder / "postgres", port=free_port(), durable=False)
+    settings = Settings(
+        database_url=postgres.admin_url,
+        kafka_bootstrap_servers=f"127.0.0.1:{free_port()}",
+        **settings_fields(secrets),
+    )
     kafka = LocalKafka(
         folder / "kafka",
         libs_dir=atrium_home() / "kafka-libs",
-        port=free_port(),
+        port=int(settings.kafka_bootstrap_servers.rsplit(":", 1)[1]),
         controller_port=free_port(),
+        admin_username=settings.kafka_admin_username,
+        admin_password=settings.kafka_admin_password,
+        users={service_role(s): settings.kafka_password(s) for s in ServiceName},
     )
     try:
         postgres.start()
         kafka.start()
-        settings = Settings(
-            database_url=postgres.admin_url,
-            kafka_bootstrap_servers=kafka.bootstrap_servers,
-        )
         prepare(settings)
-        yield Sandbox(postgres=postgres, kafka=kafka, settings=settings)
+        yield Sandbox(postgres=postgres, kafka=kafka, settings=settings, secrets=secrets)
     finally:
         with contextlib.suppress(Exception):
             kafka.stop()

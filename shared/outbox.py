@@ -62,6 +62,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contracts.envelope import Envelope, EventPayload, new_envelope
 from shared.db import Database, plain_url, tls_arguments
 from shared.logging import correlation_id_var
+from shared.settings import KafkaConnection
 
 logger = logging.getLogger(__name__)
 
@@ -224,14 +225,14 @@ class OutboxRelay:
         database: Database,
         table: Table,
         *,
-        bootstrap_servers: str,
+        kafka: KafkaConnection,
         lanes: int = 4,
         poll_seconds: float = 1.0,
         batch_size: int = 500,
     ) -> None:
         self.database = database
         self.table = table
-        self.bootstrap_servers = bootstrap_servers
+        self.kafka = kafka
         self.lanes = lanes
         self.poll_seconds = poll_seconds
         self.batch_size = batch_size
@@ -391,7 +392,7 @@ class OutboxRelay:
         async with self._producer_starting:
             if self._producer is None:
                 producer = AIOKafkaProducer(
-                    bootstrap_servers=self.bootstrap_servers,
+                    **self.kafka.client_options(),
                     acks="all",
                     enable_idempotence=True,
                     linger_ms=2,

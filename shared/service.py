@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import uvicorn
 from fastapi import APIRouter, FastAPI
 from faststream.kafka import KafkaBroker
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from sqlalchemy import Table
 
 from shared.db import Database
@@ -24,7 +25,7 @@ from shared.logging import configure_logging
 from shared.outbox import Outbox, OutboxRelay
 from shared.read_your_writes import Arrivals
 from shared.retention import DELETE_EVERY_SECONDS, Retention, expiring_records
-from shared.settings import ServiceName, Settings
+from shared.settings import KafkaConnection, ServiceName, Settings
 from shared.unit_of_work import UnitsOfWork
 
 logger = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ class ServiceRuntime:
         idempotency_table: Table | None = None,
     ) -> ServiceRuntime:
         assert outbox_table.schema == name.value, "a service's tables live in its own schema"
+        settings.check_secrets(name)
         database = Database(settings.database_url_for(name), schema=name.value)
         inbox = Inbox(database, inbox_table)
         outbox = Outbox(outbox_table, producer=name.value)
@@ -79,7 +81,7 @@ class ServiceRuntime:
             relay=OutboxRelay(
                 database,
                 outbox_table,
-                bootstrap_servers=settings.kafka_bootstrap_servers,
+                kafka=settings.kafka_for(name),
                 lanes=settings.outbox_lanes,
                 poll_seconds=settings.outbox_poll_seconds,
                 batch_size=settings.outbox_batch_size,
@@ -98,10 +100,8 @@ class ServiceRuntime:
         )
 
     def __post_init__(self) -> None:
-        self.broker = KafkaBroker(
-            self.settings.kafka_bootstrap_servers,
-            client_id=f"atrium-{self.name.value}",
-            log_level=logging.DEBUG,
+        self.broker = kafka_broker(
+            self.settings.kafka_for(self.name), client_id=f"atrium-{self.name.value}"
         )
         self.every(
             self.settings.inbox_retry_poll_seconds, "inbox-retries", self.consumer.retry_parked
@@ -147,6 +147,32 @@ class ServiceRuntime:
 
     def readiness_checks(self) -> dict[str, ReadinessCheck]:
         return {"postgres": self.database.ping, "kafka": self.relay.ping}
+
+
+def kafka_broker(kafka: KafkaConnection, *, client_id: str) -> KafkaBroker:
+    """A FastStream broker that connects as `kafka`'s principal."""
+    return KafkaBroker(
+        kafka.bootstrap_servers,
+        security=_broker_security(kafka),
+        client_id=client_id,
+        log_level=logging.DEBUG,
+    )
+
+
+def _broker_security(kafka: KafkaConnection) -> BaseSecurity:
+    if kafka.sasl_mechanism is None:
+        return BaseSecurity(ssl_context=kafka.ssl_context())
+    mechanisms: dict[str, type[SASLPlaintext | SASLScram256 | SASLScram512]] = {
+        "PLAIN": SASLPlaintext,
+        "SCRAM-SHA-256": SASLScram256,
+        "SCRAM-SHA-512": SASLScram512,
+    }
+    return mechanisms[kafka.sasl_mechanism](
+        username=kafka.username or "",
+        password=kafka.password or "",
+        ssl_context=kafka.ssl_context(),
+        use_ssl=kafka.uses_tls,
+    )
 
 
 def create_service_app(runtime: ServiceRuntime, *routers: APIRouter) -> FastAPI:

@@ -1,18 +1,36 @@
 """Settings from the environment (prefix `ATRIUM_`), with embedded-runner defaults.
 
-Every default points at what `make run` starts on this machine, so the system
-runs with no configuration at all; every one can be overridden to point at an
-external PostgreSQL or Kafka.
+Every address points at what `make run` starts on this machine, and every one can
+be overridden to point at an external PostgreSQL or Kafka. Secrets have no default:
+`make run` generates them once per installation (`installation_secrets_file`) and
+hands them to the services through the environment, and a service refuses to start
+without them (`Settings.check_secrets`).
 """
 
 from __future__ import annotations
 
+import os
+import ssl
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cache
+from pathlib import Path
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO = Path(__file__).resolve().parent.parent
+
+PUBLISHED_SECRETS = frozenset(
+    {
+        "atrium-development-jwt-secret-change-me",
+        "atrium-development-internal-secret-change-me",
+    }
+)
+"""Values this project once shipped as defaults: anyone may sign with them."""
 
 
 class ServiceName(StrEnum):
@@ -45,6 +63,30 @@ class Settings(BaseSettings):
     kafka_topic_partitions: int = Field(default=6, ge=1)
     kafka_replication_factor: int = Field(default=1, ge=1)
 
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="SASL_PLAINTEXT",
+        description="How clients reach Kafka: SASL_SSL for a cluster beyond this machine; "
+        "PLAINTEXT only for a cluster without authentication.",
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    kafka_ssl_cafile: str | None = Field(
+        default=None,
+        description="CA bundle that signed the brokers' certificates (SASL_SSL); "
+        "the system's trust store when unset.",
+    )
+    kafka_admin_username: str = Field(
+        default="atrium",
+        description="Kafka principal that provisioning creates topics and ACLs as.",
+    )
+    kafka_admin_password: str = ""
+    identity_kafka_password: str = Field(
+        default="", description="identity's Kafka password (principal `atrium_identity`)."
+    )
+    billing_kafka_password: str = ""
+    assets_kafka_password: str = ""
+    apikeys_kafka_password: str = ""
+    gateway_kafka_password: str = ""
+
     gateway_url: str = "http://127.0.0.1:8000"
     identity_url: str = "http://127.0.0.1:8101"
     billing_url: str = "http://127.0.0.1:8102"
@@ -70,16 +112,19 @@ class Settings(BaseSettings):
     )
 
     jwt_secret: str = Field(
-        default="atrium-development-jwt-secret-change-me",
-        description="HS256 secret of user tokens. Set a long random value in production.",
+        default="",
+        description="HS256 secret of user tokens; the gateway refuses to start without one.",
     )
     jwt_issuer: str | None = Field(default=None, description="Required `iss`, if set.")
     jwt_audience: str | None = Field(default=None, description="Required `aud`, if set.")
 
     internal_secret: str = Field(
-        default="atrium-development-internal-secret-change-me",
-        description="Signs the principal the gateway forwards to services. Set a long "
-        "random value in production.",
+        default="",
+        description="Signs the principal the gateway forwards to services; every service "
+        "shares it and refuses to start without it.",
+    )
+    apikey_pepper: str = Field(
+        default="", description="HMAC key under which API keys are stored (apikeys)."
     )
 
     default_plan_code: str = "default"
@@ -154,9 +199,118 @@ class Settings(BaseSettings):
         url: str = getattr(self, f"{service.value}_url")
         return url.rstrip("/")
 
+    def kafka_for(self, service: ServiceName) -> KafkaConnection:
+        """How `service` reaches Kafka: as its own principal, `atrium_<service>`, which
+        may write only its own topics and read only those it consumes."""
+        return self._kafka_as(service_role(service), self.kafka_password(service))
+
+    def kafka_password(self, service: ServiceName) -> str:
+        password: str = getattr(self, f"{service.value}_kafka_password")
+        return password
+
+    def kafka_admin(self) -> KafkaConnection:
+        """How provisioning reaches Kafka: as the principal that may create topics and ACLs."""
+        return self._kafka_as(self.kafka_admin_username, self.kafka_admin_password)
+
+    def _kafka_as(self, username: str, password: str) -> KafkaConnection:
+        authenticated = self.kafka_security_protocol != "PLAINTEXT"
+        return KafkaConnection(
+            bootstrap_servers=self.kafka_bootstrap_servers,
+            security_protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism if authenticated else None,
+            username=username if authenticated else None,
+            password=password if authenticated else None,
+            ssl_cafile=self.kafka_ssl_cafile,
+        )
+
+    def check_secrets(self, service: ServiceName) -> None:
+        """Refuse to run `service` on a secret that is missing or that anyone knows."""
+        needed = [*SECRETS_OF[service]]
+        if self.kafka_security_protocol != "PLAINTEXT":
+            needed.append(f"{service.value}_kafka_password")
+        self.refuse_insecure(needed, refusing=f"{service.value} refuses to start")
+
+    def refuse_insecure(self, names: Iterable[str], *, refusing: str) -> None:
+        """Raise, saying what to set, when one of the named secrets is missing or published."""
+        problems = []
+        for name in names:
+            value: str = getattr(self, name)
+            variable = f"ATRIUM_{name.upper()}"
+            if not value:
+                problems.append(f"{variable} is not set")
+            elif value in PUBLISHED_SECRETS:
+                problems.append(f"{variable} is a published development value")
+        if problems:
+            msg = (
+                f"{refusing}: {'; '.join(problems)}. Set each to a long random value "
+                "(python -c 'import secrets; print(secrets.token_urlsafe(32))'), the same in "
+                "every process of the system; `make run` generates them once in "
+                f"{installation_secrets_file()} and passes them on."
+            )
+            raise InsecureSettingsError(msg)
+
+
+SECRETS_OF: dict[ServiceName, tuple[str, ...]] = {
+    ServiceName.IDENTITY: ("internal_secret",),
+    ServiceName.BILLING: ("internal_secret",),
+    ServiceName.ASSETS: ("internal_secret",),
+    ServiceName.APIKEYS: ("internal_secret", "apikey_pepper"),
+    ServiceName.GATEWAY: ("internal_secret", "jwt_secret"),
+}
+"""The secrets each service signs or checks with, besides its own Kafka password."""
+
+
+class InsecureSettingsError(RuntimeError):
+    """A secret is missing, or is one that anyone can read in this project's history."""
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaConnection:
+    """One principal's way to the brokers, as aiokafka and FastStream take it."""
+
+    bootstrap_servers: str
+    security_protocol: str
+    sasl_mechanism: str | None
+    username: str | None
+    password: str | None = field(repr=False)
+    ssl_cafile: str | None = None
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.security_protocol == "SASL_SSL"
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        return ssl.create_default_context(cafile=self.ssl_cafile) if self.uses_tls else None
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments of aiokafka's producer, consumer and admin client."""
+        options: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "security_protocol": self.security_protocol,
+            "ssl_context": self.ssl_context(),
+        }
+        if self.sasl_mechanism is not None:
+            options |= {
+                "sasl_mechanism": self.sasl_mechanism,
+                "sasl_plain_username": self.username,
+                "sasl_plain_password": self.password,
+            }
+        return options
+
 
 def service_role(service: ServiceName) -> str:
+    """A service's login: its PostgreSQL role and its Kafka principal."""
     return f"atrium_{service.value}"
+
+
+def atrium_home() -> Path:
+    """The installation's own folder: data of the embedded servers, and its secrets."""
+    return Path(os.environ.get("ATRIUM_HOME", REPO / ".atrium"))
+
+
+def installation_secrets_file() -> Path:
+    """The secrets `make run` generated for this installation, as `ATRIUM_…=value` lines."""
+    return atrium_home() / "secrets.env"
 
 
 def _with_credentials(url: str, *, user: str, password: str) -> str:
@@ -169,3 +323,9 @@ def _with_credentials(url: str, *, user: str, password: str) -> str:
 @cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def installation_settings() -> Settings:
+    """The settings of a command run next to `make run`: the environment, and for a
+    secret the environment does not set, the installation's secrets file."""
+    return Settings(_env_file=installation_secrets_file())

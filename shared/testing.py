@@ -87,7 +87,8 @@ class SignedAs(httpx.Auth):
         secret: str | None = None,
     ) -> None:
         """`workspace_id` vouches for that workspace whatever the path says (to show what a
-        service does with a principal meant for another workspace)."""
+        service does with a principal meant for another workspace). `secret` defaults to
+        this process's `ATRIUM_INTERNAL_SECRET`: the test session runs with the sandbox's."""
         self.user_id = None if api_key_id else user_id
         self.email = email
         self.role = None if api_key_id else role

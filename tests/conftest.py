@@ -1,8 +1,12 @@
 """The test session's own PostgreSQL and Kafka, started once and only when a test
-needs them; stopped at the end whatever happened."""
+needs them; stopped at the end whatever happened. The session runs inside the sandbox
+as its services do: with the sandbox's settings (and random secrets) in its
+environment, so that `get_settings()`, and what signs with it (`SignedAs`,
+`development_token`), agree with the services under test."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -11,13 +15,24 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from infra.sandbox import Sandbox, sandbox
 from shared.db import asyncpg_url, tls_arguments
-from shared.settings import Settings
+from shared.settings import Settings, get_settings
 
 
 @pytest.fixture(scope="session")
 def atrium() -> Iterator[Sandbox]:
     with sandbox("atrium-tests") as running:
-        yield running
+        before = {name: os.environ.get(name) for name in running.environment}
+        os.environ.update(running.environment)
+        get_settings.cache_clear()
+        try:
+            yield running
+        finally:
+            for name, value in before.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 from aiokafka import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
+from faststream.kafka import Topic as KafkaTopic
 from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
 from pydantic import ValidationError
@@ -199,7 +200,8 @@ class EventConsumer:
                 await self.consume_records(message.raw_message)
 
             broker.subscriber(
-                topic.value,
+                # Provisioning creates the topics; a service may not (nor should it).
+                KafkaTopic(topic.value, declare=False),
                 group_id=self.group_id,
                 batch=True,
                 max_records=BATCH_SIZE,

@@ -39,7 +39,7 @@ class HeldBackRelay(OutboxRelay):
 
     def __init__(self, database: Database, settings: Settings, hold_seconds: float) -> None:
         super().__init__(
-            database, identity_models.outbox, bootstrap_servers=settings.kafka_bootstrap_servers
+            database, identity_models.outbox, kafka=settings.kafka_for(ServiceName.IDENTITY)
         )
         self.hold_seconds = hold_seconds
 

@@ -19,7 +19,7 @@ from infra.sandbox import Sandbox
 from services.billing import models as billing_models
 from services.gateway.auth import development_token
 from services.identity import models as identity_models
-from shared.settings import Settings, get_settings
+from shared.settings import ServiceName, Settings, get_settings
 from shared.testing import eventually
 
 from .conftest import RunningSystem
@@ -106,7 +106,8 @@ async def test_an_event_delivered_again_has_no_second_effect(
             )
         ).one()
 
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    # identity's own principal: the only one that may write its topic.
+    producer = AIOKafkaProducer(**settings.kafka_for(ServiceName.IDENTITY).client_options())
     await producer.start()
     try:
         delivered = await producer.send_and_wait(
@@ -133,7 +134,7 @@ async def billing_consumed_past(
     settings: Settings, topic: str, partition: int, offset: int
 ) -> None:
     """Wait until billing's consumer group has committed past `offset`."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**settings.kafka_admin().client_options())
     await admin.start()
     try:
 

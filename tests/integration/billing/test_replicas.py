@@ -19,7 +19,7 @@ from contracts.topics import Topic
 from services.billing.app import create_app
 from shared.inbox import Delivery
 from shared.service import ServiceRuntime
-from shared.settings import Settings
+from shared.settings import ServiceName, Settings
 from shared.testing import eventually
 from tests.integration.billing.conftest import billing_settings, envelope_of
 
@@ -102,7 +102,9 @@ async def test_two_replicas_with_a_rebalance_mid_stream_apply_every_event_exactl
     handled = [count_deliveries(runtime) for runtime in runtimes]
     envelopes = [workspace_created() for _ in range(EVENTS)]
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True
+        **settings.kafka_for(ServiceName.IDENTITY).client_options(),
+        acks="all",
+        enable_idempotence=True,
     )
     await producer.start()
     try:

@@ -21,7 +21,7 @@ from contracts.events.identity import (
 )
 from contracts.permissions import Role
 from services.gateway.app import Gateway, create_app
-from shared.settings import Settings
+from shared.settings import ServiceName, Settings
 from shared.testing import eventually
 from tests.unit.gateway.support import StubUpstream, bearer, gateway_settings, running_stub
 
@@ -119,7 +119,9 @@ class Identity:
 @pytest.fixture(scope="module")
 async def identity(settings: Settings) -> AsyncIterator[Identity]:
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True
+        **settings.kafka_for(ServiceName.IDENTITY).client_options(),
+        acks="all",
+        enable_idempotence=True,
     )
     await producer.start()
     try:
@@ -136,6 +138,7 @@ async def live(settings: Settings) -> AsyncIterator[LiveGateway]:
                 upstream.url,
                 database_url=settings.database_url,
                 kafka_bootstrap_servers=settings.kafka_bootstrap_servers,
+                gateway_kafka_password=settings.gateway_kafka_password,
             )
         )
         gateway: Gateway = app.state.gateway

@@ -91,6 +91,7 @@ async def test_the_projection_is_rebuilt_from_the_tables_after_a_restart(
             live.upstream.url,
             database_url=settings.database_url,
             kafka_bootstrap_servers=settings.kafka_bootstrap_servers,
+            gateway_kafka_password=settings.gateway_kafka_password,
         )
     ).state.gateway
     try:

@@ -15,13 +15,11 @@ from contracts.envelope import RawEnvelope
 from services.identity import models
 from services.identity.app import create_app
 from shared.principal import PRINCIPAL_HEADER, Principal, sign_principal
-from shared.settings import Settings, get_settings
+from shared.settings import Settings
 from shared.testing import SignedAs
 from tests.integration.identity.conftest import identity_settings
 
 pytestmark = pytest.mark.integration
-
-INTERNAL_SECRET = get_settings().internal_secret
 
 
 def as_user(user_id: str, email: str | None = None) -> SignedAs:
@@ -201,7 +199,9 @@ async def test_a_caller_without_the_gateways_signature_is_refused(
     assert await count_workspaces(admin_engine) == before
 
 
-async def test_a_signature_for_another_request_is_refused(identity: httpx.AsyncClient) -> None:
+async def test_a_signature_for_another_request_is_refused(
+    identity: httpx.AsyncClient, settings: Settings
+) -> None:
     founder = f"user-{uuid.uuid4()}"
     created = await identity.post("/v1/workspaces", json={"name": "Mine"}, auth=as_user(founder))
     workspace_id = created.json()["id"]
@@ -210,7 +210,7 @@ async def test_a_signature_for_another_request_is_refused(identity: httpx.AsyncC
         method="POST",
         target="/v1/workspaces",
         body=b"",
-        secret=INTERNAL_SECRET,
+        secret=settings.internal_secret,
     )
     replayed = await identity.get(
         f"/v1/workspaces/{workspace_id}", headers={PRINCIPAL_HEADER: signed_for_listing}
@@ -219,7 +219,7 @@ async def test_a_signature_for_another_request_is_refused(identity: httpx.AsyncC
 
 
 async def test_a_workspace_the_gateway_did_not_vouch_for_is_not_found(
-    identity: httpx.AsyncClient,
+    identity: httpx.AsyncClient, settings: Settings
 ) -> None:
     founder = f"user-{uuid.uuid4()}"
     created = await identity.post("/v1/workspaces", json={"name": "Mine"}, auth=as_user(founder))
@@ -230,7 +230,7 @@ async def test_a_workspace_the_gateway_did_not_vouch_for_is_not_found(
         method="GET",
         target=path,
         body=b"",
-        secret=INTERNAL_SECRET,
+        secret=settings.internal_secret,
     )
     response = await identity.get(path, headers={PRINCIPAL_HEADER: vouched_elsewhere})
     assert response.status_code == 404

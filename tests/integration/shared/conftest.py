@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from faststream.kafka import KafkaBroker
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -44,6 +43,7 @@ from shared.inbox import (
     RetryPolicy,
     inbox_table,
 )
+from shared.service import kafka_broker
 from shared.settings import Settings
 from shared.testing import as_delivered, root_created
 
@@ -198,7 +198,7 @@ async def running(
     its subscriptions to Kafka."""
     broker = None
     if settings is not None:
-        broker = KafkaBroker(settings.kafka_bootstrap_servers)
+        broker = kafka_broker(settings.kafka_admin(), client_id="atrium-tests")
         consumer.subscribe(broker)
         await broker.start()
 
@@ -224,7 +224,7 @@ async def publish(
     """Send each to its payload's topic (raw bytes to the workspace topic) under its
     account's key; returns when each was sent."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True
+        **settings.kafka_admin().client_options(), acks="all", enable_idempotence=True
     )
     sent: dict[uuid.UUID, datetime] = {}
     await producer.start()

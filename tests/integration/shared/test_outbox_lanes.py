@@ -30,7 +30,7 @@ from shared.outbox import (
     outbox_table,
     remove_outbox_lanes_sql,
 )
-from shared.settings import Settings
+from shared.settings import KafkaConnection, Settings
 from shared.testing import eventually
 
 pytestmark = pytest.mark.integration
@@ -109,7 +109,7 @@ class ScratchOutbox:
         return CountingRelay(
             Database(self.database.url, schema=self.database.schema),
             self.outbox,
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            kafka=settings.kafka_admin(),
             lanes=lanes,
             poll_seconds=poll_seconds,
         )
@@ -123,14 +123,14 @@ class CountingRelay(OutboxRelay):
         database: Database,
         table: Table,
         *,
-        bootstrap_servers: str,
+        kafka: KafkaConnection,
         lanes: int,
         poll_seconds: float,
     ) -> None:
         super().__init__(
             database,
             table,
-            bootstrap_servers=bootstrap_servers,
+            kafka=kafka,
             lanes=lanes,
             poll_seconds=poll_seconds,
         )
@@ -166,7 +166,7 @@ async def scratch(settings: Settings, admin_engine: AsyncEngine) -> AsyncIterato
             await connection.execute(text(statement))
     topic = f"atrium.test.{schema}"
     await ensure_topics(
-        settings.kafka_bootstrap_servers,
+        settings.kafka_admin(),
         [topic],
         partitions=settings.kafka_topic_partitions,
         replication_factor=1,
@@ -184,7 +184,7 @@ class TopicReader:
     def __init__(self, settings: Settings, topic: str) -> None:
         self.consumer = AIOKafkaConsumer(
             topic,
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            **settings.kafka_admin().client_options(),
             auto_offset_reset="earliest",
             enable_auto_commit=False,
         )

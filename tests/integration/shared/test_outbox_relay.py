@@ -50,7 +50,7 @@ async def read_topic(
     `expected` distinct events have arrived."""
     consumer = AIOKafkaConsumer(
         Topic.IDENTITY_WORKSPACE.value,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **settings.kafka_admin().client_options(),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
     )
@@ -77,7 +77,7 @@ async def test_a_committed_event_is_published_and_marked(
     root_id = uuid.uuid4()
     event_id = await stage(identity_database, outbox, root_id, "published")
     relay = OutboxRelay(
-        identity_database, models.outbox, bootstrap_servers=settings.kafka_bootstrap_servers
+        identity_database, models.outbox, kafka=settings.kafka_for(ServiceName.IDENTITY)
     )
     try:
         while await relay.publish_pending():
@@ -130,7 +130,7 @@ async def test_events_written_while_kafka_is_down_all_arrive_in_commit_order_per
     relay = OutboxRelay(
         identity_database,
         models.outbox,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        kafka=settings.kafka_for(ServiceName.IDENTITY),
         poll_seconds=0.2,
         batch_size=7,
     )

@@ -101,6 +101,7 @@ def gateway_settings(upstream_url: str, **overrides: Any) -> GatewaySettings:
     values: dict[str, Any] = {
         "jwt_secret": JWT_SECRET,
         "internal_secret": INTERNAL_SECRET,
+        "gateway_kafka_password": "unit-test-kafka-password",
         "identity_url": upstream_url,
         "billing_url": upstream_url,
         "assets_url": upstream_url,
