@@ -75,6 +75,7 @@ class Target:
     kafka: str
     jwt_secret: str
     internal_secret: str
+    gateway_kafka_password: str | None = None
     run: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
 
     def email(self, who: str) -> str:
@@ -314,6 +315,30 @@ async def h2(api: Api, target: Target, out: Results, state: dict[str, Any]) -> N
     )
     value = envelope.model_dump_json().encode()
     key = str(root).encode()
+    if target.gateway_kafka_password:
+        control = AIOKafkaProducer(
+            bootstrap_servers=target.kafka,
+            request_timeout_ms=5000,
+            security_protocol="SASL_PLAINTEXT",
+            sasl_mechanism="SCRAM-SHA-512",
+            sasl_plain_username="atrium_gateway",
+            sasl_plain_password=target.gateway_kafka_password,
+        )
+        try:
+            await asyncio.wait_for(control.start(), timeout=15)
+            reached = "connected (metadata fetched, nothing produced)"
+        except Exception as error:  # noqa: BLE001
+            reached = f"{type(error).__name__}: {str(error)[:120]}"
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(control.stop(), timeout=10)
+        out.report(
+            "H2.ctl",
+            "control: the broker is up and takes the gateway's own SCRAM credentials",
+            "connects",
+            reached,
+            reached.startswith("connected"),
+        )
     anonymous = await produce(target, value, key)
     out.report(
         "H2.anon",
@@ -529,6 +554,9 @@ def main(argv: list[str] | None = None) -> int:
     if not jwt_secret or not internal:
         parser.error(f"no ATRIUM_JWT_SECRET / ATRIUM_INTERNAL_SECRET in {args.secrets}")
     target = Target(args.gateway, args.identity, args.billing, args.kafka, jwt_secret, internal)
+    target.gateway_kafka_password = os.environ.get(
+        "ATRIUM_GATEWAY_KAFKA_PASSWORD"
+    ) or installation.get("ATRIUM_GATEWAY_KAFKA_PASSWORD")
     out = Results()
     asyncio.run(http_probes(target, out))
     if not args.skip_flood:
