@@ -76,8 +76,10 @@ class Tally:
 
     checks: dict[str, Counter[str]] = field(default_factory=dict)
     statuses: Counter[int] = field(default_factory=Counter)
-    failures: Counter[tuple[str, str, str]] = field(default_factory=Counter)
-    """(check, operation, title) -> test cases."""
+    failures: Counter[tuple[str, str, str, int]] = field(default_factory=Counter)
+    """(check, operation, title, status answered) -> test cases."""
+    examples: dict[tuple[str, str, str, int], str] = field(default_factory=dict)
+    """One failing request of each kind, as curl, with what the check said."""
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -93,8 +95,15 @@ class Tally:
             for node in nodes:
                 self.checks.setdefault(node.name, Counter())[node.status.value] += 1
                 if node.status == Status.FAILURE and node.failure_info is not None:
+                    failure = node.failure_info.failure
+                    interaction = recorder.interactions.get(case_id)
+                    status = interaction.response.status_code if interaction else 0
                     label = recorder.cases[case_id].value.operation.label
-                    self.failures[node.name, label, node.failure_info.failure.title] += 1
+                    key = (node.name, label, failure.title, status)
+                    self.failures[key] += 1
+                    self.examples.setdefault(
+                        key, f"{node.failure_info.code_sample}\n    {failure.message}"
+                    )
         for interaction in recorder.interactions.values():
             if interaction.response is not None:
                 self.statuses[interaction.response.status_code] += 1
@@ -181,7 +190,7 @@ def fuzz(
     return tally
 
 
-def report(tally: Tally) -> None:
+def report(tally: Tally, *, examples: bool = False) -> None:
     print(f"\n{'check':<32}{'passed':>8}{'failed':>8}")
     for name in CHECKS:
         counts = tally.checks.get(name, Counter())
@@ -192,9 +201,12 @@ def report(tally: Tally) -> None:
     print(f"\nanswers by status: {answers}")
     print(f"server errors (5xx): {tally.server_errors}; run took {tally.seconds:.0f}s")
     if tally.failures:
-        print("\nfailures (check, operation, what; test cases):")
-        for (check, operation, title), count in sorted(tally.failures.items()):
-            print(f"  {check:<30} {operation:<55} {title} ({count})")
+        print("\nfailures (check, operation, what, status answered: test cases):")
+        for key, count in sorted(tally.failures.items()):
+            check, operation, title, status = key
+            print(f"  {check:<30} {operation:<55} {title}, {status}: {count}")
+            if examples:
+                print(f"    {tally.examples[key]}")
     for error in tally.errors:
         print(f"error: {error}")
 
@@ -239,6 +251,7 @@ def main() -> None:
         "--phases", default="examples,coverage,fuzzing", help="of examples, coverage, fuzzing"
     )
     parser.add_argument("--quick", action="store_true", help="5 examples, 60 seconds")
+    parser.add_argument("--examples", action="store_true", help="a failing request of each kind")
     args = parser.parse_args()
     if args.quick:
         args.max_examples, args.max_time = 5, 60
@@ -253,7 +266,7 @@ def main() -> None:
             seed=args.seed,
             phases=tuple(args.phases.split(",")),
         )
-    report(tally)
+    report(tally, examples=args.examples)
 
 
 if __name__ == "__main__":
