@@ -19,7 +19,21 @@ from services.identity.commands import (
     RemoveMember,
     RevokeInvitation,
 )
-from services.identity.domain import IdentityPolicy, WorkspaceStatus
+from services.identity.domain import (
+    AlreadyInvitedError,
+    AlreadyMemberError,
+    DepthLimitReachedError,
+    HasSubWorkspacesError,
+    IdentityPolicy,
+    InvitationExpiredError,
+    LastSuperAdminError,
+    ParentBilledCannotHaveChildrenError,
+    RootNotDeletableError,
+    RootPaysForItselfError,
+    SeatLimitReachedError,
+    WorkspaceDeletingError,
+    WorkspaceStatus,
+)
 from services.identity.schemas import (
     AccessResponse,
     ChangeRoleRequest,
@@ -37,7 +51,9 @@ from services.identity.schemas import (
     UpdateWorkspaceRequest,
     WorkspaceResponse,
 )
+from shared.errors import NotFoundError
 from shared.idempotency import Idempotency
+from shared.openapi import problems_for
 from shared.pagination import DEFAULT_PAGE_SIZE, Cursor, Page, PageSize
 from shared.principal import CurrentPrincipal
 from shared.service import ServiceRuntime
@@ -109,6 +125,9 @@ async def get_workspace(
     response_model=WorkspaceResponse,
     tags=["workspaces"],
     summary="Rename a workspace, change its image or its settings",
+    responses=problems_for(
+        WorkspaceDeletingError, RootPaysForItselfError, HasSubWorkspacesError, SeatLimitReachedError
+    ),
 )
 async def update_workspace(
     workspace_id: uuid.UUID,
@@ -132,6 +151,7 @@ async def update_workspace(
     response_model=DeletionAccepted,
     tags=["workspaces"],
     summary="Delete a sub-workspace (with `cascade=true`, its sub-workspaces too)",
+    responses=problems_for(RootNotDeletableError, HasSubWorkspacesError, WorkspaceDeletingError),
 )
 async def delete_workspace(
     workspace_id: uuid.UUID,
@@ -160,6 +180,13 @@ async def delete_workspace(
     response_model=SubWorkspaceCreatedResponse,
     tags=["workspaces"],
     summary="Create a sub-workspace, inviting its first members in the same step",
+    responses=problems_for(
+        WorkspaceDeletingError,
+        ParentBilledCannotHaveChildrenError,
+        DepthLimitReachedError,
+        SeatLimitReachedError,
+        AlreadyInvitedError,
+    ),
 )
 async def create_sub_workspace(
     workspace_id: uuid.UUID,
@@ -221,6 +248,7 @@ async def list_members(
     response_model=MemberResponse,
     tags=["members"],
     summary="Change a role",
+    responses=problems_for(NotFoundError, LastSuperAdminError),
 )
 async def change_role(
     workspace_id: uuid.UUID,
@@ -243,6 +271,7 @@ async def change_role(
     status_code=204,
     tags=["members"],
     summary="Remove a member, or leave",
+    responses=problems_for(NotFoundError, LastSuperAdminError),
 )
 async def remove_member(
     workspace_id: uuid.UUID,
@@ -277,6 +306,9 @@ async def get_seats(
     response_model=InvitationResponse,
     tags=["invitations"],
     summary="Invite someone by email; the invitation holds a seat",
+    responses=problems_for(
+        WorkspaceDeletingError, SeatLimitReachedError, AlreadyMemberError, AlreadyInvitedError
+    ),
 )
 async def invite(
     workspace_id: uuid.UUID,
@@ -314,6 +346,7 @@ async def list_pending_invitations(
     status_code=204,
     tags=["invitations"],
     summary="Revoke a pending invitation; its seat frees up",
+    responses=problems_for(NotFoundError),
 )
 async def revoke_invitation(
     workspace_id: uuid.UUID,
@@ -350,6 +383,7 @@ async def list_my_invitations(caller: CurrentPrincipal, units: Units) -> Page[My
     response_model=MembershipResponse,
     tags=["invitations"],
     summary="Accept an invitation",
+    responses=problems_for(NotFoundError, InvitationExpiredError),
 )
 async def accept_invitation(
     invitation_id: uuid.UUID, caller: CurrentPrincipal, units: Units, idempotency: Idempotency
@@ -367,6 +401,7 @@ async def accept_invitation(
     status_code=204,
     tags=["invitations"],
     summary="Decline an invitation",
+    responses=problems_for(NotFoundError, InvitationExpiredError),
 )
 async def decline_invitation(
     invitation_id: uuid.UUID, caller: CurrentPrincipal, units: Units, idempotency: Idempotency
