@@ -51,7 +51,9 @@ DEPLOYED = (ServiceName.IDENTITY, ServiceName.BILLING)
 document is theirs. The route table already holds the others' operations."""
 LIMIT_RANGE = range(1, MAX_PAGE_SIZE + 1)
 """`?limit=` of every list: 1 to the largest page."""
-_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+"""Every method reaches the route table, so that a path's 405 names exactly the methods
+the path takes."""
 
 
 class Gateway:

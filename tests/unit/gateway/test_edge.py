@@ -45,6 +45,15 @@ async def test_a_known_path_with_another_method_is_a_405_problem(
     assert response.headers["allow"] == "DELETE, GET, PATCH"
 
 
+@pytest.mark.parametrize("method", ["OPTIONS", "HEAD"])
+async def test_a_method_no_path_takes_is_a_405_that_names_the_paths_own_methods(
+    in_process: InProcessGateway, method: str
+) -> None:
+    response = await in_process.client.request(method, "/v1/workspaces", headers=bearer("ann"))
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, POST"
+
+
 async def test_the_service_hears_only_the_principal_the_gateway_signed(
     in_process: InProcessGateway, stub: StubUpstream
 ) -> None:
