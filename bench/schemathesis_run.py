@@ -5,8 +5,7 @@ throwaway sandbox (its own PostgreSQL and Kafka), as the end-to-end tests run th
 A signed-in user with one workspace of their own makes the workspace-scoped
 operations reachable: every request carries the user's token, and every
 `{workspace_id}` in a path is that workspace (other path parameters are generated).
-The gateway's rate limits are lifted for the run, so that what is tested is the
-answer to each request rather than the caller's budget.
+The gateway's rate limits are lifted for the run (`NO_RATE_LIMITS`).
 
 Every check that compares an answer with the document runs, at most
 `--max-examples` test cases per operation and phase, for at most `--max-time`
@@ -34,6 +33,8 @@ import schemathesis
 from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import Status, from_schema
 from schemathesis.engine import events as engine_events
+from schemathesis.generation.case import Case
+from schemathesis.hooks import HookContext
 
 from infra.processes import free_port
 from infra.sandbox import sandbox
@@ -68,6 +69,15 @@ REFUSED_BY_A_RULE = ("402", "410")
 (402) and an invitation that expired (410), next to schemathesis's own list (401, 403,
 404, 409, 429, 5xx) for `positive_data_acceptance`."""
 UNLIMITED = "1000000"
+NO_RATE_LIMITS = {
+    "ATRIUM_RATE_LIMIT_PER_SECOND": UNLIMITED,
+    "ATRIUM_RATE_LIMIT_BURST": UNLIMITED,
+    "ATRIUM_ADDRESS_REFUSALS_PER_SECOND": UNLIMITED,
+    "ATRIUM_ADDRESS_REFUSALS_BURST": UNLIMITED,
+}
+"""The gateway's settings for a run: what is tested is the answer to each request,
+not the caller's budget."""
+IDEMPOTENCY_KEY = "Idempotency-Key"
 
 
 @dataclass
@@ -97,16 +107,33 @@ class Tally:
                 if node.status == Status.FAILURE and node.failure_info is not None:
                     failure = node.failure_info.failure
                     interaction = recorder.interactions.get(case_id)
-                    status = interaction.response.status_code if interaction else 0
+                    response = interaction.response if interaction else None
+                    status = response.status_code if response else 0
                     label = recorder.cases[case_id].value.operation.label
                     key = (node.name, label, failure.title, status)
                     self.failures[key] += 1
+                    answer = response.content[:300].decode(errors="replace") if response else ""
                     self.examples.setdefault(
-                        key, f"{node.failure_info.code_sample}\n    {failure.message}"
+                        key, f"{node.failure_info.code_sample}\n    {failure.message}\n    {answer}"
                     )
         for interaction in recorder.interactions.values():
             if interaction.response is not None:
                 self.statuses[interaction.response.status_code] += 1
+
+
+@schemathesis.hook
+def before_call(_: HookContext, case: Case[Any], __: dict[str, Any]) -> None:
+    """Two parameters whose valid values no schema can tell: a cursor is one the API
+    gave out (`next_cursor`), and an `Idempotency-Key` sent again with another body
+    is refused (422 `idempotency-key-reused`) by design. A request generated to be
+    valid goes without a cursor, and with a key of its own."""
+    if case.meta is None or not case.meta.generation.mode.is_positive:
+        return
+    if case.query:
+        case.query.pop("cursor", None)
+    if case.headers and case.headers.get(IDEMPOTENCY_KEY):
+        key = case.headers[IDEMPOTENCY_KEY]
+        case.headers[IDEMPOTENCY_KEY] = f"{key[:200]}-{uuid.uuid4().hex}"
 
 
 @dataclass(frozen=True)
@@ -148,6 +175,7 @@ def fuzz(
             "auth": {"openapi": {"bearer": {"bearer": caller.token}}},
             "parameters": {"path.workspace_id": str(caller.workspace_id)},
             "generation": {"max-examples": max_examples, "database": "none"},
+            "cache": {"enabled": False},
             "max-time": max_time,
             "workers": 1,
             "request-timeout": 30,
@@ -190,25 +218,25 @@ def fuzz(
     return tally
 
 
-def report(tally: Tally, *, examples: bool = False) -> None:
-    print(f"\n{'check':<32}{'passed':>8}{'failed':>8}")
+def report(tally: Tally, *, examples: bool = False) -> str:
+    lines = [f"{'check':<32}{'passed':>8}{'failed':>8}"]
     for name in CHECKS:
         counts = tally.checks.get(name, Counter())
         passed, failed = counts[Status.SUCCESS.value], counts[Status.FAILURE.value]
         mark = "  (documentation)" if name in DOCUMENTATION_CHECKS else ""
-        print(f"{name:<32}{passed:>8}{failed:>8}{mark}")
+        lines.append(f"{name:<32}{passed:>8}{failed:>8}{mark}")
     answers = ", ".join(f"{status}: {count}" for status, count in sorted(tally.statuses.items()))
-    print(f"\nanswers by status: {answers}")
-    print(f"server errors (5xx): {tally.server_errors}; run took {tally.seconds:.0f}s")
+    lines.append(f"\nanswers by status: {answers}")
+    lines.append(f"server errors (5xx): {tally.server_errors}; run took {tally.seconds:.0f}s")
     if tally.failures:
-        print("\nfailures (check, operation, what, status answered: test cases):")
+        lines.append("\nfailures (check, operation, what, status answered: test cases):")
         for key, count in sorted(tally.failures.items()):
             check, operation, title, status = key
-            print(f"  {check:<30} {operation:<55} {title}, {status}: {count}")
+            lines.append(f"  {check:<30} {operation:<55} {title}, {status}: {count}")
             if examples:
-                print(f"    {tally.examples[key]}")
-    for error in tally.errors:
-        print(f"error: {error}")
+                lines.append(f"    {tally.examples[key]}")
+    lines.extend(f"error: {error}" for error in tally.errors)
+    return "\n".join(lines)
 
 
 @contextlib.contextmanager
@@ -222,10 +250,7 @@ def running_system(environment: dict[str, str], logs: Path) -> Iterator[str]:
             for service, port in ports.items()
         },
         "ATRIUM_LOG_LEVEL": "WARNING",
-        "ATRIUM_RATE_LIMIT_PER_SECOND": UNLIMITED,
-        "ATRIUM_RATE_LIMIT_BURST": UNLIMITED,
-        "ATRIUM_ADDRESS_REFUSALS_PER_SECOND": UNLIMITED,
-        "ATRIUM_ADDRESS_REFUSALS_BURST": UNLIMITED,
+        **NO_RATE_LIMITS,
     }
     started: list[ServiceProcess] = []
     try:
@@ -266,7 +291,7 @@ def main() -> None:
             seed=args.seed,
             phases=tuple(args.phases.split(",")),
         )
-    report(tally, examples=args.examples)
+    print(report(tally, examples=args.examples))
 
 
 if __name__ == "__main__":
