@@ -9,8 +9,9 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, HttpUrl, UrlConstraints
 
 NAME_MAX_LENGTH = 100
-_INVISIBLE = frozenset({"Cc", "Cf", "Zl", "Zp"})
-"""Categories of the characters a name may not hold once trimmed."""
+_INVISIBLE = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+"""Categories of the characters a name may not hold once trimmed (Cs: a lone surrogate,
+which a JSON body can spell as an escape, but no UTF-8 text, nor the database, holds)."""
 
 
 def _visible_name(value: str) -> str:
@@ -47,8 +48,9 @@ def _name_pattern() -> str:
     around 1 to 100 characters of which none is invisible and the first and last are
     not whitespace. The pattern spells out the Basic Multilingual Plane only (the
     invisible characters beyond it are a handful of format characters, which the
-    service refuses all the same)."""
-    plane = [chr(code) for code in range(0x10000)]
+    service refuses all the same), less the surrogates, which a regular expression
+    read as Unicode cannot name."""
+    plane = [chr(code) for code in range(0x10000) if not 0xD800 <= code <= 0xDFFF]
     trimmed = {ord(char) for char in plane if char.isspace()}
     invisible = {ord(char) for char in plane if unicodedata.category(char) in _INVISIBLE}
     space, hidden = _character_class(trimmed), _character_class(invisible)

@@ -3,6 +3,7 @@ and what its names accept as JSON Schema can say it."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated, Any
 
@@ -139,6 +140,12 @@ def test_a_name_matches_the_pattern_exactly_when_the_service_accepts_it(name: st
     Plane."""
     assert bool(_PATTERN.fullmatch(name)) == accepted(name)
     assert _VALIDATOR.is_valid(name) == accepted(name)
+
+
+def test_a_name_with_a_lone_surrogate_is_refused_not_stored() -> None:
+    """FastAPI reads a body with `json.loads`, which makes `"a\\ud800"` a string."""
+    with pytest.raises(ValidationError):
+        Named.model_validate(json.loads('{"name": "a\\ud800"}'))
 
 
 @pytest.mark.parametrize(
