@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
@@ -178,7 +179,7 @@ class Gateway:
                 headers={"retry-after": str(retry_after)},
             )
         for raw in request.query_params.getlist("limit"):
-            if not (raw.isdigit() and int(raw) in LIMIT_RANGE):
+            if _page_size(raw) not in LIMIT_RANGE:
                 raise _Refused(
                     problems.VALIDATION_FAILED,
                     "Some fields are missing or not valid.",
@@ -287,6 +288,17 @@ class _Refused(Exception):  # noqa: N818 - a refusal, not an error of the gatewa
         super().__init__(detail)
         self.problem = problem
         self.response = problem_response(problem, detail, headers=headers, errors=errors)
+
+
+_PAGE_SIZE = re.compile(r"0*([0-9]{1,9})")
+
+
+def _page_size(raw: str) -> int | None:
+    """`?limit=` as a number, if it is one written in ASCII digits (`str.isdigit` would
+    take `²`, which `int` refuses, and a number of thousands of digits, which `int`
+    refuses to read)."""
+    written = _PAGE_SIZE.fullmatch(raw)
+    return None if written is None else int(written.group(1))
 
 
 async def _body_within(request: Request, limit: int) -> bytes | None:
