@@ -60,8 +60,9 @@ PROBLEM_SCHEMAS: dict[str, Any] = {
         "properties": {
             "field": {
                 "type": "string",
-                "description": "A body field as a dotted path (`members.0.email`), or the "
-                "place and name of a parameter (`query.limit`, `header.Idempotency-Key`).",
+                "description": "A body field as a dotted path (`members.0.email`), or a "
+                "parameter after its place (`query.cursor`); the gateway's own check of "
+                "`?limit=` names it `limit`.",
             },
             "message": {"type": "string"},
             "type": {
