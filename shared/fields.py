@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import unicodedata
+from collections.abc import Iterable
 from typing import Annotated
 
 from email_validator import EmailNotValidError, validate_email
@@ -61,11 +62,44 @@ def _visible_name(value: str) -> str:
     return name
 
 
+def _character_class(codes: Iterable[int]) -> str:
+    """The characters as the ranges of a regular expression's class, each one a `\\uXXXX`
+    escape, which JavaScript, Python and Rust read alike."""
+    ranges: list[list[int]] = []
+    for code in sorted(codes):
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    return "".join(
+        f"\\u{first:04x}" if first == last else f"\\u{first:04x}-\\u{last:04x}"
+        for first, last in ranges
+    )
+
+
+def _name_pattern() -> str:
+    """What `_visible_name` accepts, as a JSON Schema `pattern`: trimmable whitespace
+    around 1 to 100 characters of which none is invisible and the first and last are
+    not whitespace. The pattern spells out the Basic Multilingual Plane only (the
+    invisible characters beyond it are a handful of format characters, which the
+    service refuses all the same), less the surrogates, which a regular expression
+    read as Unicode cannot name."""
+    plane = [chr(code) for code in range(0x10000) if not 0xD800 <= code <= 0xDFFF]
+    trimmed = {ord(char) for char in plane if char.isspace()}
+    invisible = {ord(char) for char in plane if unicodedata.category(char) in _REFUSED_IN_NAMES}
+    space, hidden = _character_class(trimmed), _character_class(invisible)
+    edge = _character_class(trimmed | invisible)
+    return f"^[{space}]*[^{edge}](?:[^{hidden}]{{0,{NAME_MAX_LENGTH - 2}}}[^{edge}])?[{space}]*$"
+
+
+NAME_PATTERN = _name_pattern()
+
 DisplayName = Annotated[
     str,
     Field(
         description="1 to 100 characters after trimming, at least one of them visible; no "
-        "control, format or private-use characters."
+        "control, format or private-use characters.",
+        json_schema_extra={"pattern": NAME_PATTERN, "minLength": 1},
     ),
     AfterValidator(_visible_name),
 ]

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from contracts import problems
 from shared.errors import install_problem_handlers, problem_response
 from shared.logging import correlation_id_var, request_id_var
+from shared.openapi import install_problem_documentation, problems_for
 
 REQUEST_ID_HEADER = "x-request-id"
 _ACCEPTABLE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -61,7 +62,12 @@ def health_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz", summary="Readiness: every dependency reachable", response_model=None)
+    @router.get(
+        "/readyz",
+        summary="Readiness: every dependency reachable",
+        response_model=None,
+        responses=problems_for(problems.SERVICE_UNAVAILABLE),
+    )
     async def readyz() -> JSONResponse:
         results: dict[str, str] = {}
         for name, check in checks.items():
@@ -85,5 +91,6 @@ def health_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
 
 def install_http_plumbing(app: FastAPI, checks: dict[str, ReadinessCheck]) -> None:
     install_problem_handlers(app)
+    install_problem_documentation(app)
     app.include_router(health_router(checks))
     app.add_middleware(RequestIdMiddleware)

@@ -39,7 +39,16 @@ from pydantic import BaseModel
 from services.billing import avatar_claims
 from services.billing.allocations import AllocateCredits, allocate_credits
 from services.billing.avatar_claims import ClaimAvatarSlot, ReleaseAvatarSlot
-from services.billing.domain import Pool, Terms, UsageGrouping
+from services.billing.domain import (
+    BelowUsageError,
+    InsufficientBalanceError,
+    InsufficientCreditsError,
+    NotABillingRootError,
+    NotParentBilledError,
+    Pool,
+    Terms,
+    UsageGrouping,
+)
 from services.billing.payments import PaymentProvider
 from services.billing.purchases import PurchaseCredits, purchase_credits
 from services.billing.queries import (
@@ -68,6 +77,7 @@ from services.billing.schemas import (
 )
 from services.billing.spending import SpendCredits, spend_credits
 from shared.idempotency import Idempotency, IdempotentRequest, RequiredIdempotency
+from shared.openapi import problems_for
 from shared.pagination import DEFAULT_PAGE_SIZE, Cursor, PageSize
 from shared.principal import CurrentPrincipal, Principal
 from shared.service import ServiceRuntime
@@ -134,6 +144,7 @@ async def get_balances(
     status_code=status.HTTP_201_CREATED,
     response_model=PurchaseReceipt,
     summary="Buy credits or capacity",
+    responses=problems_for(NotABillingRootError),
 )
 async def purchase(
     workspace_id: uuid.UUID,
@@ -166,6 +177,7 @@ async def purchase(
     "/allocations",
     response_model=AllocationsResponse,
     summary="Set what the parent allocates to a sub-workspace",
+    responses=problems_for(NotParentBilledError, InsufficientBalanceError, BelowUsageError),
 )
 async def set_allocations(
     workspace_id: uuid.UUID, body: AllocationRequest, caller: CurrentPrincipal, runtime: Runtime
@@ -191,6 +203,7 @@ async def get_allocations(
     status_code=status.HTTP_201_CREATED,
     response_model=SpendReceipt,
     summary="Pay for an operation",
+    responses=problems_for(InsufficientCreditsError),
 )
 async def spend(
     workspace_id: uuid.UUID,

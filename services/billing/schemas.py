@@ -36,7 +36,16 @@ class PurchaseRequest(_Request):
 
 
 class AllocationRequest(_Request):
-    """Target allocations; a pool left out keeps its allocation."""
+    """Target allocations (of one pool at least); a pool left out keeps its allocation."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": [pool.value], "properties": {pool.value: {"type": "integer"}}}
+                for pool in Pool
+            ]
+        }
+    )
 
     generative_credits: Allocation | None = None
     api_credits: Allocation | None = None

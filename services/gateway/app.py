@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
@@ -51,7 +52,9 @@ DEPLOYED = (ServiceName.IDENTITY, ServiceName.BILLING)
 document is theirs. The route table already holds the others' operations."""
 LIMIT_RANGE = range(1, MAX_PAGE_SIZE + 1)
 """`?limit=` of every list: 1 to the largest page."""
-_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+"""Every method reaches the route table, so that a path's 405 names exactly the methods
+the path takes."""
 
 
 class Gateway:
@@ -287,6 +290,17 @@ class _Refused(Exception):  # noqa: N818 - a refusal, not an error of the gatewa
         self.response = problem_response(problem, detail, headers=headers, errors=errors)
 
 
+_DECIMAL = re.compile(r"0*([0-9]{1,18})")
+
+
+def _decimal(raw: str) -> int | None:
+    """A `?limit=` or a `Content-Length` as a number, if it is one written in ASCII digits
+    (`str.isdigit` would take `²`, which `int` refuses, and a number of thousands of
+    digits, which `int` refuses to read)."""
+    written = _DECIMAL.fullmatch(raw)
+    return None if written is None else int(written.group(1))
+
+
 async def _body_within(request: Request, limit: int) -> bytes | None:
     """The body, or None when it is longer than `limit` (whatever it declared)."""
     chunks: list[bytes] = []
@@ -297,12 +311,6 @@ async def _body_within(request: Request, limit: int) -> bytes | None:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _decimal(raw: str) -> int | None:
-    """A whole number written in ASCII digits, or None: `str.isdigit` also says yes to
-    superscripts such as "²", which `int` then refuses."""
-    return int(raw) if raw.isascii() and raw.isdigit() else None
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:

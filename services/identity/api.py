@@ -27,7 +27,21 @@ from services.identity.commands import (
     RemoveMember,
     RevokeInvitation,
 )
-from services.identity.domain import IdentityPolicy, WorkspaceStatus
+from services.identity.domain import (
+    AlreadyInvitedError,
+    AlreadyMemberError,
+    DepthLimitReachedError,
+    HasSubWorkspacesError,
+    IdentityPolicy,
+    InvitationExpiredError,
+    LastSuperAdminError,
+    ParentBilledCannotHaveChildrenError,
+    RootNotDeletableError,
+    RootPaysForItselfError,
+    SeatLimitReachedError,
+    WorkspaceDeletingError,
+    WorkspaceStatus,
+)
 from services.identity.schemas import (
     AccessResponse,
     CapSeatsRequest,
@@ -46,8 +60,10 @@ from services.identity.schemas import (
     UpdateWorkspaceRequest,
     WorkspaceResponse,
 )
+from shared.errors import NotFoundError
 from shared.fields import PlainText
 from shared.idempotency import Idempotency
+from shared.openapi import problems_for
 from shared.pagination import DEFAULT_PAGE_SIZE, Cursor, Page, PageSize
 from shared.principal import CurrentPrincipal
 from shared.service import ServiceRuntime
@@ -119,6 +135,9 @@ async def get_workspace(
     response_model=WorkspaceResponse,
     tags=["workspaces"],
     summary="Rename a workspace, change its image or its settings",
+    responses=problems_for(
+        WorkspaceDeletingError, RootPaysForItselfError, HasSubWorkspacesError, SeatLimitReachedError
+    ),
 )
 async def update_workspace(
     workspace_id: uuid.UUID,
@@ -142,6 +161,7 @@ async def update_workspace(
     response_model=DeletionAccepted,
     tags=["workspaces"],
     summary="Delete a sub-workspace (with `cascade=true`, its sub-workspaces too)",
+    responses=problems_for(RootNotDeletableError, HasSubWorkspacesError, WorkspaceDeletingError),
 )
 async def delete_workspace(
     workspace_id: uuid.UUID,
@@ -170,6 +190,13 @@ async def delete_workspace(
     response_model=SubWorkspaceCreatedResponse,
     tags=["workspaces"],
     summary="Create a sub-workspace, inviting its first members in the same step",
+    responses=problems_for(
+        WorkspaceDeletingError,
+        ParentBilledCannotHaveChildrenError,
+        DepthLimitReachedError,
+        SeatLimitReachedError,
+        AlreadyInvitedError,
+    ),
 )
 async def create_sub_workspace(
     workspace_id: uuid.UUID,
@@ -231,6 +258,7 @@ async def list_members(
     response_model=MemberResponse,
     tags=["members"],
     summary="Change a role",
+    responses=problems_for(NotFoundError, LastSuperAdminError),
 )
 async def change_role(
     workspace_id: uuid.UUID,
@@ -253,6 +281,7 @@ async def change_role(
     status_code=204,
     tags=["members"],
     summary="Remove a member, or leave",
+    responses=problems_for(NotFoundError, LastSuperAdminError),
 )
 async def remove_member(
     workspace_id: uuid.UUID,
@@ -311,6 +340,9 @@ async def cap_seats(
     response_model=InvitationResponse,
     tags=["invitations"],
     summary="Invite someone by email; the invitation holds a seat",
+    responses=problems_for(
+        WorkspaceDeletingError, SeatLimitReachedError, AlreadyMemberError, AlreadyInvitedError
+    ),
 )
 async def invite(
     workspace_id: uuid.UUID,
@@ -348,6 +380,7 @@ async def list_pending_invitations(
     status_code=204,
     tags=["invitations"],
     summary="Revoke a pending invitation; its seat frees up",
+    responses=problems_for(NotFoundError),
 )
 async def revoke_invitation(
     workspace_id: uuid.UUID,
@@ -384,6 +417,7 @@ async def list_my_invitations(caller: CurrentPrincipal, units: Units) -> Page[My
     response_model=MembershipResponse,
     tags=["invitations"],
     summary="Accept an invitation",
+    responses=problems_for(NotFoundError, InvitationExpiredError),
 )
 async def accept_invitation(
     invitation_id: uuid.UUID,
@@ -405,6 +439,7 @@ async def accept_invitation(
     status_code=204,
     tags=["invitations"],
     summary="Decline an invitation",
+    responses=problems_for(NotFoundError, InvitationExpiredError),
 )
 async def decline_invitation(
     invitation_id: uuid.UUID, caller: CurrentPrincipal, units: Units, idempotency: Idempotency

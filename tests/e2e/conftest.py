@@ -22,10 +22,19 @@ class RunningSystem:
 
 
 @pytest.fixture(scope="module")
-def system(atrium: Sandbox, log_dir: Path) -> Iterator[RunningSystem]:
+def service_environment() -> dict[str, str]:
+    """Settings of the module's services besides the sandbox's (a module overrides it)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def system(
+    atrium: Sandbox, log_dir: Path, service_environment: dict[str, str]
+) -> Iterator[RunningSystem]:
     ports = {service: free_port() for service in ServiceName}
     environment = {
         **atrium.environment,
+        **service_environment,
         **{
             f"ATRIUM_{service.value.upper()}_URL": f"http://127.0.0.1:{port}"
             for service, port in ports.items()

@@ -45,6 +45,15 @@ async def test_a_known_path_with_another_method_is_a_405_problem(
     assert response.headers["allow"] == "DELETE, GET, PATCH"
 
 
+@pytest.mark.parametrize("method", ["OPTIONS", "HEAD"])
+async def test_a_method_no_path_takes_is_a_405_that_names_the_paths_own_methods(
+    in_process: InProcessGateway, method: str
+) -> None:
+    response = await in_process.client.request(method, "/v1/workspaces", headers=bearer("ann"))
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, POST"
+
+
 async def test_the_service_hears_only_the_principal_the_gateway_signed(
     in_process: InProcessGateway, stub: StubUpstream
 ) -> None:
@@ -75,7 +84,9 @@ async def test_the_service_hears_only_the_principal_the_gateway_signed(
     assert forwarded.body == b'{"email":"bo@example.test","role":"viewer"}'
 
 
-@pytest.mark.parametrize("limit", ["0", "201", "-1", "ten", "", "1.5", "%C2%B2", "%D9%A3"])
+@pytest.mark.parametrize(
+    "limit", ["0", "201", "-1", "ten", "", "1.5", "%C2%B2", "%D9%A3", "1" * 5000, " 5"]
+)
 async def test_a_list_limit_outside_1_to_200_is_a_422_problem(
     in_process: InProcessGateway, stub: StubUpstream, limit: str
 ) -> None:
@@ -85,7 +96,7 @@ async def test_a_list_limit_outside_1_to_200_is_a_422_problem(
     assert stub.forwarded == []
 
 
-@pytest.mark.parametrize("limit", ["1", "200"])
+@pytest.mark.parametrize("limit", ["1", "200", "0050"])
 async def test_a_list_limit_within_bounds_goes_through(
     in_process: InProcessGateway, limit: str
 ) -> None:
