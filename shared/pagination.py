@@ -10,10 +10,11 @@ problem, never a server error or a silently different page."""
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
 
 from contracts import problems
 from shared.errors import DomainError
@@ -28,6 +29,22 @@ PositionT = TypeVar("PositionT")
 
 Offset = Annotated[int, Field(ge=0, le=MAX_POSITION)]
 """How many items earlier pages held."""
+
+
+def _in_utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        msg = "must carry a time zone"
+        raise ValueError(msg)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as beyond:  # e.g. 0001-01-01T00:00:00+14:00
+        msg = "is not a time in UTC's range"
+        raise ValueError(msg) from beyond
+
+
+Moment = Annotated[datetime, AfterValidator(_in_utc)]
+"""A time a page ends at: with a zone, and one that exists in UTC (what the database
+compares it in)."""
 
 
 class InvalidCursorError(DomainError):

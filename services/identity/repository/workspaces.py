@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, exists, func, select, update
@@ -14,10 +13,11 @@ from contracts.events.identity import BillingMode
 from contracts.permissions import Role
 from services.identity.domain import Workspace, WorkspaceStatus
 from services.identity.models import memberships, workspaces
+from shared.pagination import Moment
 
 SelectT = TypeVar("SelectT", bound=Select[Any])
 
-Position = tuple[datetime, uuid.UUID]
+Position = tuple[Moment, uuid.UUID]
 """Where a page of workspaces in creation order ends."""
 
 
