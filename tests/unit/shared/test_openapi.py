@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from typing import Annotated, Any
 
 import jsonschema_rs
@@ -124,6 +125,12 @@ _PATTERN = re.compile(NAME_PATTERN)
 _VALIDATOR = jsonschema_rs.validator_for({"type": "string", "pattern": NAME_PATTERN})
 
 
+def is_drawn(char: str) -> bool:
+    """A letter, digit, punctuation mark or symbol that shows, as the name rule counts."""
+    blank = "\u115f\u1160\u3164\uffa0\u2800"
+    return unicodedata.category(char)[0] in "LNPS" and char not in blank
+
+
 def accepted(name: str) -> bool:
     try:
         Named(name=name)
@@ -137,7 +144,12 @@ def accepted(name: str) -> bool:
 def test_a_name_matches_the_pattern_exactly_when_the_service_accepts_it(name: str) -> None:
     """In Python's regular expressions and in the Rust ones of JSON Schema validators
     (those of schemathesis among them), for every character of the Basic Multilingual
-    Plane."""
+    Plane. A name with no character that is drawn (only combining marks, blank letters
+    or unassigned code points) is the one thing the pattern cannot say without a
+    look-ahead, which those validators lack: the service refuses it all the same."""
+    if not any(map(is_drawn, name)):
+        assert not accepted(name)
+        return
     assert bool(_PATTERN.fullmatch(name)) == accepted(name)
     assert _VALIDATOR.is_valid(name) == accepted(name)
 
