@@ -24,10 +24,17 @@ from shared.settings import KafkaConnection, ServiceName, service_role
 CONSUMES: dict[ServiceName, frozenset[Topic]] = {
     ServiceName.IDENTITY: frozenset({Topic.BILLING_LIMITS}),
     ServiceName.BILLING: frozenset(
-        {Topic.IDENTITY_WORKSPACE, Topic.IDENTITY_MEMBERSHIP, Topic.GATEWAY_USAGE}
+        {
+            Topic.IDENTITY_WORKSPACE,
+            Topic.IDENTITY_MEMBERSHIP,
+            Topic.APIKEYS_KEY,
+            Topic.GATEWAY_USAGE,
+        }
     ),
     ServiceName.ASSETS: frozenset({Topic.IDENTITY_WORKSPACE, Topic.BILLING_LIMITS}),
-    ServiceName.APIKEYS: frozenset({Topic.IDENTITY_WORKSPACE, Topic.GATEWAY_USAGE}),
+    ServiceName.APIKEYS: frozenset(
+        {Topic.IDENTITY_WORKSPACE, Topic.BILLING_LEDGER, Topic.GATEWAY_USAGE}
+    ),
     ServiceName.GATEWAY: frozenset(
         {
             Topic.IDENTITY_WORKSPACE,

@@ -255,7 +255,7 @@ SECRETS_OF: dict[ServiceName, tuple[str, ...]] = {
     ServiceName.BILLING: ("internal_secret",),
     ServiceName.ASSETS: ("internal_secret",),
     ServiceName.APIKEYS: ("internal_secret", "apikey_pepper"),
-    ServiceName.GATEWAY: ("internal_secret", "jwt_secret"),
+    ServiceName.GATEWAY: ("internal_secret", "jwt_secret", "apikey_pepper"),
 }
 """The secrets each service signs or checks with, besides its own Kafka password."""
 

@@ -1,7 +1,9 @@
 """Event payloads by producer, and the registry that maps `(type, version)` to a payload."""
 
 from contracts.envelope import EventPayload, RawEnvelope
+from contracts.events.apikeys import ApiKeyCreated, ApiKeyRestored, ApiKeyRevoked, ApiKeySuspended
 from contracts.events.billing import CreditsLow, LimitsChanged, TransactionPosted
+from contracts.events.gateway import ApiRequestsRecorded
 from contracts.events.identity import (
     InvitationAccepted,
     InvitationCreated,
@@ -39,6 +41,11 @@ EVENT_PAYLOADS: tuple[type[EventPayload], ...] = (
     LimitsChanged,
     TransactionPosted,
     CreditsLow,
+    ApiKeyCreated,
+    ApiKeyRevoked,
+    ApiKeySuspended,
+    ApiKeyRestored,
+    ApiRequestsRecorded,
 )
 
 _BY_TYPE: dict[tuple[str, int], type[EventPayload]] = {

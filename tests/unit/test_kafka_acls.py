@@ -64,6 +64,7 @@ def test_nothing_is_granted_to_anyone_but_the_services() -> None:
 SECRETS: dict[str, Any] = {
     "internal_secret": "unit-test-internal-secret",
     "jwt_secret": "unit-test-jwt-secret",
+    "apikey_pepper": "unit-test-apikey-pepper",
     **{f"{service.value}_kafka_password": "unit-test" for service in ServiceName},
 }
 APPS: dict[ServiceName, Callable[[], FastAPI]] = {

@@ -24,6 +24,7 @@ from shared.principal import PRINCIPAL_HEADER, Principal, verify_principal
 
 JWT_SECRET = "unit-test-jwt-secret-" + "x" * 48
 INTERNAL_SECRET = "unit-test-internal-secret"
+APIKEY_PEPPER = "unit-test-apikey-pepper"
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ def gateway_settings(upstream_url: str, **overrides: Any) -> GatewaySettings:
     values: dict[str, Any] = {
         "jwt_secret": JWT_SECRET,
         "internal_secret": INTERNAL_SECRET,
+        "apikey_pepper": APIKEY_PEPPER,
         "gateway_kafka_password": "unit-test-kafka-password",
         "identity_url": upstream_url,
         "billing_url": upstream_url,

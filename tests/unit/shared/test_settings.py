@@ -39,6 +39,7 @@ def test_a_service_refuses_to_start_without_its_secrets() -> None:
     for variable in (
         "ATRIUM_INTERNAL_SECRET",
         "ATRIUM_JWT_SECRET",
+        "ATRIUM_APIKEY_PEPPER",
         "ATRIUM_GATEWAY_KAFKA_PASSWORD",
     ):
         assert f"{variable} is not set" in message
@@ -47,7 +48,10 @@ def test_a_service_refuses_to_start_without_its_secrets() -> None:
 @pytest.mark.parametrize("published", sorted(PUBLISHED_SECRETS))
 def test_a_service_refuses_to_start_on_a_published_secret(published: str) -> None:
     settings = Settings(
-        internal_secret=published, jwt_secret=secrets.token_urlsafe(), gateway_kafka_password="k"
+        internal_secret=published,
+        jwt_secret=secrets.token_urlsafe(),
+        apikey_pepper=secrets.token_urlsafe(),
+        gateway_kafka_password="k",
     )
 
     with pytest.raises(InsecureSettingsError, match="ATRIUM_INTERNAL_SECRET is a published"):
