@@ -6,13 +6,16 @@
 #   atrium-infra migrate                 schemas, logins, migrations, topics
 #   python -m services.identity.app      identity  (ATRIUM_IDENTITY_URL)
 #   python -m services.billing.app       billing   (ATRIUM_BILLING_URL)
+#   python -m services.assets.app        assets    (ATRIUM_ASSETS_URL)
+#   python -m services.apikeys.app       apikeys   (ATRIUM_APIKEYS_URL)
 #   python -m services.gateway.app       gateway   (ATRIUM_GATEWAY_URL, the default)
 #
 # Each service binds to the host and port of its own ATRIUM_<SERVICE>_URL, so a
 # container must set it to http://0.0.0.0:<port>. Set ATRIUM_DATABASE_URL and
 # ATRIUM_KAFKA_BOOTSTRAP_SERVERS too: with both set, `atrium-infra` never starts
 # the embedded PostgreSQL or Kafka. No secret has a default: a service does not
-# start without ATRIUM_INTERNAL_SECRET (the gateway also ATRIUM_JWT_SECRET) and its
+# start without ATRIUM_INTERNAL_SECRET (the gateway also ATRIUM_JWT_SECRET, the
+# gateway and apikeys ATRIUM_APIKEY_PEPPER) and its
 # own ATRIUM_<SERVICE>_KAFKA_PASSWORD (README, "Secrets").
 #
 # There is no HEALTHCHECK here: the port differs per service and the migrate
