@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from contracts.events.identity import WorkspaceDeletionStarted
 from contracts.permissions import Role
 from shared import api_keys
 from shared.settings import get_settings
@@ -391,3 +392,51 @@ async def test_a_workspace_that_never_arrives_is_a_503_and_nothing_is_made(
     await apikeys.identity.publish(apikeys.announcement(never), root_id=never.root_id)
     await apikeys.until_known(never)
     assert await apikeys.keys(never) == {}
+
+
+async def test_creators_and_viewers_do_not_see_keys(apikeys: ApiKeys) -> None:
+    workspace = await apikeys.workspace()
+    key = await apikeys.created(workspace)
+
+    for role in (Role.CREATOR, Role.VIEWER):
+        auth = apikeys.as_(workspace, role=role)
+        listed = await apikeys.client.get(f"/v1/workspaces/{workspace.id}/api-keys", auth=auth)
+        usage = await apikeys.client.get(
+            f"/v1/workspaces/{workspace.id}/api-keys/{key['id']}/usage", auth=auth
+        )
+        revoked = await apikeys.revoke(workspace, key["id"], role=role)
+        assert (listed.status_code, usage.status_code, revoked.status_code) == (403, 403, 403)
+    assert await apikeys.status_of(workspace, key["id"]) == "active"
+
+
+async def test_a_deletion_that_overtakes_the_creation_leaves_the_workspace_deleted(
+    apikeys: ApiKeys,
+) -> None:
+    root = await apikeys.workspace()
+    sub = Workspace(uuid.uuid4(), root.root_id, root.id)
+
+    await apikeys.delete(sub)
+    await apikeys.identity.publish(apikeys.announcement(sub), root_id=sub.root_id)
+    marker = await apikeys.workspace(parent=root)  # announced after both, same partition
+
+    response = await apikeys.create(sub, ancestor_super_admin=True)
+    assert response.status_code == 404
+    assert marker.id != sub.id
+
+
+async def test_a_workspace_being_deleted_takes_no_new_keys(apikeys: ApiKeys) -> None:
+    root = await apikeys.workspace()
+    sub = await apikeys.workspace(parent=root)
+    key = await apikeys.created(sub)
+
+    await apikeys.identity.publish(
+        WorkspaceDeletionStarted(id=sub.id, parent_id=sub.parent_id, root_id=sub.root_id),
+        root_id=sub.root_id,
+    )
+    await apikeys.workspace(parent=root)  # announced after it, in the same partition
+
+    response = await apikeys.create(sub)
+    assert response.status_code == 409
+    assert response.json()["type"] == "workspace-deleting"
+    assert (await apikeys.rotate(sub, key["id"])).status_code == 409
+    assert await apikeys.status_of(sub, key["id"]) == "active"
