@@ -48,8 +48,9 @@ class UsageRecorder:
         """One flush at a time: the last one, at stop, waits for the periodic one."""
 
     @property
-    def pending(self) -> int:
-        return len(self._pending)
+    def pending(self) -> list[tuple[uuid.UUID, RecordedRequest]]:
+        """What is recorded and not yet written: (the key's workspace, the request)."""
+        return [(recorded.workspace_id, recorded.request) for recorded in self._pending]
 
     def record(
         self, key: KeyRecord, *, route: str, status: int, latency_ms: float, at: datetime
