@@ -493,7 +493,9 @@ async def test_a_redelivered_creation_leaves_the_budget_as_it_is(driver: Billing
 # What people see --------------------------------------------------------------------
 
 
-async def test_usage_by_api_key_reports_each_keys_spending(driver: BillingDriver) -> None:
+async def test_usage_by_api_key_from_the_first_of_the_month_is_what_each_key_spent_of_its_limit(
+    driver: BillingDriver,
+) -> None:
     root = await driver.root(api_credits=1_000, generative_credits=100)
     ci = await driver.create_key(root, monthly_credit_limit=100)
     batch = await driver.create_key(root)
@@ -501,17 +503,19 @@ async def test_usage_by_api_key_reports_each_keys_spending(driver: BillingDriver
     await spend_with_key(driver, root, ci, images=1)
     await spend_with_key(driver, root, batch, images=10)
     await driver.spend(root, "image_creation", 1)  # a person's
+    month_start = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
     async with driver.client() as client:
         response = await client.get(
             f"/v1/workspaces/{root.id}/usage",
-            params={"group_by": "api_key"},
+            params={"group_by": "api_key", "from": month_start.isoformat()},
             auth=driver.caller(root, role=Role.DEVELOPER),
         )
 
     assert response.status_code == 200, response.text
     items = {item["key"]: item for item in response.json()["items"]}
-    assert items[str(ci)]["credits"] == 8
-    assert items[str(ci)]["count"] == 2
-    assert items[str(batch)]["credits"] == 20
+    assert items[str(ci)] == {"key": str(ci), "credits": 8, "count": 2}
+    assert items[str(batch)] == {"key": str(batch), "credits": 20, "count": 1}
     assert items[None]["credits"] == 2
+    assert await driver.key_spent(ci) == 8
+    assert await driver.key_spent(batch) == 20
