@@ -10,7 +10,7 @@ from cryptography.exceptions import InvalidTag
 
 from shared.idempotency import ResponseSeal
 
-BODY = {"id": "k1", "key": "atr_secretsecretsecretsecretsecret0123AB"}
+BODY = {"id": "the-key-id-0123456789", "key": "atr_secretsecretsecretsecretsecret0123AB"}
 
 
 def test_a_sealed_response_opens_to_what_was_sealed() -> None:
@@ -25,7 +25,7 @@ def test_the_stored_form_holds_nothing_of_the_body() -> None:
 
     assert "atr_" not in stored
     assert "secret" not in stored
-    assert "k1" not in stored
+    assert "the-key-id" not in stored
 
 
 def test_two_seals_of_one_body_differ() -> None:
