@@ -45,6 +45,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 from uuid import UUID
 
 from fastapi import Response
@@ -59,6 +60,16 @@ from shared.outbox import Outbox
 from shared.read_your_writes import Arrivals, WorkspaceNotArrivedError
 
 logger = logging.getLogger(__name__)
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Arrived(Generic[T]):
+    """What an attempt returned once its workspace arrived (which may be None)."""
+
+    value: T
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,34 +145,50 @@ class UnitsOfWork:
         `work` runs again once the workspace arrives, for at most the read-your-writes
         bound (`shared.read_your_writes`).
         """
-        arrivals = self.arrivals
-        try:
-            return await self._run_once(
+        return await self._waiting_for_arrivals(
+            lambda: self._run_once(
                 work, actor=actor, status_code=status_code, idempotency=idempotency
             )
+        )
+
+    async def perform(self, work: Callable[[UnitOfWork], Awaitable[T]], *, actor: str) -> T:
+        """Run a use case in one unit of work and return its domain value, waiting for a
+        workspace that has not arrived yet as `run` does: for a step of a flow that
+        spans several units of work (an avatar's pending row, then billing's claim)."""
+
+        async def once() -> T:
+            async with self.begin(actor=actor) as uow:
+                return await work(uow)
+
+        return await self._waiting_for_arrivals(once)
+
+    async def _waiting_for_arrivals(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        """`attempt()`, and once more each time the workspace it found missing
+        arrives, for at most the read-your-writes bound."""
+        arrivals = self.arrivals
+        try:
+            return await attempt()
         except WorkspaceNotArrivedError as missing:
             if arrivals is None:
                 raise
             awaited = missing.workspace_id
 
-        async def once_arrived() -> Response | None:
+        async def once_arrived() -> Arrived[T] | None:
             try:
-                return await self._run_once(
-                    work, actor=actor, status_code=status_code, idempotency=idempotency
-                )
+                return Arrived(await attempt())
             except WorkspaceNotArrivedError as still_missing:
                 if still_missing.workspace_id != awaited:
                     raise
                 return None
 
         started = time.monotonic()
-        response = await arrivals.wait_for(awaited, once_arrived)
+        arrived = await arrivals.wait_for(awaited, once_arrived)
         logger.info(
             "a request waited %.0f ms for workspace %s to arrive",
             (time.monotonic() - started) * 1000,
             awaited,
         )
-        return response
+        return arrived.value
 
     async def _run_once(
         self,

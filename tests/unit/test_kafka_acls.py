@@ -12,6 +12,8 @@ from fastapi import FastAPI
 
 from contracts.topics import Topic
 from infra.kafka_acls import CONSUMES, Grant, Operation, ResourceType, grants
+from services.assets.app import create_app as create_assets
+from services.assets.settings import AssetsSettings
 from services.billing.app import create_app as create_billing
 from services.billing.settings import BillingSettings
 from services.gateway.app import create_app as create_gateway
@@ -70,6 +72,7 @@ SECRETS: dict[str, Any] = {
 APPS: dict[ServiceName, Callable[[], FastAPI]] = {
     ServiceName.IDENTITY: lambda: create_identity(IdentitySettings(**SECRETS)),
     ServiceName.BILLING: lambda: create_billing(BillingSettings(**SECRETS)),
+    ServiceName.ASSETS: lambda: create_assets(AssetsSettings(**SECRETS)),
     ServiceName.GATEWAY: lambda: create_gateway(GatewaySettings(**SECRETS)),
 }
 
