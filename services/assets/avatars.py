@@ -39,8 +39,9 @@ async def create_avatar(
     """Pending, then claimed and active in one unit of work (which also keeps the
     answer for the request's `Idempotency-Key`); a refusal discards the pending row."""
     actor = command.caller.actor
-    pending = await units.perform(lambda uow: library.start_avatar(uow, command), actor=actor)
+    started = await units.perform(lambda uow: library.start_avatar(uow, command), actor=actor)
     checkpoints.reached(AvatarStep.BEFORE_CLAIM)
+    pending = started.asset
     claim = ClaimAvatarSlot(command.caller, command.workspace_id, pending.id)
 
     async def claimed(uow: UnitOfWork) -> BaseModel:
@@ -53,8 +54,9 @@ async def create_avatar(
     except BillingUnavailableError:
         raise  # undecided: the avatar stays pending for the reconciler
     except DomainError:
-        async with units.begin(actor=actor) as uow:
-            await library.discard_pending_avatar(uow, DiscardPendingAvatar(pending.id))
+        if started.first_attempt:
+            async with units.begin(actor=actor) as uow:
+                await library.discard_pending_avatar(uow, DiscardPendingAvatar(pending.id))
         raise
     checkpoints.reached(AvatarStep.AFTER_COMMIT)
     return response

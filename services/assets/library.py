@@ -16,6 +16,7 @@ reconciler (`housekeeping.py`) finishes what a stopped process left between step
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from contracts.events.assets import (
@@ -39,6 +40,7 @@ from services.assets.domain import (
     Asset,
     AssetReadOnlyError,
     AssetStatus,
+    BillingUnavailableError,
     avatar_refused,
     checked_properties,
 )
@@ -61,7 +63,15 @@ async def create_asset(uow: UnitOfWork, command: CreateAsset) -> Asset:
     return asset
 
 
-async def start_avatar(uow: UnitOfWork, command: CreateAsset) -> Asset:
+@dataclass(frozen=True, slots=True)
+class StartedAvatar:
+    asset: Asset
+    first_attempt: bool
+    """False for a retry that found the avatar of an earlier attempt: that attempt (or
+    the reconciler) owns it, and only it may undo it."""
+
+
+async def start_avatar(uow: UnitOfWork, command: CreateAsset) -> StartedAvatar:
     """Step 1: the pending avatar, seen by nobody yet. A retry of the same request
     (same idempotency scope and key) finds the one its first attempt left."""
     workspace = await authorization.library(
@@ -71,10 +81,18 @@ async def start_avatar(uow: UnitOfWork, command: CreateAsset) -> Asset:
     if command.request_key is not None:
         earlier = await repository.find_by_request_key(command.request_key)
         if earlier is not None:
-            return earlier
+            return StartedAvatar(earlier, first_attempt=False)
     asset = _new_asset(command, workspace.root_id, AssetStatus.PENDING)
-    await repository.add(asset, billing_principal=command.caller, request_key=command.request_key)
-    return asset
+    if await repository.add(
+        asset, billing_principal=command.caller, request_key=command.request_key
+    ):
+        return StartedAvatar(asset, first_attempt=True)
+    assert command.request_key is not None, "only a request key can be taken already"
+    earlier = await repository.find_by_request_key(command.request_key)
+    if earlier is None:  # its first attempt was refused and undone meanwhile
+        msg = "The first attempt with this Idempotency-Key was just undone; try again."
+        raise BillingUnavailableError(msg, headers={"Retry-After": "1"})
+    return StartedAvatar(earlier, first_attempt=False)
 
 
 async def claim_avatar_slot(uow: UnitOfWork, command: ClaimAvatarSlot, billing: Upstreams) -> Asset:

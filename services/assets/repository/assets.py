@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Unpack
+from typing import Any
 
 from sqlalchemy import (
     Row,
@@ -25,6 +25,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.events.assets import AssetKind
@@ -50,7 +51,7 @@ _COLUMNS = (
 )
 
 
-def _asset(row: Row[Unpack[tuple[Any, ...]]]) -> Asset:
+def _asset(row: Row[*tuple[Any, ...]]) -> Asset:
     return Asset(
         id=row.id,
         workspace_id=row.workspace_id,
@@ -83,9 +84,12 @@ class AssetRepository:
         *,
         billing_principal: Principal | None = None,
         request_key: str | None = None,
-    ) -> None:
-        await self.session.execute(
-            assets.insert().values(
+    ) -> bool:
+        """False when an asset with the same `request_key` exists already (a retry of
+        the request that made it, which may have run at the same time)."""
+        added = await self.session.execute(
+            insert(assets)
+            .values(
                 id=asset.id,
                 workspace_id=asset.workspace_id,
                 root_id=asset.root_id,
@@ -100,8 +104,11 @@ class AssetRepository:
                 if billing_principal is None
                 else billing_principal.to_json(),
                 request_key=request_key,
-            ),
+            )
+            .on_conflict_do_nothing(index_elements=[assets.c.request_key])
+            .returning(assets.c.id)
         )
+        return added.first() is not None
 
     async def find_by_request_key(self, request_key: str) -> Asset | None:
         row = (

@@ -4,6 +4,7 @@ their own token, on a running system whose default plan has credits to pay avata
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,7 @@ from contracts.permissions import Role
 from services.gateway.auth import development_token
 from shared.settings import get_settings
 from shared.testing import eventually
+from tests.e2e.conftest import RunningSystem
 
 AVATAR_FEE = 100
 PLAN_CREDITS = 10_000
@@ -30,6 +32,12 @@ def service_environment() -> dict[str, str]:
         "ATRIUM_DEFAULT_PLAN_SEATS": "50",
         "ATRIUM_PRICE_AVATAR_FEE": str(AVATAR_FEE),
     }
+
+
+@pytest.fixture
+async def gateway(system: RunningSystem) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=system.gateway.url, timeout=30) as client:
+        yield client
 
 
 class Person:

@@ -10,7 +10,6 @@ import pytest
 
 from contracts.permissions import Role
 
-from ..conftest import RunningSystem
 from .conftest import Account, ok
 
 pytestmark = pytest.mark.e2e
@@ -21,12 +20,6 @@ BRAND_KIT = {
     "fonts": ["Inter", "Source Serif"],
     "tagline": "kept as it is",
 }
-
-
-@pytest.fixture
-async def gateway(system: RunningSystem) -> httpx.AsyncClient:
-    async with httpx.AsyncClient(base_url=system.gateway.url, timeout=30) as client:
-        yield client
 
 
 async def test_each_role_reads_the_library_and_creators_and_above_change_it(
@@ -180,9 +173,14 @@ async def test_bad_requests_are_refused_with_field_errors(gateway: httpx.AsyncCl
         assert response.status_code == 422, (body, response.text)
     template = ok(await account.create(root, "template", properties={"aspect_ratio": "1:1"}), 201)
     path = f"/v1/workspaces/{root}/assets/{template['id']}"
-    for body in ({}, {"kind": "voice"}, {"properties": {"aspect_ratio": "2:1"}}):
-        response = await gateway.patch(path, json=body, headers=account.owner.headers)
-        assert response.status_code == 422, (body, response.text)
+    patches: list[dict[str, object]] = [
+        {},
+        {"kind": "voice"},
+        {"properties": {"aspect_ratio": "2:1"}},
+    ]
+    for patch in patches:
+        response = await gateway.patch(path, json=patch, headers=account.owner.headers)
+        assert response.status_code == 422, (patch, response.text)
     assert ok(await gateway.get(path, headers=account.owner.headers), 200) == template
     assert (
         await gateway.get(f"{path[:-36]}{uuid.uuid4()}", headers=account.owner.headers)
@@ -203,7 +201,7 @@ async def test_a_library_is_listed_in_pages_by_kind(gateway: httpx.AsyncClient) 
         for kind in ("voice", "template")
     ]
 
-    pages, cursor, seen = 0, None, []
+    pages, cursor, seen = 0, None, list[str]()
     while True:
         query = "?limit=4" + (f"&cursor={cursor}" if cursor else "")
         page = ok(
