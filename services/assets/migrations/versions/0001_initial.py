@@ -58,7 +58,7 @@ def upgrade() -> None:
         sa.Column("name", sa.Text(), nullable=False),
         sa.Column("properties", postgresql.JSONB(), server_default="{}", nullable=False),
         sa.Column("status", sa.Text(), nullable=False),
-        sa.Column("created_by", sa.Text(), nullable=False),
+        sa.Column("created_by", sa.Text(), nullable=False, comment="`user:<id>` or `apikey:<id>`."),
         sa.Column(
             "created_at",
             sa.DateTime(timezone=True),
@@ -71,8 +71,20 @@ def upgrade() -> None:
             server_default=sa.text("now()"),
             nullable=False,
         ),
-        sa.Column("billing_principal", postgresql.JSONB(), nullable=True),
-        sa.Column("request_key", sa.Text(), nullable=True),
+        sa.Column(
+            "billing_principal",
+            postgresql.JSONB(),
+            nullable=True,
+            comment="Avatars: who billing's claim (or release) is made for, so that the "
+            "reconciler repeats it as the same caller (the same pool pays).",
+        ),
+        sa.Column(
+            "request_key",
+            sa.Text(),
+            nullable=True,
+            comment="Avatars: the creating request's idempotency scope and key, so that its "
+            "retry finds the same avatar.",
+        ),
         sa.CheckConstraint(
             "kind IN ('avatar', 'voice', 'brand_kit', 'template')", name=op.f("ck_assets_kind")
         ),
