@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import (
     Row,
+    Select,
     delete,
     exists,
     func,
@@ -181,28 +182,10 @@ class AssetRepository:
         limit: int,
     ) -> list[SeenAsset]:
         """Up to `limit` assets seen from `workspace_id` after `after`, by creation time
-        and id: its own (index `ix_assets_library`) merged with those shared with it
-        (index `ix_shares_target`), each branch cut at `limit` first."""
-
-        def branch(*conditions: Any, shared: bool) -> Any:
-            query = select(
-                *_COLUMNS, (literal(value=True) if shared else literal(value=False)).label("shared")
-            ).where(assets.c.status == AssetStatus.ACTIVE.value, *conditions)
-            if shared:
-                query = query.join(shares, shares.c.asset_id == assets.c.id)
-            if kind is not None:
-                query = query.where(assets.c.kind == kind.value)
-            if after is not None:
-                query = query.where(tuple_(assets.c.created_at, assets.c.id) > tuple_(*after))
-            return query.order_by(assets.c.created_at, assets.c.id).limit(limit)
-
-        own = branch(assets.c.workspace_id == workspace_id, shared=False)
-        if include_shared:
-            shared_in = branch(shares.c.target_workspace_id == workspace_id, shared=True)
-            both = union_all(own, shared_in).subquery()
-            query = select(both).order_by(both.c.created_at, both.c.id).limit(limit)
-        else:
-            query = own
+        and id (`library_query`)."""
+        query = library_query(
+            workspace_id, kind=kind, include_shared=include_shared, after=after, limit=limit
+        )
         rows = (await self.session.execute(query)).all()
         return [SeenAsset(_asset(row), row.workspace_id if row.shared else None) for row in rows]
 
@@ -252,3 +235,35 @@ class AssetRepository:
             select(assets.c.id).where(assets.c.workspace_id == workspace_id).order_by(assets.c.id)
         )
         return list(found.scalars())
+
+
+def library_query(
+    workspace_id: uuid.UUID,
+    *,
+    kind: AssetKind | None,
+    include_shared: bool,
+    after: Position | None,
+    limit: int,
+) -> Select[Any]:
+    """A page of a library: the workspace's own assets (index `ix_assets_library`)
+    merged with those shared with it (index `ix_shares_target`), each branch cut at
+    `limit` first, so a deep page reads no more than two pages' rows."""
+
+    def branch(*conditions: Any, shared: bool) -> Select[Any]:
+        query = select(*_COLUMNS, literal(shared).label("shared")).where(
+            assets.c.status == AssetStatus.ACTIVE.value, *conditions
+        )
+        if shared:
+            query = query.join(shares, shares.c.asset_id == assets.c.id)
+        if kind is not None:
+            query = query.where(assets.c.kind == kind.value)
+        if after is not None:
+            query = query.where(tuple_(assets.c.created_at, assets.c.id) > tuple_(*after))
+        return query.order_by(assets.c.created_at, assets.c.id).limit(limit)
+
+    own = branch(assets.c.workspace_id == workspace_id, shared=False)
+    if not include_shared:
+        return own
+    both = union_all(own, branch(shares.c.target_workspace_id == workspace_id, shared=True))
+    merged = both.subquery()
+    return select(merged).order_by(merged.c.created_at, merged.c.id).limit(limit)
