@@ -54,8 +54,8 @@ SELECT gen_random_uuid(), $1, $2, (ARRAY['voice','brand_kit','template'])[1 + n 
 FROM generate_series(1, $3) AS n
 """
 SHARE_ALL_OF = """
-INSERT INTO assets.shares (asset_id, target_workspace_id)
-SELECT id, $2 FROM assets.assets WHERE workspace_id = $1
+INSERT INTO assets.shares (asset_id, target_workspace_id, asset_created_at)
+SELECT id, $2, created_at FROM assets.assets WHERE workspace_id = $1
 """
 
 
@@ -116,7 +116,7 @@ async def measure(
             root,
             DEEP - 1,
         )
-        deep: Position = (deep_row["created_at"], deep_row["id"])
+        deep: Position = (deep_row["created_at"], uuid.UUID(str(deep_row["id"])))
         cursor = encode_cursor(deep, shape=LIBRARY_PAGES)
 
         dialect = create_async_engine(asyncpg_url(settings.database_url)).dialect
@@ -177,6 +177,11 @@ async def measure(
                 await percentiles(
                     "deep page, through the gateway", count, through_gateway(deep_query)
                 ),
+                await percentiles(
+                    "one kind, first page, through the gateway",
+                    count,
+                    through_gateway("&kind=voice"),
+                ),
             ]
     finally:
         await admin.close()
@@ -205,9 +210,9 @@ def main(argv: list[str] | None = None) -> None:
         f"\nlibrary: {OWN} own + {SHARED_IN} shared-in assets; pages of {PAGE}; deep page "
         f"after {DEEP}; {count} requests each, one at a time"
     )
-    print(f"{'GET …/assets':<36}{'p50 ms':>10}{'p99 ms':>10}{'items':>8}")
+    print(f"{'GET …/assets':<44}{'p50 ms':>10}{'p99 ms':>10}{'items':>8}")
     for what, p50, p99, items in results:
-        print(f"{what:<36}{p50:>10.2f}{p99:>10.2f}{items:>8}")
+        print(f"{what:<44}{p50:>10.2f}{p99:>10.2f}{items:>8}")
 
 
 if __name__ == "__main__":

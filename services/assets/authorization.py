@@ -25,15 +25,17 @@ async def library(
 ) -> WorkspaceCopy:
     """The library of a workspace the gateway vouched for, if the caller may act there
     with `permission`. An API key acts with a developer's rights in its own workspace
-    (the gateway checked that); a person needs the permission in their role. The
-    workspace's row is share-locked, so it is not deleted under the change."""
+    (the gateway checked that); a person needs the permission in their role. For a
+    change, the workspace's row is share-locked, so that it is not deleted under it; a
+    read takes no lock."""
     vouched_workspace(caller, workspace_id)
     if caller.api_key_id is None:
         require_permission(caller, permission)
     elif permission is Permission.PURCHASE_AND_SHARE:
         msg = "Only a Super Admin shares assets; an API key cannot."
         raise ForbiddenError(msg)
-    workspace = await WorkspaceRepository(uow.session).find(workspace_id, share=True)
+    changes = permission is not Permission.READ_WORKSPACE
+    workspace = await WorkspaceRepository(uow.session).find(workspace_id, share=changes)
     if workspace is None:
         raise WorkspaceNotArrivedError(workspace_id)
     if workspace.status is WorkspaceStatus.DELETED:

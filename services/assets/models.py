@@ -69,6 +69,14 @@ Index(
     postgresql_where=assets.c.status == "active",
 )
 Index(
+    "ix_assets_library_kind",
+    assets.c.workspace_id,
+    assets.c.kind,
+    assets.c.created_at,
+    assets.c.id,
+    postgresql_where=assets.c.status == "active",
+)
+Index(
     "ix_assets_unfinished",
     assets.c.updated_at,
     postgresql_where=assets.c.status != "active",
@@ -81,8 +89,20 @@ shares = Table(
     Column("asset_id", Uuid, ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True),
     Column("target_workspace_id", Uuid, ForeignKey("workspaces.id"), primary_key=True),
     Column("shared_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column(
+        "asset_created_at",
+        DateTime(timezone=True),
+        nullable=False,
+        comment="The asset's creation time, copied: a target's shared-in assets are read "
+        "in library order from the index alone.",
+    ),
 )
-Index("ix_shares_target", shares.c.target_workspace_id, shares.c.asset_id)
+Index(
+    "ix_shares_target",
+    shares.c.target_workspace_id,
+    shares.c.asset_created_at,
+    shares.c.asset_id,
+)
 
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)

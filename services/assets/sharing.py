@@ -48,7 +48,7 @@ async def share_asset(uow: UnitOfWork, command: ShareAsset, identity: Upstreams)
         )
         raise NotFoundError(msg)
     shares = ShareRepository(uow.session)
-    added = await shares.add(asset.id, command.target_ids)
+    added = await shares.add(asset.id, asset.created_at, command.target_ids)
     if added:
         await uow.stage(
             AssetShared(

@@ -245,21 +245,26 @@ def library_query(
     after: Position | None,
     limit: int,
 ) -> Select[Any]:
-    """A page of a library: the workspace's own assets (index `ix_assets_library`)
-    merged with those shared with it (index `ix_shares_target`), each branch cut at
-    `limit` first, so a deep page reads no more than two pages' rows."""
+    """A page of a library: the workspace's own assets (index `ix_assets_library`, or
+    `ix_assets_library_kind` for one kind) merged with those shared with it (index
+    `ix_shares_target`), each branch cut at `limit` first, so that a page reads about
+    two pages of rows however deep it is."""
 
     def branch(*conditions: Any, shared: bool) -> Select[Any]:
+        # The shared-in branch walks the target's shares in library order (their copy
+        # of the asset's creation time), so that it stops after `limit` too.
+        created_at = shares.c.asset_created_at if shared else assets.c.created_at
+        order = (created_at, shares.c.asset_id if shared else assets.c.id)
         query = select(*_COLUMNS, literal(shared).label("shared")).where(
             assets.c.status == AssetStatus.ACTIVE.value, *conditions
         )
         if shared:
-            query = query.join(shares, shares.c.asset_id == assets.c.id)
+            query = query.select_from(shares.join(assets, shares.c.asset_id == assets.c.id))
         if kind is not None:
             query = query.where(assets.c.kind == kind.value)
         if after is not None:
-            query = query.where(tuple_(assets.c.created_at, assets.c.id) > tuple_(*after))
-        return query.order_by(assets.c.created_at, assets.c.id).limit(limit)
+            query = query.where(tuple_(*order) > tuple_(*after))
+        return query.order_by(*order).limit(limit)
 
     own = branch(assets.c.workspace_id == workspace_id, shared=False)
     if not include_shared:

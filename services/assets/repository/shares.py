@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import delete, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
@@ -29,9 +30,18 @@ class ShareRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add(self, asset_id: uuid.UUID, targets: Iterable[uuid.UUID]) -> list[uuid.UUID]:
+    async def add(
+        self, asset_id: uuid.UUID, asset_created_at: datetime, targets: Iterable[uuid.UUID]
+    ) -> list[uuid.UUID]:
         """Share with `targets`; the ones it was not shared with before."""
-        rows = [{"asset_id": asset_id, "target_workspace_id": target} for target in targets]
+        rows = [
+            {
+                "asset_id": asset_id,
+                "target_workspace_id": target,
+                "asset_created_at": asset_created_at,
+            }
+            for target in targets
+        ]
         added = await self.session.execute(
             insert(shares)
             .values(rows)

@@ -110,6 +110,13 @@ def upgrade() -> None:
         postgresql_where=sa.text("status = 'active'"),
     )
     op.create_index(
+        "ix_assets_library_kind",
+        "assets",
+        ["workspace_id", "kind", "created_at", "id"],
+        schema=SCHEMA,
+        postgresql_where=sa.text("status = 'active'"),
+    )
+    op.create_index(
         "ix_assets_unfinished",
         "assets",
         ["updated_at"],
@@ -123,6 +130,13 @@ def upgrade() -> None:
         sa.Column("target_workspace_id", sa.Uuid(), nullable=False),
         sa.Column(
             "shared_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
+        ),
+        sa.Column(
+            "asset_created_at",
+            sa.DateTime(timezone=True),
+            nullable=False,
+            comment="The asset's creation time, copied: a target's shared-in assets are read "
+            "in library order from the index alone.",
         ),
         sa.ForeignKeyConstraint(
             ["asset_id"],
@@ -139,7 +153,10 @@ def upgrade() -> None:
         schema=SCHEMA,
     )
     op.create_index(
-        "ix_shares_target", "shares", ["target_workspace_id", "asset_id"], schema=SCHEMA
+        "ix_shares_target",
+        "shares",
+        ["target_workspace_id", "asset_created_at", "asset_id"],
+        schema=SCHEMA,
     )
     _plumbing().create_all(op.get_bind())
     for statement in create_lane_notify_trigger_sql(SCHEMA):
