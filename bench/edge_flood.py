@@ -78,7 +78,12 @@ def services(
     }
     started: dict[ServiceName, ServiceProcess] = {}
     try:
-        for service in (ServiceName.IDENTITY, ServiceName.BILLING, ServiceName.GATEWAY):
+        for service in (
+            ServiceName.IDENTITY,
+            ServiceName.BILLING,
+            ServiceName.ASSETS,
+            ServiceName.GATEWAY,
+        ):
             started[service] = ServiceProcess(
                 service, port=ports[service], environment=environment, log_dir=logs
             ).start()

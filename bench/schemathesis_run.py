@@ -254,7 +254,12 @@ def running_system(environment: dict[str, str], logs: Path) -> Iterator[str]:
     }
     started: list[ServiceProcess] = []
     try:
-        for service in (ServiceName.IDENTITY, ServiceName.BILLING, ServiceName.GATEWAY):
+        for service in (
+            ServiceName.IDENTITY,
+            ServiceName.BILLING,
+            ServiceName.ASSETS,
+            ServiceName.GATEWAY,
+        ):
             started.append(
                 ServiceProcess(
                     service, port=ports[service], environment=environment, log_dir=logs

@@ -62,6 +62,9 @@ AVATAR_ALREADY_CLAIMED = ProblemType(
     "avatar-already-claimed", 409, "This avatar already holds a slot"
 )
 NOT_SHAREABLE = ProblemType("not-shareable", 409, "A shared-in asset cannot be shared again")
+ASSET_READ_ONLY = ProblemType(
+    "asset-read-only", 409, "A shared-in asset is read-only in this workspace"
+)
 KEY_CREDIT_LIMIT_REACHED = ProblemType(
     "key-credit-limit-reached", 402, "The API key's monthly credit limit is reached"
 )

@@ -55,6 +55,7 @@ class ServiceRuntime:
         default_factory=list, init=False
     )
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
+    _closers: list[Callable[[], Awaitable[object]]] = field(default_factory=list, init=False)
 
     @classmethod
     def create(
@@ -130,6 +131,11 @@ class ServiceRuntime:
                 logger.exception("periodic job %s failed", name)
             await asyncio.sleep(seconds)
 
+    def on_stop(self, close: Callable[[], Awaitable[object]]) -> None:
+        """Run `close` when the service stops, after its periodic jobs (a client the
+        service's handlers share, for example)."""
+        self._closers.append(close)
+
     async def start(self) -> None:
         self._tasks = [
             asyncio.create_task(self._repeat(name, seconds, job), name=name)
@@ -147,6 +153,8 @@ class ServiceRuntime:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for close in self._closers:
+            await close()
         await self.relay.stop()
         await self.broker.stop()
         await self.arrivals.close()

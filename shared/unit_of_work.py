@@ -47,6 +47,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 from uuid import UUID
 
 from fastapi import Response
@@ -61,6 +62,16 @@ from shared.outbox import Outbox
 from shared.read_your_writes import Arrivals, NotArrivedError
 
 logger = logging.getLogger(__name__)
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Arrived(Generic[T]):
+    """What an attempt returned once its workspace arrived (which may be None)."""
+
+    value: T
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,21 +148,38 @@ class UnitsOfWork:
         missing, that is awaited in turn, all within one read-your-writes bound
         (`shared.read_your_writes`).
         """
-        arrivals = self.arrivals
-        try:
-            return await self._run_once(
+        return await self._waiting_for_arrivals(
+            lambda: self._run_once(
                 work, actor=actor, status_code=status_code, idempotency=idempotency
             )
+        )
+
+    async def perform(self, work: Callable[[UnitOfWork], Awaitable[T]], *, actor: str) -> T:
+        """Run a use case in one unit of work and return its domain value, waiting for
+        what has not arrived yet as `run` does: for a step of a flow that spans several
+        units of work (an avatar's pending row, then billing's claim)."""
+
+        async def once() -> T:
+            async with self.begin(actor=actor) as uow:
+                return await work(uow)
+
+        return await self._waiting_for_arrivals(once)
+
+    async def _waiting_for_arrivals(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        """`attempt()`, and once more each time what it found missing arrives; when an
+        attempt finds something else missing, that is awaited in turn, all within one
+        read-your-writes bound."""
+        arrivals = self.arrivals
+        try:
+            return await attempt()
         except NotArrivedError as missing:
             if arrivals is None:
                 raise
             awaited = missing
 
-        async def once_arrived() -> Response | None:
+        async def once_arrived() -> Arrived[T] | None:
             try:
-                return await self._run_once(
-                    work, actor=actor, status_code=status_code, idempotency=idempotency
-                )
+                return Arrived(await attempt())
             except NotArrivedError as still_missing:
                 if still_missing.awaited_id != awaited.awaited_id:
                     raise
@@ -161,7 +189,7 @@ class UnitsOfWork:
         deadline = arrivals.deadline()
         while True:
             try:
-                response = await arrivals.wait_for(
+                arrived = await arrivals.wait_for(
                     awaited.awaited_id, once_arrived, what=awaited.what, deadline=deadline
                 )
             except NotArrivedError as other:
@@ -175,7 +203,7 @@ class UnitsOfWork:
                 awaited.what.lower(),
                 awaited.awaited_id,
             )
-            return response
+            return arrived.value
 
     async def _run_once(
         self,

@@ -2,6 +2,13 @@
 
 from contracts.envelope import EventPayload, RawEnvelope
 from contracts.events.apikeys import ApiKeyCreated, ApiKeyRestored, ApiKeyRevoked, ApiKeySuspended
+from contracts.events.assets import (
+    AssetCreated,
+    AssetDeleted,
+    AssetShared,
+    AssetUnshared,
+    AssetUpdated,
+)
 from contracts.events.billing import CreditsLow, LimitsChanged, TransactionPosted
 from contracts.events.gateway import ApiRequestsRecorded
 from contracts.events.identity import (
@@ -46,6 +53,11 @@ EVENT_PAYLOADS: tuple[type[EventPayload], ...] = (
     ApiKeySuspended,
     ApiKeyRestored,
     ApiRequestsRecorded,
+    AssetCreated,
+    AssetUpdated,
+    AssetDeleted,
+    AssetShared,
+    AssetUnshared,
 )
 
 _BY_TYPE: dict[tuple[str, int], type[EventPayload]] = {

@@ -14,6 +14,8 @@ from contracts.topics import Topic
 from infra.kafka_acls import CONSUMES, Grant, Operation, ResourceType, grants
 from services.apikeys.app import create_app as create_apikeys
 from services.apikeys.settings import ApikeysSettings
+from services.assets.app import create_app as create_assets
+from services.assets.settings import AssetsSettings
 from services.billing.app import create_app as create_billing
 from services.billing.settings import BillingSettings
 from services.gateway.app import create_app as create_gateway
@@ -73,6 +75,7 @@ APPS: dict[ServiceName, Callable[[], FastAPI]] = {
     ServiceName.IDENTITY: lambda: create_identity(IdentitySettings(**SECRETS)),
     ServiceName.BILLING: lambda: create_billing(BillingSettings(**SECRETS)),
     ServiceName.APIKEYS: lambda: create_apikeys(ApikeysSettings(**SECRETS)),
+    ServiceName.ASSETS: lambda: create_assets(AssetsSettings(**SECRETS)),
     ServiceName.GATEWAY: lambda: create_gateway(GatewaySettings(**SECRETS)),
 }
 

@@ -13,9 +13,17 @@ import pytest
 from sqlalchemy import insert, select
 
 from services.billing.models import accounts
+from services.billing.models import outbox as billing_outbox
 from shared.db import Database
-from shared.read_your_writes import Arrivals, NotReadyYetError, announce_arrival
+from shared.outbox import Outbox
+from shared.read_your_writes import (
+    Arrivals,
+    NotReadyYetError,
+    WorkspaceNotArrivedError,
+    announce_arrival,
+)
 from shared.settings import ServiceName, Settings
+from shared.unit_of_work import UnitOfWork, UnitsOfWork
 
 pytestmark = pytest.mark.integration
 
@@ -168,3 +176,22 @@ async def test_many_requests_waiting_for_one_workspace_are_all_woken_by_its_arri
 
     assert found == [copy.workspace_id] * 20
     assert time.monotonic() - started < 1.0
+
+
+async def test_a_step_performed_in_a_unit_of_work_waits_for_its_workspace_and_returns_its_value(
+    database: Database, arrivals: Arrivals
+) -> None:
+    copy = Copy(database)
+    units = UnitsOfWork(database, Outbox(billing_outbox, producer="billing"), None, arrivals)
+
+    async def step(uow: UnitOfWork) -> uuid.UUID:
+        found: uuid.UUID | None = await uow.session.scalar(
+            select(accounts.c.workspace_id).where(accounts.c.workspace_id == copy.workspace_id)
+        )
+        if found is None:
+            raise WorkspaceNotArrivedError(copy.workspace_id)
+        return found
+
+    found, _ = await asyncio.gather(units.perform(step, actor="test"), copy.arrive(after=0.3))
+
+    assert found == copy.workspace_id
