@@ -47,7 +47,7 @@ from shared.settings import ServiceName
 logger = logging.getLogger(__name__)
 
 SERVICE = ServiceName.GATEWAY
-DEPLOYED = (ServiceName.IDENTITY, ServiceName.BILLING)
+DEPLOYED = (ServiceName.IDENTITY, ServiceName.BILLING, ServiceName.APIKEYS)
 """The services that exist so far: the gateway is ready when they are, and its API
 document is theirs. The route table already holds the others' operations."""
 LIMIT_RANGE = range(1, MAX_PAGE_SIZE + 1)

@@ -18,6 +18,7 @@ from shared.testing import ServiceProcess
 class RunningSystem:
     identity: ServiceProcess
     billing: ServiceProcess
+    apikeys: ServiceProcess
     gateway: ServiceProcess
 
 
@@ -49,11 +50,12 @@ def system(
     running = RunningSystem(
         identity=process(ServiceName.IDENTITY),
         billing=process(ServiceName.BILLING),
+        apikeys=process(ServiceName.APIKEYS),
         gateway=process(ServiceName.GATEWAY),
     )
     started: list[ServiceProcess] = []
     try:
-        for service in (running.identity, running.billing, running.gateway):
+        for service in (running.identity, running.billing, running.apikeys, running.gateway):
             started.append(service.start())
         yield running
     finally:
