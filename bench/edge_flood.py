@@ -28,7 +28,6 @@ import resource
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
 

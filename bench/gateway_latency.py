@@ -32,9 +32,9 @@ from pathlib import Path
 import aiohttp
 import httpx
 
+from bench.system import NO_RATE_LIMITS, running_system
 from contracts.permissions import Role
 from infra.processes import free_port
-from bench.system import NO_RATE_LIMITS, running_system
 from infra.sandbox import sandbox
 from services.gateway.auth import development_token
 from shared.principal import PRINCIPAL_HEADER, Principal, sign_principal
