@@ -8,11 +8,13 @@ that adding a service to the system adds it to all of them.
 from __future__ import annotations
 
 import contextlib
+import statistics
 from collections.abc import Iterator
 from pathlib import Path
 
 from infra.processes import free_port
-from shared.settings import ServiceName
+from services.gateway.auth import development_token
+from shared.settings import ServiceName, Settings
 from shared.testing import ServiceProcess
 
 SYSTEM = (ServiceName.IDENTITY, ServiceName.BILLING, ServiceName.APIKEYS, ServiceName.GATEWAY)
@@ -60,3 +62,15 @@ def running_system(
     finally:
         for process in reversed(started.values()):
             process.stop()
+
+
+def as_person(email: str, settings: Settings) -> dict[str, str]:
+    """Headers of a signed-in person (a development token, as `atrium token` prints)."""
+    return {"authorization": f"Bearer {development_token(email, settings)}"}
+
+
+def percentile(values: list[float], percent: int) -> float:
+    """The `percent`th percentile of `values` (inclusive method: within their range)."""
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[percent - 1]
