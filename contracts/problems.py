@@ -65,6 +65,9 @@ NOT_SHAREABLE = ProblemType("not-shareable", 409, "A shared-in asset cannot be s
 KEY_CREDIT_LIMIT_REACHED = ProblemType(
     "key-credit-limit-reached", 402, "The API key's monthly credit limit is reached"
 )
+KEY_NOT_ACTIVE = ProblemType(
+    "key-not-active", 409, "The API key is revoked, rotated already or expired"
+)
 
 _BY_STATUS_DEFAULT: dict[int, ProblemType] = {
     400: MALFORMED_REQUEST,

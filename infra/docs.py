@@ -10,6 +10,8 @@ from typing import Any
 
 from contracts.asyncapi import asyncapi_document
 from infra.secrets_file import random_secrets, settings_fields
+from services.apikeys.app import create_app as create_apikeys
+from services.apikeys.settings import ApikeysSettings
 from services.billing.app import create_app as create_billing
 from services.billing.settings import BillingSettings
 from services.gateway.app import create_app as create_gateway
@@ -25,6 +27,7 @@ def service_documents() -> dict[str, dict[str, Any]]:
     return {
         "identity": create_identity(IdentitySettings(**secrets)).openapi(),
         "billing": create_billing(BillingSettings(**secrets)).openapi(),
+        "apikeys": create_apikeys(ApikeysSettings(**secrets)).openapi(),
         "gateway": create_gateway(GatewaySettings(**secrets)).openapi(),
     }
 

@@ -9,11 +9,16 @@ back, the retry runs as if it were first.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from fastapi import Depends, Header, Request
 from sqlalchemy import Column, DateTime, Integer, MetaData, Table, Text, func, select, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
@@ -59,9 +64,50 @@ class StoredResponse:
     body: Any
 
 
+SEALED = "sealed"
+"""The one member of a sealed stored response: nonce and ciphertext, in base64."""
+_NONCE_BYTES = 12
+
+
+class ResponseSeal:
+    """Encrypts and authenticates stored responses (AES-256-GCM), under a key derived
+    with HKDF-SHA256 from a service secret and what the key is for: the secret itself
+    never encrypts anything, and another purpose derives another key."""
+
+    def __init__(self, secret: str, *, purpose: str) -> None:
+        derived = HKDF(
+            algorithm=hashes.SHA256(),
+            length=32,
+            salt=None,
+            info=f"atrium idempotency responses: {purpose}".encode(),
+        ).derive(secret.encode())
+        self._aead = AESGCM(derived)
+
+    def seal(self, body: Any, *, scope: str, key: str) -> dict[str, str]:
+        nonce = os.urandom(_NONCE_BYTES)
+        plain = json.dumps(body, separators=(",", ":")).encode()
+        sealed = self._aead.encrypt(nonce, plain, _bound_to(scope, key))
+        return {SEALED: base64.b64encode(nonce + sealed).decode()}
+
+    def open(self, stored: Any, *, scope: str, key: str) -> Any:
+        """The body `seal` was given; raises `cryptography.exceptions.InvalidTag` for
+        anything it did not seal under this scope and key."""
+        raw = base64.b64decode(stored[SEALED])
+        plain = self._aead.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], _bound_to(scope, key))
+        return json.loads(plain)
+
+
+def _bound_to(scope: str, key: str) -> bytes:
+    return json.dumps([scope, key]).encode()
+
+
 class IdempotencyKeys:
-    def __init__(self, table: Table) -> None:
+    """The keys of one service, in its `idempotency_table`; with a `seal`, every
+    response is stored sealed and opened on replay."""
+
+    def __init__(self, table: Table, *, seal: ResponseSeal | None = None) -> None:
         self.table = table
+        self.seal = seal
 
     async def reserve(
         self, session: AsyncSession, *, scope: str, key: str, request_fingerprint: str
@@ -89,12 +135,17 @@ class IdempotencyKeys:
         if first.fingerprint != request_fingerprint:
             msg = "This Idempotency-Key was already used with a different request."
             raise IdempotencyKeyReusedError(msg)
-        return StoredResponse(status=first.status, body=first.response)
+        body = first.response
+        if self.seal is not None and body is not None:
+            body = self.seal.open(body, scope=scope, key=key)
+        return StoredResponse(status=first.status, body=body)
 
     async def remember(
         self, session: AsyncSession, *, scope: str, key: str, status: int, body: Any
     ) -> None:
         """Store the response of the request that reserved `key`, in its transaction."""
+        if self.seal is not None and body is not None:
+            body = self.seal.seal(body, scope=scope, key=key)
         await session.execute(
             update(self.table)
             .where(self.table.c.scope == scope, self.table.c.key == key)

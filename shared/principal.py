@@ -53,7 +53,8 @@ class Principal:
     """The workspace of the request's path that the gateway authorised, if any."""
     role: Role | None = None
     """The caller's effective role in `workspace_id` (a Super Admin of an ancestor acts
-    as Super Admin here); None for an API key or where no workspace is involved."""
+    as Super Admin here; an API key is a developer of its own workspace); None where no
+    workspace is involved."""
     ancestor_super_admin: bool = False
     """The caller is a Super Admin of a strict ancestor of `workspace_id`: what acting
     on a sub-workspace from above (allocating to it, deleting it) requires."""

@@ -1,31 +1,38 @@
-"""Read-your-writes across services: a request about a workspace whose event has not
-reached this service yet waits for it, bounded, instead of answering 404.
+"""Read-your-writes across services: a request about something whose event has not
+reached this service yet (a workspace, an API key) waits for it, bounded, instead of
+answering 404 or refusing it.
 
-The gateway vouches for a workspace as soon as identity has created it; a service that
-keeps its own copy (billing's account, an asset library, API key settings) hears of it
-only when `workspace.created` reaches its consumer, tens of milliseconds later. A client
-that creates a workspace and uses it in its very next request must not be told that it
-does not exist. A service takes part in three steps:
+The gateway vouches for a workspace as soon as identity has created it, and for an API
+key as soon as apikeys has; a service that keeps its own copy (billing's account and key
+budget, an asset library, API key settings) hears of it only when the event reaches its
+consumer, tens of milliseconds later. A client that creates a workspace or a key and
+uses it in its very next request must not be told that it does not exist. A service
+takes part in three steps, each with the id of what is awaited (ids are UUIDs, so
+workspaces and keys share one channel):
 
-1. The use case that applies the event announces the workspace in the event's own
-   transaction: `await announce_arrival(uow.session, workspace_id)`. It is a `pg_notify`
-   on the service's channel, which PostgreSQL delivers at commit: nobody wakes up before
-   the copy is visible, and nobody at all when the transaction rolls back.
-2. A use case that finds no copy of a workspace the gateway vouched for raises
-   `WorkspaceNotArrivedError(workspace_id)`, before it changes or charges anything.
+1. The use case that applies the event announces it in the event's own transaction:
+   `await announce_arrival(uow.session, workspace_id)` (or the key's id). It is a
+   `pg_notify` on the service's channel, which PostgreSQL delivers at commit: nobody
+   wakes up before the copy is visible, and nobody at all when the transaction rolls
+   back.
+2. A use case that finds no copy of something the gateway vouched for raises
+   `WorkspaceNotArrivedError(workspace_id)`, or `NotArrivedError(awaited_id,
+   what="API key")` for anything else, before it changes or charges anything.
 3. `UnitsOfWork.run` rolls that attempt back and runs the use case again as soon as the
-   workspace is announced, for at most `ATRIUM_READ_YOUR_WRITES_TIMEOUT_SECONDS`
-   (default 2 s); past that the answer is 503 `not-ready-yet` with `Retry-After`. A
-   workspace the service knows as deleted stays the use case's own 404.
+   awaited id is announced, for at most `ATRIUM_READ_YOUR_WRITES_TIMEOUT_SECONDS`
+   (default 2 s) in all, also when the next attempt finds something else missing
+   (the key has come, its workspace not yet); past that the answer is 503
+   `not-ready-yet` with `Retry-After`. A workspace the service knows as deleted stays
+   the use case's own 404.
 
-Anything else waits with `Arrivals.wait_for(workspace_id, check)`: `check` runs at once
-and again after each announcement of that workspace, until it returns something other
-than None, e.g. `await arrivals.wait_for(workspace_id, lambda: repository.find(id))`.
+Anything else waits with `Arrivals.wait_for(awaited_id, check)`: `check` runs at once
+and again after each announcement of that id, until it returns something other than
+None, e.g. `await arrivals.wait_for(workspace_id, lambda: repository.find(id))`.
 
 Each process holds one LISTEN connection (opened by its first wait) on its schema's
-channel, and hands each notification to the waiters of that workspace id. A waiter is
-registered and listening before it checks, so an announcement that commits between
-its check and its wait still wakes it; nothing polls.
+channel, and hands each notification to the waiters of that id. A waiter is registered
+and listening before it checks, so an announcement that commits between its check and
+its wait still wakes it; nothing polls.
 """
 
 from __future__ import annotations
@@ -60,7 +67,7 @@ def arrival_channel(schema: str) -> str:
 
 
 class NotReadyYetError(DomainError):
-    """A workspace the gateway vouched for has still not reached this service: 503, and
+    """Something the gateway vouched for has still not reached this service: 503, and
     the client may retry after `Retry-After`."""
 
     problem = problems.NOT_READY_YET
@@ -69,30 +76,43 @@ class NotReadyYetError(DomainError):
         super().__init__(detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
-class WorkspaceNotArrivedError(NotReadyYetError):
-    """This service has no copy of the workspace yet. Raised by a use case before it
-    changes anything; `UnitsOfWork.run` waits for the workspace and runs it again."""
+class NotArrivedError(NotReadyYetError):
+    """This service has no copy yet of something the gateway vouched for (`what`, with
+    id `awaited_id`). Raised by a use case before it changes anything; `UnitsOfWork.run`
+    waits for its announcement and runs the use case again."""
+
+    def __init__(self, awaited_id: uuid.UUID, *, what: str) -> None:
+        super().__init__(not_arrived(what, awaited_id))
+        self.awaited_id = awaited_id
+        self.what = what
+
+
+class WorkspaceNotArrivedError(NotArrivedError):
+    """This service has no copy of the workspace yet."""
 
     def __init__(self, workspace_id: uuid.UUID) -> None:
-        super().__init__(f"Workspace {workspace_id} has not reached this service yet.")
+        super().__init__(workspace_id, what="Workspace")
         self.workspace_id = workspace_id
 
 
-async def announce_arrival(session: AsyncSession, workspace_id: uuid.UUID) -> None:
-    """Wake the requests waiting for `workspace_id` once this transaction commits.
+def not_arrived(what: str, awaited_id: uuid.UUID) -> str:
+    return f"{what} {awaited_id} has not reached this service yet."
+
+
+async def announce_arrival(session: AsyncSession, awaited_id: uuid.UUID) -> None:
+    """Wake the requests waiting for `awaited_id` (a workspace's, a key's) once this
+    transaction commits.
 
     The channel is the one of the session's schema: every service's sessions have
     their own schema first on the search path (`shared.db.Database`)."""
     await session.execute(
-        select(
-            func.pg_notify(func.concat(CHANNEL_PREFIX, func.current_schema()), str(workspace_id))
-        ),
+        select(func.pg_notify(func.concat(CHANNEL_PREFIX, func.current_schema()), str(awaited_id))),
     )
 
 
 class Arrivals:
-    """The requests of one process that wait for workspaces, and the one connection
-    that hears about their arrival."""
+    """The requests of one process that wait for workspaces (or keys), and the one
+    connection that hears about their arrival."""
 
     def __init__(self, database: Database, *, timeout_seconds: float) -> None:
         self.database = database
@@ -101,16 +121,25 @@ class Arrivals:
         self._listener: Any = None
         self._connecting = asyncio.Lock()
 
+    def deadline(self) -> float:
+        """The event loop's time at which a wait that starts now gives up."""
+        return asyncio.get_running_loop().time() + self.timeout_seconds
+
     async def wait_for(
-        self, workspace_id: uuid.UUID, check: Callable[[], Awaitable[T | None]]
+        self,
+        awaited_id: uuid.UUID,
+        check: Callable[[], Awaitable[T | None]],
+        *,
+        what: str = "Workspace",
+        deadline: float | None = None,
     ) -> T:
         """What `check` returns once it returns something: it runs now, and again each
-        time `workspace_id` is announced. Raises `NotReadyYetError` when the bound
-        passes first."""
+        time `awaited_id` is announced. Raises `NotReadyYetError` when the bound (or the
+        given `deadline`, for a wait that continues an earlier one) passes first."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout_seconds
+        deadline = self.deadline() if deadline is None else deadline
         announced = asyncio.Event()
-        waiters = self._waiters.setdefault(workspace_id, set())
+        waiters = self._waiters.setdefault(awaited_id, set())
         waiters.add(announced)
         try:
             while True:
@@ -121,18 +150,15 @@ class Arrivals:
                     return found
                 remaining = deadline - loop.time()
                 if remaining <= 0:
-                    msg = (
-                        f"Workspace {workspace_id} has not reached this service yet; "
-                        "try again in a moment."
-                    )
-                    raise NotReadyYetError(msg)
+                    msg = not_arrived(what, awaited_id).removesuffix(".")
+                    raise NotReadyYetError(f"{msg}; try again in a moment.")
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(remaining):
                         await announced.wait()
         finally:
             waiters.discard(announced)
-            if not waiters and self._waiters.get(workspace_id) is waiters:
-                del self._waiters[workspace_id]
+            if not waiters and self._waiters.get(awaited_id) is waiters:
+                del self._waiters[awaited_id]
 
     async def close(self) -> None:
         listener, self._listener = self._listener, None
@@ -160,19 +186,19 @@ class Arrivals:
 
     def _on_announcement(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
         try:
-            workspace_id = uuid.UUID(payload)
+            awaited_id = uuid.UUID(payload)
         except ValueError:
-            logger.warning("ignored an arrival announcement that is no workspace id: %r", payload)
+            logger.warning("ignored an arrival announcement that is no id: %r", payload)
             return
-        for announced in self._waiters.get(workspace_id, ()):
+        for announced in self._waiters.get(awaited_id, ()):
             announced.set()
 
     def _on_lost(self, connection: Any) -> None:
         # Announcements made while no connection listens are lost: every waiter checks
-        # again (and listens anew) rather than sleep through its workspace's arrival.
+        # again (and listens anew) rather than sleep through the arrival it awaits.
         if self._listener is not connection:
             return
-        logger.warning("lost the connection that listens for arriving workspaces")
+        logger.warning("lost the connection that listens for arrivals")
         self._listener = None
         for waiters in self._waiters.values():
             for announced in waiters:

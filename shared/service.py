@@ -19,7 +19,7 @@ from sqlalchemy import Table
 from shared.db import Database
 from shared.http import ReadinessCheck, install_http_plumbing
 from shared.http_protocol import HttpLimits, guarded_protocol
-from shared.idempotency import IdempotencyKeys
+from shared.idempotency import IdempotencyKeys, ResponseSeal
 from shared.inbox import EventConsumer, Inbox, RetryPolicy
 from shared.logging import configure_logging
 from shared.outbox import Outbox, OutboxRelay
@@ -65,13 +65,20 @@ class ServiceRuntime:
         outbox_table: Table,
         inbox_table: Table,
         idempotency_table: Table | None = None,
+        idempotency_seal: ResponseSeal | None = None,
     ) -> ServiceRuntime:
+        """`idempotency_seal` seals the responses the service stores for retries (those
+        that hold a secret)."""
         assert outbox_table.schema == name.value, "a service's tables live in its own schema"
         settings.check_secrets(name)
         database = Database(settings.database_url_for(name), schema=name.value)
         inbox = Inbox(database, inbox_table)
         outbox = Outbox(outbox_table, producer=name.value)
-        keys = None if idempotency_table is None else IdempotencyKeys(idempotency_table)
+        keys = (
+            None
+            if idempotency_table is None
+            else IdempotencyKeys(idempotency_table, seal=idempotency_seal)
+        )
         arrivals = Arrivals(database, timeout_seconds=settings.read_your_writes_timeout_seconds)
         return cls(
             name=name,

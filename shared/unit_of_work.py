@@ -15,9 +15,10 @@ honours `Idempotency-Key`), a consumer through `UnitsOfWork.for_event` on the
 inbox's transaction (so the effect and the event's inbox row commit together),
 a periodic job through `UnitsOfWork.begin`.
 
-A use case that finds no copy yet of a workspace the gateway vouched for raises
-`shared.read_your_writes.WorkspaceNotArrivedError` before it changes anything;
-`UnitsOfWork.run` then waits for the workspace's event and runs it again.
+A use case that finds no copy yet of a workspace (or key) the gateway vouched for
+raises `shared.read_your_writes.WorkspaceNotArrivedError` (or `NotArrivedError`)
+before it changes anything; `UnitsOfWork.run` then waits for its event and runs the
+use case again.
 
 Events are staged through `uow.stage` *after* the locks that serialize the change
 are taken (see `shared.outbox.Outbox.stage`), so that outbox order is commit
@@ -40,6 +41,7 @@ The rest of the house rules for a service:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -56,7 +58,7 @@ from contracts.envelope import Envelope, EventPayload, RawEnvelope
 from shared.db import Database
 from shared.idempotency import IdempotencyKeys, IdempotentRequest
 from shared.outbox import Outbox
-from shared.read_your_writes import Arrivals, WorkspaceNotArrivedError
+from shared.read_your_writes import Arrivals, NotArrivedError
 
 logger = logging.getLogger(__name__)
 
@@ -129,39 +131,51 @@ class UnitsOfWork:
         body back and changes nothing more; the same key with another body is 422.
         When the first request fails, nothing is remembered and a retry runs anew.
 
-        When `work` finds that a workspace the gateway vouched for has not reached
-        this service yet (`WorkspaceNotArrivedError`), that attempt is rolled back and
-        `work` runs again once the workspace arrives, for at most the read-your-writes
-        bound (`shared.read_your_writes`).
+        When `work` finds that a workspace (or key) the gateway vouched for has not
+        reached this service yet (`NotArrivedError`), that attempt is rolled back and
+        `work` runs again once it arrives; when the next attempt finds something else
+        missing, that is awaited in turn, all within one read-your-writes bound
+        (`shared.read_your_writes`).
         """
         arrivals = self.arrivals
         try:
             return await self._run_once(
                 work, actor=actor, status_code=status_code, idempotency=idempotency
             )
-        except WorkspaceNotArrivedError as missing:
+        except NotArrivedError as missing:
             if arrivals is None:
                 raise
-            awaited = missing.workspace_id
+            awaited = missing
 
         async def once_arrived() -> Response | None:
             try:
                 return await self._run_once(
                     work, actor=actor, status_code=status_code, idempotency=idempotency
                 )
-            except WorkspaceNotArrivedError as still_missing:
-                if still_missing.workspace_id != awaited:
+            except NotArrivedError as still_missing:
+                if still_missing.awaited_id != awaited.awaited_id:
                     raise
                 return None
 
         started = time.monotonic()
-        response = await arrivals.wait_for(awaited, once_arrived)
-        logger.info(
-            "a request waited %.0f ms for workspace %s to arrive",
-            (time.monotonic() - started) * 1000,
-            awaited,
-        )
-        return response
+        deadline = arrivals.deadline()
+        while True:
+            try:
+                response = await arrivals.wait_for(
+                    awaited.awaited_id, once_arrived, what=awaited.what, deadline=deadline
+                )
+            except NotArrivedError as other:
+                if asyncio.get_running_loop().time() >= deadline:
+                    raise
+                awaited = other
+                continue
+            logger.info(
+                "a request waited %.0f ms for %s %s to arrive",
+                (time.monotonic() - started) * 1000,
+                awaited.what.lower(),
+                awaited.awaited_id,
+            )
+            return response
 
     async def _run_once(
         self,

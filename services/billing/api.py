@@ -7,7 +7,8 @@ services, which sign the principal they act for with the shared internal secret
 
 Every endpoint is about one workspace. One that billing has not heard of yet (its
 `workspace.created` is still on its way) is waited for, bounded, then 503
-`not-ready-yet` (see `shared.read_your_writes`); a deleted one is 404.
+`not-ready-yet` (see `shared.read_your_writes`); a deleted one is 404. So is an API key
+a spend is made with whose `apikey.created` is still on its way (`key_budgets`).
 
 Avatar slots are claimed over internal HTTP rather than through events because the
 assets service must answer its own caller at once: "an avatar takes a slot and is
@@ -19,7 +20,8 @@ leave the avatar created while its slot and fee are still undecided.
          {"avatar_id": "<uuid>"}
       201 {avatar_id, transaction_id, pool, fee, balance_after,
            avatar_slots: {limit, used}}
-      409 avatar-slot-limit | 402 insufficient-credits   (and nothing changed)
+      409 avatar-slot-limit | 402 insufficient-credits
+      | 402 key-credit-limit-reached (a claim made with an API key)   (and nothing changed)
       409 avatar-already-claimed   (the avatar holds a slot, under another key)
       a retry with the same key and body returns the first 201.
     DELETE /internal/v1/workspaces/{id}/avatar-claims/{avatar_id}
@@ -43,6 +45,7 @@ from services.billing.domain import (
     BelowUsageError,
     InsufficientBalanceError,
     InsufficientCreditsError,
+    KeyCreditLimitReachedError,
     NotABillingRootError,
     NotParentBilledError,
     Pool,
@@ -203,7 +206,7 @@ async def get_allocations(
     status_code=status.HTTP_201_CREATED,
     response_model=SpendReceipt,
     summary="Pay for an operation",
-    responses=problems_for(InsufficientCreditsError),
+    responses=problems_for(InsufficientCreditsError, KeyCreditLimitReachedError),
 )
 async def spend(
     workspace_id: uuid.UUID,

@@ -1,7 +1,8 @@
 """Avatar claims, for the assets service: an avatar takes one of its workspace's slots
 and pays the avatar fee in one transaction, neither without the other; releasing the
 slot later keeps the fee paid. Slots never fall through to the parent; the fee does,
-as any spend."""
+as any spend, and a claim made with an API key pays it with API credits within the
+key's monthly credit limit (`key_budgets`), all in the one transaction."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from services.billing.domain import (
     pool_paying_for,
     split_charge,
 )
+from services.billing.key_budgets import draw_on_key_budget
 from services.billing.policy import require_spender
 from services.billing.posting import balance_after, post, warn_if_low
 from services.billing.repository.accounts import AccountRepository
@@ -65,6 +67,7 @@ async def claim_avatar_slot(uow: UnitOfWork, command: ClaimAvatarSlot) -> Avatar
     require_spender(caller, workspace_id, Permission.EDIT_ASSETS)
     pool = pool_paying_for(by_api_key=caller.api_key_id is not None)
     fee = command.terms.prices.price(Operation.AVATAR_FEE, 1)
+    await draw_on_key_budget(uow, caller, workspace_id, fee)
     account = await require_open_account(uow.session, workspace_id)
     parent_id = account.parent_id if account.falls_through_to_parent else None
     balances = BalanceRepository(uow.session)

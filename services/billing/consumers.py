@@ -1,11 +1,13 @@
-"""billing's event subscriptions (thin: each turns identity's event into a command and
-runs its use case in the consumer's transaction, with the event's inbox row)."""
+"""billing's event subscriptions (thin: each turns identity's or apikeys' event into a
+command and runs its use case in the consumer's transaction, with the event's inbox
+row)."""
 
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.envelope import RawEnvelope
+from contracts.events.apikeys import ApiKeyCreated, ApiKeyRestored, ApiKeyRevoked, ApiKeySuspended
 from contracts.events.identity import (
     SeatsCapChanged,
     SeatsUsageChanged,
@@ -26,6 +28,14 @@ from services.billing.accounts import (
     record_seats_cap,
 )
 from services.billing.domain import Plan
+from services.billing.key_budgets import (
+    RecordKeyCreated,
+    RecordKeyRevoked,
+    RecordKeySuspension,
+    record_key_created,
+    record_key_revoked,
+    record_key_suspension,
+)
 from shared.service import ServiceRuntime
 
 
@@ -93,3 +103,39 @@ def register_consumers(runtime: ServiceRuntime, plan: Plan) -> None:
     ) -> None:
         command = RecordSeatsCap(workspace_id=event.workspace_id, seats_cap=event.seats_cap)
         await record_seats_cap(units_of_work.for_event(session, envelope), command)
+
+    @consumer.on(ApiKeyCreated)
+    async def api_key_created(
+        session: AsyncSession, event: ApiKeyCreated, envelope: RawEnvelope
+    ) -> None:
+        command = RecordKeyCreated(
+            key_id=event.key_id,
+            workspace_id=event.workspace_id,
+            root_id=event.root_id,
+            monthly_credit_limit=event.monthly_credit_limit,
+            expires_at=event.expires_at,
+            suspended=event.suspended,
+            rotated_from=event.rotated_from,
+        )
+        await record_key_created(units_of_work.for_event(session, envelope), command)
+
+    @consumer.on(ApiKeyRevoked)
+    async def api_key_revoked(
+        session: AsyncSession, event: ApiKeyRevoked, envelope: RawEnvelope
+    ) -> None:
+        command = RecordKeyRevoked(key_id=event.key_id, effective_at=event.effective_at)
+        await record_key_revoked(units_of_work.for_event(session, envelope), command)
+
+    @consumer.on(ApiKeySuspended)
+    async def api_key_suspended(
+        session: AsyncSession, event: ApiKeySuspended, envelope: RawEnvelope
+    ) -> None:
+        command = RecordKeySuspension(key_id=event.key_id, suspended=True)
+        await record_key_suspension(units_of_work.for_event(session, envelope), command)
+
+    @consumer.on(ApiKeyRestored)
+    async def api_key_restored(
+        session: AsyncSession, event: ApiKeyRestored, envelope: RawEnvelope
+    ) -> None:
+        command = RecordKeySuspension(key_id=event.key_id, suspended=False)
+        await record_key_suspension(units_of_work.for_event(session, envelope), command)

@@ -4,19 +4,25 @@ The ledger is double-entry: every movement is a transaction whose lines sum to
 zero per pool. An account is one workspace's pool; the external ("world")
 account of a pool is where purchases come from and where spent credits and
 claimed avatar slots go. Amounts are integers.
+
+An API key may carry a monthly credit limit: what the spends made with it (and with
+the keys it was rotated from) may take per UTC calendar month, on top of what its
+workspace's balances allow (`check_key_spend`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 from typing import Literal
 from uuid import UUID
 
 from contracts import problems
-from shared.errors import DomainError
+from shared.errors import DomainError, ForbiddenError
 from shared.inbox import EventNotYetApplicableError
+from shared.read_your_writes import NotArrivedError
 
 
 class Pool(StrEnum):
@@ -150,6 +156,53 @@ def fell_below(threshold: int, *, before: int, after: int) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class KeyBudget:
+    """billing's copy of an API key, as a spend made with it finds it."""
+
+    key_id: UUID
+    workspace_id: UUID
+    """The one workspace the key acts in."""
+    budget_id: UUID
+    """Whose monthly spending the key draws on: its own id, or that of the first key of
+    the line it was rotated from (a rotation keeps the key's settings, its budget too)."""
+    monthly_credit_limit: int | None
+    month: date
+    """The first day of the spend's UTC calendar month."""
+    spent: int
+    """What the budget spent in `month` so far."""
+    revoked: bool
+    """Revoked, with effect now or earlier (a rotation's grace may still run)."""
+    expired: bool
+    suspended: bool
+
+
+def check_key_spend(key: KeyBudget, workspace_id: UUID, amount: int) -> None:
+    """A spend made with a key: the key must be usable in `workspace_id` (the gateway
+    refuses other keys first; this is defence in depth), and `amount` must fit in what
+    is left of its monthly limit."""
+    if key.workspace_id != workspace_id:
+        msg = "This API key acts in another workspace."
+        raise ForbiddenError(msg)
+    for refused, state in ((key.revoked, "revoked"), (key.expired, "expired")):
+        if refused:
+            msg = f"This API key is {state}."
+            raise ForbiddenError(msg)
+    if key.suspended:
+        msg = "This API key is suspended: its workspace's API access is off."
+        raise ForbiddenError(msg)
+    limit = key.monthly_credit_limit
+    if limit is not None and key.spent + amount > limit:
+        raise KeyCreditLimitReachedError(limit_reached(limit, key.spent, amount))
+
+
+def limit_reached(limit: int, spent: int, amount: int) -> str:
+    return (
+        f"This costs {amount} credits; the API key has spent {spent} of its monthly limit "
+        f"of {limit} this month."
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class HeldPool:
     """What a sub-workspace holds of a pool that its parent allocates."""
 
@@ -247,6 +300,18 @@ class AvatarAlreadyClaimedError(DomainError):
     problem = problems.AVATAR_ALREADY_CLAIMED
 
 
+class KeyCreditLimitReachedError(DomainError):
+    problem = problems.KEY_CREDIT_LIMIT_REACHED
+
+
+class ApiKeyNotArrivedError(NotArrivedError):
+    """A spend with a key whose `apikey.created` has not reached billing yet: it waits
+    for it, as for a workspace (`shared.read_your_writes`)."""
+
+    def __init__(self, key_id: UUID) -> None:
+        super().__init__(key_id, what="API key")
+
+
 class ApiAccessDisabledError(DomainError):
     problem = problems.API_ACCESS_DISABLED
 
@@ -260,3 +325,7 @@ class NotParentBilledError(DomainError):
 class AccountNotOpenYetError(EventNotYetApplicableError):
     """An event about a workspace whose `workspace.created` has not arrived yet: the
     consumer raises it so that the event is retried once that has come, not dropped."""
+
+
+class KeyNotKnownYetError(EventNotYetApplicableError):
+    """An event about a key whose `apikey.created` has not been applied yet."""

@@ -3,7 +3,9 @@
 `balances` keeps every account's current amounts in step with the ledger, in the
 same transaction; its CHECKs make a negative balance impossible. `ledger_lines` is
 append-only, and a deferred trigger refuses to commit a transaction whose lines do
-not sum to zero per pool (migration 0002).
+not sum to zero per pool (migration 0002). `api_keys` is billing's copy of the key
+events, and `api_key_spending` what each key's budget spent per UTC calendar month
+(migration 0007).
 """
 
 from sqlalchemy import (
@@ -11,6 +13,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Identity,
@@ -168,6 +171,53 @@ avatar_claims = Table(
     Column("claim_transaction_id", Uuid, ForeignKey("transactions.id"), nullable=False),
     Column("release_transaction_id", Uuid, ForeignKey("transactions.id"), nullable=True),
     Column("claimed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", Uuid, primary_key=True),
+    Column("workspace_id", Uuid, nullable=False, comment="The one workspace the key acts in."),
+    Column("root_id", Uuid, nullable=False),
+    Column(
+        "budget_id",
+        Uuid,
+        nullable=False,
+        comment="Whose monthly spending the key draws on: its own id, or that of the first"
+        " key of the line it was rotated from.",
+    ),
+    Column(
+        "monthly_credit_limit",
+        BigInteger,
+        nullable=True,
+        comment="API credits the key may spend per UTC calendar month; null: no limit.",
+    ),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column(
+        "revoked_at",
+        DateTime(timezone=True),
+        nullable=True,
+        comment="When the key stopped (or stops, after a rotation's grace) working.",
+    ),
+    Column(
+        "suspended",
+        Boolean,
+        nullable=False,
+        server_default="false",
+        comment="Its workspace's api_access is off.",
+    ),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("monthly_credit_limit >= 0", name="monthly_credit_limit_not_negative"),
+)
+
+api_key_spending = Table(
+    "api_key_spending",
+    metadata,
+    Column("budget_id", Uuid, primary_key=True, comment="api_keys.budget_id"),
+    Column("month", Date, primary_key=True, comment="The first day of the UTC calendar month."),
+    Column("spent", BigInteger, nullable=False, comment="API credits spent in the month."),
+    CheckConstraint("spent >= 0", name="spent_not_negative"),
+    CheckConstraint("extract(day from month) = 1", name="month_starts_on_its_first_day"),
 )
 
 outbox = outbox_table(metadata)

@@ -1,6 +1,9 @@
 """Spending: an operation is charged at its price, all or nothing. An API key pays with
 API credits, a person with generative credits; a sub-workspace without a strict quota
-falls through to its parent's pool once its own allocation runs out."""
+falls through to its parent's pool once its own allocation runs out. A spend made with
+a key must also fit in the key's monthly credit limit (`key_budgets`): the key's
+budget, the sub-workspace's balance and the parent's pool are each checked and changed
+in the one transaction, or none of them is."""
 
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from services.billing.domain import (
     pool_paying_for,
     split_charge,
 )
+from services.billing.key_budgets import draw_on_key_budget
 from services.billing.policy import require_spender
 from services.billing.posting import balance_after, record, warn_if_low
 from services.billing.repository.balances import BalanceRepository
@@ -52,6 +56,7 @@ async def spend_credits(uow: UnitOfWork, command: SpendCredits) -> Spend:
     require_spender(command.caller, command.workspace_id, Permission.SPEND_CREDITS)
     pool = pool_paying_for(by_api_key=command.caller.api_key_id is not None)
     amount = command.terms.prices.price(command.operation, command.quantity)
+    await draw_on_key_budget(uow, command.caller, command.workspace_id, amount)
     charged = await _charge(uow.session, command.workspace_id, pool, amount)
     transaction_id = uuid.uuid4()
     await record(

@@ -1,10 +1,13 @@
 """The gateway's wiring and entry point: `python -m services.gateway.app`.
 
-Every public request goes through the same steps: find the operation in the route
-table, authenticate the caller, apply their rate limit and the request's size limits,
-decide from the workspace tree whether their role allows the operation, and forward
-it to the owning service with a signed principal that says who is calling and what
-they are in the path's workspace. Every refusal is a problem+json answer.
+Every public request goes through the same steps: refuse an API key sent in the query
+string, find the operation in the route table, authenticate the caller (a user token,
+or an API key), apply their rate limits and the request's size limits, decide from
+the workspace tree whether their role allows the operation (a key: a developer of its
+own workspace, nothing anywhere else), and forward it to the owning service with a
+signed principal that says who is calling and what they are in the path's workspace.
+Every refusal is a problem+json answer. Each request made with a key is recorded for
+the usage events (`services.gateway.usage`).
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import time
 from collections.abc import AsyncIterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -23,19 +28,23 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from contracts import problems
+from contracts.permissions import Role
 from contracts.problems import ProblemType
 from services.gateway import models
 from services.gateway.access import AccessResolver
-from services.gateway.auth import Authenticator, credentials_from
-from services.gateway.authz import refusal
+from services.gateway.auth import API_KEY_PREFIX, Authenticator, credentials_from
+from services.gateway.authz import Access, key_refusal, refusal
 from services.gateway.consumers import register_consumers
+from services.gateway.key_changes import KeyChanges
+from services.gateway.keys import ApikeysUnavailableError, KeyProjection, KeyRecord, KeyVerifier
 from services.gateway.openapi import merge_documents
-from services.gateway.projections import AccessProjection
+from services.gateway.projections import AccessProjection, WorkspaceStatus
 from services.gateway.proxy import FORWARDED_AWAY, Upstreams
-from services.gateway.ratelimit import RateLimiter
+from services.gateway.ratelimit import Allowance, Rate, RateLimiter
 from services.gateway.repository import ProjectionRepository
 from services.gateway.routes import NoRoute, Route, RouteMatch, RouteTable
 from services.gateway.settings import GatewaySettings
+from services.gateway.usage import UNMATCHED, UsageRecorder
 from shared.errors import UnauthenticatedError, problem_response
 from shared.http import REQUEST_ID_HEADER, ReadinessCheck, install_http_plumbing
 from shared.logging import request_id_var
@@ -55,6 +64,18 @@ LIMIT_RANGE = range(1, MAX_PAGE_SIZE + 1)
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 """Every method reaches the route table, so that a path's 405 names exactly the methods
 the path takes."""
+_KEY_PARAMETERS = frozenset({"api_key", "apikey", "key"})
+_KEY_SHAPED = re.compile(re.escape(API_KEY_PREFIX) + "[0-9A-Za-z]{32}")
+
+
+@dataclass(slots=True)
+class _Exchange:
+    """What the gateway learns about a request on its way: with an API key, what its
+    usage record and its `RateLimit-*` headers say."""
+
+    key: KeyRecord | None = None
+    route: str = UNMATCHED
+    allowance: Allowance | None = None
 
 
 class Gateway:
@@ -66,19 +87,34 @@ class Gateway:
         self.upstreams = Upstreams(settings)
         self.resolver = AccessResolver(self.projection, self.upstreams.identity_access)
         self.authenticator = Authenticator(settings, jwks_url=settings.jwks_url)
+        self.keys = KeyProjection()
+        self.key_verifier = KeyVerifier(
+            self.keys,
+            self.projection,
+            pepper=settings.apikey_pepper,
+            ask_apikeys=self.upstreams.apikeys_key,
+        )
+        self.key_changes = KeyChanges(runtime.database, self.keys, self.key_verifier)
+        self.usage = UsageRecorder(runtime.units_of_work)
         self.rate_limiter = RateLimiter(
             per_second=settings.rate_limit_per_second, burst=settings.rate_limit_burst
         )
+        self.key_limits = RateLimiter(
+            per_second=settings.rate_limit_per_second, burst=settings.rate_limit_burst
+        )
+        """Buckets of the keys that have a `rate_limit` of their own (each at its rate)."""
         self.address_refusals = RateLimiter(
             per_second=settings.address_refusals_per_second,
             burst=settings.address_refusals_burst,
         )
         self._api_document: dict[str, Any] | None = None
         register_consumers(runtime.consumer, self.resolver)
+        runtime.every(settings.usage_flush_seconds, "usage-flush", self.usage.flush)
 
     async def start(self) -> None:
         await self.upstreams.open()
         await self.rebuild_projection()
+        await self.key_changes.start()
         await self.runtime.start()
 
     async def rebuild_projection(self) -> None:
@@ -96,6 +132,11 @@ class Gateway:
         )
 
     async def stop(self) -> None:
+        await self.key_changes.stop()
+        try:
+            await self.usage.flush()
+        except Exception:
+            logger.exception("the last %d recorded API requests are lost", self.usage.pending)
         await self.runtime.stop()
         await self.upstreams.close()
 
@@ -112,50 +153,108 @@ class Gateway:
         }
 
     async def handle(self, request: Request) -> Response:
+        arrived, arrived_at = time.perf_counter(), datetime.now(UTC)
+        exchange = _Exchange()
         try:
-            matched, caller = await self._admitted(request)
-            self._within_limits(request, caller)
-            principal = await self._vouched(matched, caller)
-            return await self._forward(request, matched.route, principal)
+            response = await self._answer(request, exchange)
         except _Refused as refused:
-            return refused.response
+            response = refused.response
+        if exchange.allowance is not None:
+            response.headers.update(exchange.allowance.headers())
+        if exchange.key is not None:
+            self.usage.record(
+                exchange.key,
+                route=exchange.route,
+                status=response.status_code,
+                latency_ms=(time.perf_counter() - arrived) * 1000,
+                at=arrived_at,
+            )
+        return response
 
-    async def _admitted(self, request: Request) -> tuple[RouteMatch, Principal]:
+    async def _answer(self, request: Request, exchange: _Exchange) -> Response:
+        _refuse_keys_in_query(request)
+        matched, caller = await self._admitted(request, exchange)
+        self._within_limits(request, caller, exchange)
+        principal = await self._vouched(matched, caller, exchange.key)
+        return await self._forward(request, matched.route, principal)
+
+    async def _admitted(
+        self, request: Request, exchange: _Exchange
+    ) -> tuple[RouteMatch, Principal]:
         """The operation and who asks for it. A request refused before its caller is
         known (no such route, no valid credentials) spends one of its client address's
         tokens (`_caller` says what happens when there are none left)."""
         address = request.client.host if request.client else ""
         try:
-            return self._route(request), await self._caller(request, address)
+            try:
+                matched = self._route(request)
+            except _Refused:
+                # Not authenticated on the way, but a known key's request still counts.
+                exchange.key = self._known_key(request)
+                raise
+            exchange.route = f"{matched.route.method} {matched.route.template}"
+            return matched, await self._caller(request, address, exchange)
         except _Refused as refused:
             if refused.problem is not problems.RATE_LIMITED:
                 self.address_refusals.retry_after(address)
             raise
 
-    async def _caller(self, request: Request, address: str) -> Principal:
-        """Credentials the gateway has verified already are known at the cost of a
-        lookup, whatever their address. Others from an address past its budget of
-        refusals are refused before they are checked: a flood from one address costs
-        little, and its neighbours behind the same address keep working."""
+    async def _caller(self, request: Request, address: str, exchange: _Exchange) -> Principal:
+        """Credentials the gateway has verified already (a user's token it remembers, a
+        key of its projection) are known at the cost of a lookup, whatever their
+        address. Others from an address past its budget of refusals are refused before
+        they are checked: a flood from one address costs little, and its neighbours
+        behind the same address keep working."""
         try:
             credentials = credentials_from(
                 request.headers.get("authorization"), request.headers.get("x-api-key")
             )
+            if credentials.startswith(API_KEY_PREFIX):
+                exchange.key = await self._verified_key(credentials, address)
+                return Principal(api_key_id=exchange.key.key_id)
             known = self.authenticator.remembered(credentials)
             if known is not None:
                 return known
-            wait = self.address_refusals.waiting(address)
-            if wait is not None:
-                raise _Refused(
-                    problems.RATE_LIMITED,
-                    "Too many refused requests from your address; slow down.",
-                    headers={"retry-after": str(wait)},
-                )
+            self._refuse_past_address_budget(address)
             return await self.authenticator.authenticate(credentials)
         except UnauthenticatedError as refused:
             raise _Refused(
                 problems.UNAUTHENTICATED, refused.detail, headers={"www-authenticate": "Bearer"}
             ) from refused
+
+    async def _verified_key(self, key: str, address: str) -> KeyRecord:
+        try:
+            return await self.key_verifier.verify(
+                key, before_asking=lambda: self._refuse_past_address_budget(address)
+            )
+        except ApikeysUnavailableError as unavailable:
+            # Not a 401: the key may be one made a moment ago, and a client that is told
+            # its key is not valid may well throw it away.
+            raise _Refused(
+                problems.SERVICE_UNAVAILABLE,
+                "This API key cannot be checked just now; try again in a moment.",
+                headers={"retry-after": "1"},
+            ) from unavailable
+
+    def _known_key(self, request: Request) -> KeyRecord | None:
+        try:
+            credentials = credentials_from(
+                request.headers.get("authorization"), request.headers.get("x-api-key")
+            )
+        except UnauthenticatedError:
+            return None
+        if not credentials.startswith(API_KEY_PREFIX):
+            return None
+        return self.key_verifier.known(credentials)
+
+    def _refuse_past_address_budget(self, address: str) -> None:
+        wait = self.address_refusals.waiting(address)
+        if wait is not None:
+            raise _Refused(
+                problems.RATE_LIMITED,
+                "Too many refused requests from your address; slow down.",
+                headers={"retry-after": str(wait)},
+            )
 
     def _route(self, request: Request) -> RouteMatch:
         path = request.url.path
@@ -170,7 +269,19 @@ class Gateway:
             )
         raise _Refused(problems.NOT_FOUND, f"No route for {path}.")
 
-    def _within_limits(self, request: Request, caller: Principal) -> None:
+    def _within_limits(self, request: Request, caller: Principal, exchange: _Exchange) -> None:
+        key = exchange.key
+        if key is not None and key.rate_limit is not None:
+            limit = key.rate_limit
+            exchange.allowance = self.key_limits.take(
+                caller.actor, Rate(limit.requests, limit.requests / limit.period_seconds)
+            )
+            if exchange.allowance.retry_after is not None:
+                raise _Refused(
+                    problems.RATE_LIMITED,
+                    "This API key's rate limit is reached; slow down.",
+                    headers={"retry-after": str(exchange.allowance.retry_after)},
+                )
         retry_after = self.rate_limiter.retry_after(caller.actor)
         if retry_after is not None:
             raise _Refused(
@@ -196,9 +307,13 @@ class Gateway:
         if declared_length is not None and declared_length > self.settings.max_body_bytes:
             raise self._too_large()
 
-    async def _vouched(self, matched: RouteMatch, caller: Principal) -> Principal:
+    async def _vouched(
+        self, matched: RouteMatch, caller: Principal, key: KeyRecord | None
+    ) -> Principal:
         """The principal the service gets: the caller, and what they are in the path's
         workspace once the gateway has decided that they may do the operation there."""
+        if key is not None:
+            return self._key_vouched(matched, key)
         if matched.route.verified_email and not caller.email_verified:
             raise _Refused(
                 problems.EMAIL_NOT_VERIFIED, "Invitations are for a verified email address."
@@ -216,6 +331,24 @@ class Gateway:
             role=access.role,
             ancestor_super_admin=access.ancestor_super_admin,
         )
+
+    def _key_vouched(self, matched: RouteMatch, key: KeyRecord) -> Principal:
+        """A key is a developer of its own workspace, and nothing anywhere else."""
+        workspace_id = matched.workspace_id
+        refused = key_refusal(matched.route, workspace_id, key.workspace_id)
+        if refused is None:
+            assert workspace_id is not None
+            workspace = self.projection.workspaces.get(workspace_id)
+            access = Access(
+                workspace_id=workspace_id,
+                role=Role.DEVELOPER,
+                ancestor_super_admin=False,
+                status=WorkspaceStatus.ACTIVE if workspace is None else workspace.status,
+            )
+            refused = refusal(matched.route, workspace_id, access)
+        if refused is not None:
+            raise _Refused(refused.problem, refused.detail)
+        return Principal(api_key_id=key.key_id, workspace_id=workspace_id, role=Role.DEVELOPER)
 
     async def _forward(self, request: Request, route: Route, principal: Principal) -> Response:
         try:
@@ -288,6 +421,25 @@ class _Refused(Exception):  # noqa: N818 - a refusal, not an error of the gatewa
         super().__init__(detail)
         self.problem = problem
         self.response = problem_response(problem, detail, headers=headers, errors=errors)
+
+
+def _refuse_keys_in_query(request: Request) -> None:
+    """A key in a URL ends up in logs, histories and `Referer` headers on the way: it is
+    refused, whatever the rest of the request, and the query goes no further."""
+    for name, value in request.query_params.multi_items():
+        if (
+            value.startswith(API_KEY_PREFIX)
+            or name.startswith(API_KEY_PREFIX)
+            or (name.lower() in _KEY_PARAMETERS and value)
+            or _KEY_SHAPED.search(name)
+            or _KEY_SHAPED.search(value)
+        ):
+            raise _Refused(
+                problems.MALFORMED_REQUEST,
+                "API keys are not accepted in the query string: send the key in "
+                "`Authorization: Bearer` or `X-API-Key`, and revoke this one, which may "
+                "have been logged on its way here.",
+            )
 
 
 _DECIMAL = re.compile(r"0*([0-9]{1,18})")

@@ -1,4 +1,5 @@
-"""Who is calling: a user's bearer token (JWT), or an API key.
+"""Who is calling: a user's bearer token (JWT), or an API key (verified by
+`services.gateway.keys`, not here).
 
 User tokens are HS256, signed with `ATRIUM_JWT_SECRET`, or RS256, signed by a key of
 the identity provider whose key set `ATRIUM_JWKS_URL` publishes. Each algorithm is
@@ -83,8 +84,9 @@ class Authenticator:
         return None
 
     async def authenticate(self, credentials: str) -> Principal:
+        """The caller of a user token."""
         if credentials.startswith(API_KEY_PREFIX):
-            msg = "API keys are not accepted yet."
+            msg = "An API key is not a user token."
             raise UnauthenticatedError(msg)
         remembered = self.remembered(credentials)
         if remembered is not None:

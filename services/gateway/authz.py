@@ -68,6 +68,21 @@ class Refusal:
 _SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 
+def key_refusal(
+    route: Route, workspace_id: uuid.UUID | None, key_workspace_id: uuid.UUID
+) -> Refusal | None:
+    """Why an API key may not perform `route` (in the path's workspace), before its
+    developer's role is weighed; None if nothing stands in the way. A key acts only in
+    its own workspace: any other is one that does not exist, as for a person."""
+    if workspace_id is None:
+        return Refusal(problems.FORBIDDEN, "API keys act only within their own workspace.")
+    if workspace_id != key_workspace_id:
+        return Refusal(problems.NOT_FOUND, f"No workspace {workspace_id} that you can see.")
+    if route.by_a_person:
+        return Refusal(problems.FORBIDDEN, "API keys cannot create, rotate or revoke keys.")
+    return None
+
+
 def refusal(route: Route, workspace_id: uuid.UUID, access: Access | None) -> Refusal | None:
     """Why the caller may not perform `route` in the workspace, or None if they may.
 

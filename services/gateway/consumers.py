@@ -1,5 +1,7 @@
 """The gateway's event subscriptions: identity's workspaces and memberships, written
-to the gateway's tables and, once committed, to its in-memory projection."""
+to the gateway's tables and, once committed, to its in-memory projection; apikeys'
+keys, written to `api_keys`, which every gateway process reloads from a notification
+(`services.gateway.key_changes`)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from contracts.envelope import RawEnvelope
+from contracts.events.apikeys import (
+    ApiKeyCreated,
+    ApiKeyRestored,
+    ApiKeyRevoked,
+    ApiKeySuspended,
+)
 from contracts.events.identity import (
     MemberJoined,
     MemberRemoved,
@@ -21,7 +29,7 @@ from contracts.events.identity import (
 )
 from services.gateway.access import AccessResolver
 from services.gateway.projections import Membership, WorkspaceNode, WorkspaceStatus
-from services.gateway.repository import ProjectionRepository
+from services.gateway.repository import KeyRepository, ProjectionRepository
 from shared.inbox import EventConsumer
 
 
@@ -97,4 +105,28 @@ def register_consumers(consumer: EventConsumer, resolver: AccessResolver) -> Non
         await ProjectionRepository(session).remove_member(removed.workspace_id, removed.user_id)
         after_commit(
             session, lambda: resolver.member_changed(removed.workspace_id, removed.user_id, None)
+        )
+
+    @consumer.on(ApiKeyCreated)
+    async def key_created(session: AsyncSession, created: ApiKeyCreated, _: RawEnvelope) -> None:
+        await KeyRepository(session).key_created(created)
+
+    @consumer.on(ApiKeyRevoked)
+    async def key_revoked(session: AsyncSession, revoked: ApiKeyRevoked, _: RawEnvelope) -> None:
+        await KeyRepository(session).key_revoked(
+            revoked.key_id, revoked.workspace_id, revoked.root_id, at=revoked.effective_at
+        )
+
+    @consumer.on(ApiKeySuspended)
+    async def key_suspended(
+        session: AsyncSession, suspended: ApiKeySuspended, _: RawEnvelope
+    ) -> None:
+        await KeyRepository(session).key_suspended(
+            suspended.key_id, suspended.workspace_id, suspended.root_id, suspended=True
+        )
+
+    @consumer.on(ApiKeyRestored)
+    async def key_restored(session: AsyncSession, restored: ApiKeyRestored, _: RawEnvelope) -> None:
+        await KeyRepository(session).key_suspended(
+            restored.key_id, restored.workspace_id, restored.root_id, suspended=False
         )

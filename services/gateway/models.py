@@ -1,7 +1,17 @@
 """The gateway's tables, all in the `gateway` schema: projections it can rebuild from
 the topics, and its inbox and outbox."""
 
-from sqlalchemy import Boolean, CheckConstraint, Column, DateTime, Table, Text, Uuid, func
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Integer,
+    Table,
+    Text,
+    Uuid,
+    func,
+)
 
 from shared.db import service_metadata
 from shared.inbox import inbox_table
@@ -30,6 +40,26 @@ memberships = Table(
     Column("role", Text, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     CheckConstraint("role IN ('super_admin', 'developer', 'creator', 'viewer')", name="role"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", Uuid, primary_key=True),
+    # Null while only a later event has arrived (one that overtook `apikey.created`).
+    Column("hash", Text, nullable=True, unique=True),
+    Column("workspace_id", Uuid, nullable=False),
+    Column("root_id", Uuid, nullable=False),
+    Column("suspended", Boolean, nullable=False, server_default="false"),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("rate_limit_requests", Integer, nullable=True),
+    Column("rate_limit_period_seconds", Integer, nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint(
+        "(rate_limit_requests IS NULL) = (rate_limit_period_seconds IS NULL)",
+        name="rate_limit_whole",
+    ),
 )
 
 outbox = outbox_table(metadata)

@@ -1,5 +1,6 @@
 """The services behind the gateway, over one pooled HTTP client: forwarding a request,
-asking identity about access, reading each service's API document and readiness.
+asking identity about access and apikeys about a key, reading each service's API
+document and readiness.
 
 A pooled connection can turn out to be closed by the service just as a request is
 sent down it (the service let it go after an error, or as idle). Such a request never
@@ -16,6 +17,7 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -25,6 +27,7 @@ from yarl import URL
 
 from contracts.permissions import Role
 from services.gateway.authz import Access
+from services.gateway.keys import KeyRateLimit, KeyRecord
 from services.gateway.projections import WorkspaceStatus
 from services.gateway.settings import GatewaySettings
 from shared.principal import PRINCIPAL_HEADER, Principal, sign_principal
@@ -140,6 +143,36 @@ class Upstreams:
             status=WorkspaceStatus(access.get("status") or WorkspaceStatus.ACTIVE),
         )
 
+    async def apikeys_key(self, hashed: str) -> KeyRecord | None:
+        """apikeys' own answer: the key with this hash, or None when there is none."""
+        path = f"/internal/v1/api-keys/{hashed}"
+        answer = await self._exchange(
+            "GET",
+            URL(self.settings.base_url_for(ServiceName.APIKEYS) + path),
+            target=path,
+            principal=Principal(),
+            time_limit=aiohttp.ClientTimeout(total=self.settings.access_check_timeout_seconds),
+        )
+        if answer.status == 404:
+            return None
+        if answer.status != 200:
+            msg = f"apikeys answered {answer.status} about a key"
+            raise aiohttp.ClientError(msg)
+        key: dict[str, Any] = json.loads(answer.content)
+        limit = key.get("rate_limit")
+        return KeyRecord(
+            key_id=uuid.UUID(key["key_id"]),
+            hash=hashed,
+            workspace_id=uuid.UUID(key["workspace_id"]),
+            root_id=uuid.UUID(key["root_id"]),
+            suspended=bool(key["suspended"]),
+            revoked_at=_moment(key.get("revoked_at")),
+            expires_at=_moment(key.get("expires_at")),
+            rate_limit=None
+            if limit is None
+            else KeyRateLimit(int(limit["requests"]), int(limit["period_seconds"])),
+        )
+
     async def openapi(self, service: ServiceName) -> dict[str, Any]:
         async with self.client.get(
             f"{self.settings.base_url_for(service)}/openapi.json",
@@ -211,6 +244,17 @@ class Upstreams:
             timeout=time_limit,
         ) as response:
             return _Answer(response.status, response.headers, await response.read())
+
+
+def _moment(written: str | None) -> float | None:
+    """An RFC 3339 time as seconds since the epoch; one without a zone is refused."""
+    if written is None:
+        return None
+    moment = datetime.fromisoformat(written)
+    if moment.tzinfo is None:
+        msg = f"a time without its zone: {written}"
+        raise ValueError(msg)
+    return moment.timestamp()
 
 
 def _lost_on_a_stale_connection(failed: aiohttp.ClientError) -> bool:

@@ -1,5 +1,6 @@
 """Per-caller token buckets: each caller may send `burst` requests at once and
-`per_second` on average."""
+`per_second` on average. A bucket may have a rate of its own (an API key's
+`rate_limit`: `requests` at once, `requests / period_seconds` on average)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,36 @@ MAX_CALLERS = 100_000
 """Buckets kept at most; full buckets (callers at rest) are the first forgotten."""
 
 
+@dataclass(frozen=True, slots=True)
+class Rate:
+    burst: int
+    per_second: float
+
+
 @dataclass(slots=True)
 class _Bucket:
     tokens: float
     updated: float
+    rate: Rate
+
+
+@dataclass(frozen=True, slots=True)
+class Allowance:
+    """One request's share of a bucket, as the `RateLimit-*` headers tell it."""
+
+    limit: int
+    remaining: int
+    reset_seconds: int
+    """Until the bucket is full again."""
+    retry_after: int | None
+    """None when the request may go; else the whole seconds until it may."""
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "ratelimit-limit": str(self.limit),
+            "ratelimit-remaining": str(self.remaining),
+            "ratelimit-reset": str(self.reset_seconds),
+        }
 
 
 class RateLimiter:
@@ -26,26 +53,48 @@ class RateLimiter:
         burst: int,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.per_second = per_second
-        self.burst = burst
+        self.rate = Rate(burst=burst, per_second=per_second)
         self.clock = clock
         self._buckets: dict[str, _Bucket] = {}
+
+    @property
+    def per_second(self) -> float:
+        return self.rate.per_second
+
+    @property
+    def burst(self) -> int:
+        return self.rate.burst
 
     def retry_after(self, caller: str) -> int | None:
         """Take one token for `caller`: None if it had one, else the whole seconds until
         it will have one."""
+        return self.take(caller).retry_after
+
+    def take(self, caller: str, rate: Rate | None = None) -> Allowance:
+        """Take one token for `caller`, whose bucket has `rate` (the limiter's own by
+        default): what is left, and whether there was one."""
+        rate = rate or self.rate
         now = self.clock()
         bucket = self._buckets.get(caller)
-        if bucket is None:
-            if len(self._buckets) >= MAX_CALLERS:
+        if bucket is None or bucket.rate != rate:
+            if bucket is None and len(self._buckets) >= MAX_CALLERS:
                 self._forget_rested(now)
-            bucket = self._buckets[caller] = _Bucket(tokens=float(self.burst), updated=now)
+            bucket = self._buckets[caller] = _Bucket(
+                tokens=float(rate.burst), updated=now, rate=rate
+            )
         else:
-            self._refill(bucket, now)
+            _refill(bucket, now)
+        retry_after = None
         if bucket.tokens >= 1:
             bucket.tokens -= 1
-            return None
-        return self._seconds_to_a_token(bucket)
+        else:
+            retry_after = _seconds_to_a_token(bucket)
+        return Allowance(
+            limit=rate.burst,
+            remaining=math.floor(bucket.tokens),
+            reset_seconds=math.ceil((rate.burst - bucket.tokens) / rate.per_second),
+            retry_after=retry_after,
+        )
 
     def waiting(self, caller: str) -> int | None:
         """The whole seconds until `caller` has a token again, or None if it has one;
@@ -53,23 +102,24 @@ class RateLimiter:
         bucket = self._buckets.get(caller)
         if bucket is None:
             return None
-        self._refill(bucket, self.clock())
-        return None if bucket.tokens >= 1 else self._seconds_to_a_token(bucket)
-
-    def _refill(self, bucket: _Bucket, now: float) -> None:
-        bucket.tokens = min(
-            float(self.burst), bucket.tokens + (now - bucket.updated) * self.per_second
-        )
-        bucket.updated = now
-
-    def _seconds_to_a_token(self, bucket: _Bucket) -> int:
-        return max(1, math.ceil((1 - bucket.tokens) / self.per_second))
+        _refill(bucket, self.clock())
+        return None if bucket.tokens >= 1 else _seconds_to_a_token(bucket)
 
     def _forget_rested(self, now: float) -> None:
         rested = [
             caller
             for caller, bucket in self._buckets.items()
-            if bucket.tokens + (now - bucket.updated) * self.per_second >= self.burst
+            if bucket.tokens + (now - bucket.updated) * bucket.rate.per_second >= bucket.rate.burst
         ]
         for caller in rested or list(self._buckets):
             del self._buckets[caller]
+
+
+def _refill(bucket: _Bucket, now: float) -> None:
+    rate = bucket.rate
+    bucket.tokens = min(float(rate.burst), bucket.tokens + (now - bucket.updated) * rate.per_second)
+    bucket.updated = now
+
+
+def _seconds_to_a_token(bucket: _Bucket) -> int:
+    return max(1, math.ceil((1 - bucket.tokens) / bucket.rate.per_second))

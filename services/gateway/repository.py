@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contracts.events.apikeys import ApiKeyCreated
 from contracts.permissions import Role
-from services.gateway.models import memberships, workspaces
+from services.gateway.keys import KeyRateLimit, KeyRecord
+from services.gateway.models import api_keys, memberships, workspaces
 from services.gateway.projections import Membership, WorkspaceNode, WorkspaceStatus
+
+KEY_CHANNEL = "atrium_gateway_keys"
+"""Each change to `api_keys` is notified here with the key's id, at commit: every
+gateway process reloads that key's row (`services.gateway.key_changes`)."""
 
 
 class ProjectionRepository:
@@ -98,3 +107,104 @@ class ProjectionRepository:
             Membership(workspace_id=row.workspace_id, user_id=row.user_id, role=Role(row.role))
             for row in rows
         ]
+
+
+class KeyRepository:
+    """`api_keys`, written only from apikeys' events. A row is never deleted: a revoked
+    or expired key stays, so that it keeps being refused. Each write notifies
+    `KEY_CHANNEL` in the same transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def key_created(self, created: ApiKeyCreated) -> None:
+        limit = created.rate_limit
+        values: dict[str, Any] = {
+            "hash": created.hash,
+            "workspace_id": created.workspace_id,
+            "root_id": created.root_id,
+            "expires_at": created.expires_at,
+            "rate_limit_requests": None if limit is None else limit.requests,
+            "rate_limit_period_seconds": None if limit is None else limit.period_seconds,
+            "updated_at": func.now(),
+        }
+        # An event that overtook this one (revoked, suspended) has its say on the rest.
+        await self.session.execute(
+            insert(api_keys)
+            .values(key_id=created.key_id, suspended=created.suspended, **values)
+            .on_conflict_do_update(index_elements=[api_keys.c.key_id], set_=values)
+        )
+        await self._announce(created.key_id)
+
+    async def key_revoked(
+        self, key_id: uuid.UUID, workspace_id: uuid.UUID, root_id: uuid.UUID, *, at: datetime
+    ) -> None:
+        # For good: a second revocation (a revoke during a rotation's grace) can only
+        # bring the moment forward. LEAST ignores a NULL.
+        await self.session.execute(
+            insert(api_keys)
+            .values(key_id=key_id, workspace_id=workspace_id, root_id=root_id, revoked_at=at)
+            .on_conflict_do_update(
+                index_elements=[api_keys.c.key_id],
+                set_={
+                    "revoked_at": func.least(api_keys.c.revoked_at, at),
+                    "updated_at": func.now(),
+                },
+            )
+        )
+        await self._announce(key_id)
+
+    async def key_suspended(
+        self, key_id: uuid.UUID, workspace_id: uuid.UUID, root_id: uuid.UUID, *, suspended: bool
+    ) -> None:
+        await self.session.execute(
+            insert(api_keys)
+            .values(key_id=key_id, workspace_id=workspace_id, root_id=root_id, suspended=suspended)
+            .on_conflict_do_update(
+                index_elements=[api_keys.c.key_id],
+                set_={"suspended": suspended, "updated_at": func.now()},
+            )
+        )
+        await self._announce(key_id)
+
+    async def keys(self, key_ids: Collection[uuid.UUID]) -> list[KeyRecord]:
+        """The keys of `key_ids` that have a hash."""
+        rows = await self.session.execute(
+            _KEY_COLUMNS.where(api_keys.c.key_id.in_(list(key_ids)), api_keys.c.hash.is_not(None))
+        )
+        return [_key_record(row) for row in rows]
+
+    async def all_keys(self) -> list[KeyRecord]:
+        rows = await self.session.execute(_KEY_COLUMNS.where(api_keys.c.hash.is_not(None)))
+        return [_key_record(row) for row in rows]
+
+    async def _announce(self, key_id: uuid.UUID) -> None:
+        await self.session.execute(select(func.pg_notify(KEY_CHANNEL, str(key_id))))
+
+
+_KEY_COLUMNS = select(
+    api_keys.c.key_id,
+    api_keys.c.hash,
+    api_keys.c.workspace_id,
+    api_keys.c.root_id,
+    api_keys.c.suspended,
+    api_keys.c.revoked_at,
+    api_keys.c.expires_at,
+    api_keys.c.rate_limit_requests,
+    api_keys.c.rate_limit_period_seconds,
+)
+
+
+def _key_record(row: Row[Any, Any, Any, Any, Any, Any, Any, Any, Any]) -> KeyRecord:
+    return KeyRecord(
+        key_id=row.key_id,
+        hash=row.hash,
+        workspace_id=row.workspace_id,
+        root_id=row.root_id,
+        suspended=row.suspended,
+        revoked_at=None if row.revoked_at is None else row.revoked_at.timestamp(),
+        expires_at=None if row.expires_at is None else row.expires_at.timestamp(),
+        rate_limit=None
+        if row.rate_limit_requests is None
+        else KeyRateLimit(row.rate_limit_requests, row.rate_limit_period_seconds),
+    )

@@ -35,6 +35,8 @@ class Route:
     """Needed in the path's workspace; None for operations of any signed-in person."""
     verified_email: bool = False
     """The operation acts on what is addressed to the caller's email."""
+    by_a_person: bool = False
+    """A person must do it, not an API key: a leaked key must not mint keys."""
 
     @property
     def in_workspace(self) -> bool:
@@ -77,11 +79,24 @@ ROUTES: tuple[Route, ...] = (
     # Super Admins see all usage, developers API usage: billing decides which.
     Route("GET", "/v1/workspaces/{workspace_id}/usage", _BILLING, _READ),
     # apikeys: keys of the workspaces that have API access
-    Route("POST", "/v1/workspaces/{workspace_id}/api-keys", _APIKEYS, _KEYS),
+    Route("POST", "/v1/workspaces/{workspace_id}/api-keys", _APIKEYS, _KEYS, by_a_person=True),
     Route("GET", "/v1/workspaces/{workspace_id}/api-keys", _APIKEYS, _KEYS),
-    Route("POST", "/v1/workspaces/{workspace_id}/api-keys/{key_id}/rotate", _APIKEYS, _KEYS),
-    Route("DELETE", "/v1/workspaces/{workspace_id}/api-keys/{key_id}", _APIKEYS, _KEYS),
+    Route(
+        "POST",
+        "/v1/workspaces/{workspace_id}/api-keys/{key_id}/rotate",
+        _APIKEYS,
+        _KEYS,
+        by_a_person=True,
+    ),
+    Route(
+        "DELETE",
+        "/v1/workspaces/{workspace_id}/api-keys/{key_id}",
+        _APIKEYS,
+        _KEYS,
+        by_a_person=True,
+    ),
     Route("GET", "/v1/workspaces/{workspace_id}/api-keys/{key_id}/usage", _APIKEYS, _KEYS),
+    Route("GET", "/v1/workspaces/{workspace_id}/api-usage", _APIKEYS, _KEYS),
     # assets: each workspace's library and its shares
     Route("POST", "/v1/workspaces/{workspace_id}/assets", _ASSETS, _ASSETS_EDIT),
     Route("GET", "/v1/workspaces/{workspace_id}/assets", _ASSETS, _READ),

@@ -42,9 +42,17 @@ class GatewaySettings(Settings):
         default=30.0, gt=0, description="How long a service may take to answer."
     )
     upstream_connect_timeout_seconds: float = Field(default=2.0, gt=0)
+    usage_flush_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="How often the requests made with API keys are written out as usage "
+        "events; a killed process loses at most this long's worth.",
+    )
     access_check_timeout_seconds: float = Field(
         default=2.0,
         gt=0,
         description="How long identity may take to say whether a caller the projection "
-        "does not know yet has access (read-your-writes).",
+        "does not know yet has access, and apikeys whether a key it does not know yet "
+        "exists (read-your-writes).",
     )

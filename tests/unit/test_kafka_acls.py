@@ -12,6 +12,8 @@ from fastapi import FastAPI
 
 from contracts.topics import Topic
 from infra.kafka_acls import CONSUMES, Grant, Operation, ResourceType, grants
+from services.apikeys.app import create_app as create_apikeys
+from services.apikeys.settings import ApikeysSettings
 from services.billing.app import create_app as create_billing
 from services.billing.settings import BillingSettings
 from services.gateway.app import create_app as create_gateway
@@ -70,6 +72,7 @@ SECRETS: dict[str, Any] = {
 APPS: dict[ServiceName, Callable[[], FastAPI]] = {
     ServiceName.IDENTITY: lambda: create_identity(IdentitySettings(**SECRETS)),
     ServiceName.BILLING: lambda: create_billing(BillingSettings(**SECRETS)),
+    ServiceName.APIKEYS: lambda: create_apikeys(ApikeysSettings(**SECRETS)),
     ServiceName.GATEWAY: lambda: create_gateway(GatewaySettings(**SECRETS)),
 }
 

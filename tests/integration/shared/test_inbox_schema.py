@@ -11,6 +11,7 @@ from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.apikeys import models as apikeys
 from services.billing import models as billing
 from services.gateway import models as gateway
 from services.identity import models as identity
@@ -39,7 +40,7 @@ def differences(connection: Connection, metadata: MetaData) -> list[Any]:
     return list(compare_metadata(context, metadata))
 
 
-@pytest.mark.parametrize("metadata", [billing.metadata, identity.metadata, gateway.metadata])
+@pytest.mark.parametrize("metadata", [billing.metadata, identity.metadata, gateway.metadata, apikeys.metadata])
 async def test_the_migrated_inbox_tables_match_their_definitions(
     admin_engine: AsyncEngine, metadata: MetaData
 ) -> None:

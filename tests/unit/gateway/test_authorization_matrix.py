@@ -2,10 +2,10 @@
 
 The account's tree is a root R with two sub-workspaces A and B (siblings); another
 account X stands beside it. Each caller acts on A: its Super Admin, Developer, Creator
-and Viewer, a Super Admin of the parent R, a Super Admin of the sibling B, and a
-stranger. What each may do is written out below from DESIGN.md and API.md, not
-derived from the gateway's own route table, so that a wrong permission in the table
-fails here.
+and Viewer, a Super Admin of the parent R, a Super Admin of the sibling B, a
+stranger, and API keys of A, R, B and X. What each may do is written out below from
+DESIGN.md and API.md, not derived from the gateway's own route table, so that a wrong
+permission in the table fails here.
 """
 
 from __future__ import annotations
@@ -17,11 +17,13 @@ from dataclasses import dataclass
 import pytest
 
 from contracts.permissions import Role
+from services.gateway.keys import KeyRecord
 from services.gateway.projections import Membership, WorkspaceNode
 from services.gateway.routes import ROUTES, Route
+from shared.api_keys import key_hash, new_key
 
 from .conftest import InProcessGateway
-from .support import StubUpstream, bearer
+from .support import APIKEY_PEPPER, StubUpstream, bearer
 
 SA, DEV, CREATOR, VIEWER = Role.SUPER_ADMIN, Role.DEVELOPER, Role.CREATOR, Role.VIEWER
 EVERY_ROLE = frozenset(Role)
@@ -58,6 +60,7 @@ ALLOWED: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/v1/workspaces/{workspace_id}/api-keys/{key_id}/rotate"): DEVELOPER_OR_ABOVE,
     ("DELETE", "/v1/workspaces/{workspace_id}/api-keys/{key_id}"): DEVELOPER_OR_ABOVE,
     ("GET", "/v1/workspaces/{workspace_id}/api-keys/{key_id}/usage"): DEVELOPER_OR_ABOVE,
+    ("GET", "/v1/workspaces/{workspace_id}/api-usage"): DEVELOPER_OR_ABOVE,
     ("POST", "/v1/workspaces/{workspace_id}/assets"): CREATOR_OR_ABOVE,
     ("GET", "/v1/workspaces/{workspace_id}/assets"): EVERY_ROLE,
     ("GET", "/v1/workspaces/{workspace_id}/assets/{asset_id}"): EVERY_ROLE,
@@ -69,6 +72,15 @@ ALLOWED: dict[tuple[str, str], frozenset[Role]] = {
         SUPER_ADMIN_ONLY
     ),
 }
+
+KEY_MANAGEMENT = frozenset(
+    {
+        ("POST", "/v1/workspaces/{workspace_id}/api-keys"),
+        ("POST", "/v1/workspaces/{workspace_id}/api-keys/{key_id}/rotate"),
+        ("DELETE", "/v1/workspaces/{workspace_id}/api-keys/{key_id}"),
+    }
+)
+"""What a key may not do even in its own workspace: a leaked key must not mint keys."""
 
 IN_WORKSPACE = [route for route in ROUTES if route.in_workspace]
 SIGNED_IN = [route for route in ROUTES if not route.in_workspace]
@@ -104,6 +116,9 @@ CALLERS = (
 )
 
 
+KEYS = {workspace: new_key() for workspace in (ROOT, A, B, OTHER_ACCOUNT)}
+
+
 def seed(in_process: InProcessGateway) -> None:
     in_process.gateway.projection.load(
         [
@@ -114,6 +129,15 @@ def seed(in_process: InProcessGateway) -> None:
         ],
         MEMBERS,
     )
+    for workspace, key in KEYS.items():
+        in_process.gateway.keys.put(
+            KeyRecord(
+                key_id=uuid.uuid5(uuid.NAMESPACE_OID, key),
+                hash=key_hash(key, APIKEY_PEPPER),
+                workspace_id=workspace,
+                root_id=OTHER_ACCOUNT if workspace == OTHER_ACCOUNT else ROOT,
+            )
+        )
 
 
 def path_of(route: Route, workspace_id: uuid.UUID) -> str:
@@ -227,3 +251,68 @@ async def test_operations_outside_a_workspace_reach_the_service_with_no_workspac
     assert forwarded.principal.user_id == caller
     assert forwarded.principal.workspace_id is None
     assert forwarded.principal.role is None
+
+
+@pytest.mark.parametrize("route", IN_WORKSPACE, ids=route_id)
+async def test_a_key_is_a_developer_of_its_own_workspace_except_for_managing_keys(
+    in_process: InProcessGateway, stub: StubUpstream, route: Route
+) -> None:
+    seed(in_process)
+    path = path_of(route, A)
+
+    response = await in_process.client.request(
+        route.method,
+        path,
+        headers={"x-api-key": KEYS[A]},
+        json={} if route.method != "GET" else None,
+    )
+
+    if (route.method, route.template) in KEY_MANAGEMENT:
+        assert response.status_code == 403, response.text
+        assert response.json()["type"] == "forbidden"
+        assert stub.forwarded == []
+    elif DEV in ALLOWED[(route.method, route.template)]:
+        assert response.status_code == 200, response.text
+        [forwarded] = stub.forwarded
+        assert (forwarded.method, forwarded.path) == (route.method, path)
+        assert forwarded.principal.api_key_id == uuid.uuid5(uuid.NAMESPACE_OID, KEYS[A])
+        assert forwarded.principal.user_id is None
+        assert forwarded.principal.workspace_id == A
+        assert forwarded.principal.role is DEV
+        assert forwarded.principal.ancestor_super_admin is False
+    else:
+        assert response.status_code == 403, response.text
+        assert stub.forwarded == []
+
+
+@pytest.mark.parametrize(
+    "owner", [ROOT, B, OTHER_ACCOUNT], ids=["the-parents-key", "a-siblings-key", "a-strangers-key"]
+)
+@pytest.mark.parametrize("route", IN_WORKSPACE, ids=route_id)
+async def test_a_key_of_any_other_workspace_finds_nothing(
+    in_process: InProcessGateway, stub: StubUpstream, route: Route, owner: uuid.UUID
+) -> None:
+    seed(in_process)
+
+    response = await in_process.client.request(
+        route.method, path_of(route, A), headers={"authorization": f"Bearer {KEYS[owner]}"}
+    )
+
+    assert response.status_code == 404, response.text
+    assert response.json()["type"] == "not-found"
+    assert stub.forwarded == []
+
+
+@pytest.mark.parametrize("route", SIGNED_IN, ids=route_id)
+async def test_a_key_has_nothing_to_do_outside_a_workspace(
+    in_process: InProcessGateway, stub: StubUpstream, route: Route
+) -> None:
+    seed(in_process)
+
+    response = await in_process.client.request(
+        route.method, path_of(route, A), headers={"x-api-key": KEYS[A]}
+    )
+
+    assert response.status_code == 403, response.text
+    assert response.json()["detail"] == "API keys act only within their own workspace."
+    assert stub.forwarded == []

@@ -81,7 +81,7 @@ DOMAIN_PROBLEMS = {
         "below-usage",
         "billed-on-its-own",
     },
-    SPEND: {"insufficient-credits", "idempotency-key-reused"},
+    SPEND: {"insufficient-credits", "key-credit-limit-reached", "idempotency-key-reused"},
 }
 """Problems of API.md that each operation must list (among others)."""
 
@@ -172,7 +172,7 @@ def test_spending_documents_402_and_inviting_documents_409(
     spend = public_document["paths"][SPEND[1]][SPEND[0]]
     invite = public_document["paths"][INVITE[1]][INVITE[0]]
 
-    assert problem_types(spend, 402) == {"insufficient-credits"}
+    assert problem_types(spend, 402) == {"insufficient-credits", "key-credit-limit-reached"}
     assert {"seat-limit-reached", "already-member"} <= problem_types(invite, 409)
 
 

@@ -1,6 +1,6 @@
 """Only valid user tokens get in: expired, wrongly signed, unsigned or incomplete
-tokens, tokens whose times are not numbers or not sane, and API keys for now, are 401
-problems; no token, however malformed, is anything else."""
+tokens, tokens whose times are not numbers or not sane, and API keys passed off as
+tokens, are 401 problems; no token, however malformed, is anything else."""
 
 from __future__ import annotations
 
@@ -236,8 +236,9 @@ async def test_the_gateway_answers_401_problems_and_forwards_nothing(
     assert stub.forwarded == []
 
 
-async def test_an_api_key_is_told_that_keys_are_not_accepted_yet(
+async def test_a_malformed_api_key_is_refused_like_any_other_that_is_not_valid(
     in_process: InProcessGateway,
 ) -> None:
     response = await in_process.client.get("/v1/workspaces", headers={"x-api-key": "atr_x"})
-    assert response.json()["detail"] == "API keys are not accepted yet."
+    assert response.status_code == 401
+    assert response.json()["detail"] == "The API key is not valid."
