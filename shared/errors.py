@@ -22,14 +22,23 @@ logger = logging.getLogger(__name__)
 
 class DomainError(Exception):
     """A rule said no. Subclasses name the rule and carry its problem type; `headers` go
-    on the problem response (for example `Retry-After`)."""
+    on the problem response (for example `Retry-After`), and `errors` (`{field, message,
+    type}`, as `field_errors` renders them) name the fields a rule found wrong, as a 422
+    for a request's schema does."""
 
     problem: ClassVar[ProblemType]
 
-    def __init__(self, detail: str, *, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        errors: list[dict[str, Any]] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.headers: Mapping[str, str] = headers or {}
+        self.errors = errors
 
 
 class NotFoundError(DomainError):
@@ -84,7 +93,7 @@ def field_errors(error: RequestValidationError) -> list[dict[str, Any]]:
 
 async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
-    return problem_response(exc.problem, exc.detail, headers=exc.headers or None)
+    return problem_response(exc.problem, exc.detail, errors=exc.errors, headers=exc.headers or None)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:

@@ -14,6 +14,10 @@ from services.gateway.auth import development_token
 from shared.settings import get_settings
 from shared.testing import eventually
 
+REFUSED_WITHIN_SECONDS = 2.0
+"""A revoked, rotated-out or suspended key is refused within a second (DESIGN.md); the
+tests allow twice that on a busy machine, bench/apikey_revocation.py measures it."""
+
 
 @dataclass(frozen=True)
 class Person:
@@ -143,7 +147,9 @@ class Api:
         """What a key's user does most: read its own workspace."""
         return await self.client.get(f"/v1/workspaces/{workspace_id}", headers=bearer(key))
 
-    async def refused_soon(self, workspace_id: str, key: str, *, timeout: float = 5) -> float:
+    async def refused_soon(
+        self, workspace_id: str, key: str, *, timeout: float = REFUSED_WITHIN_SECONDS
+    ) -> float:
         """Wait for the key to be refused (401); how long that took, in seconds."""
         started = time.perf_counter()
 
@@ -158,7 +164,9 @@ class Api:
         await eventually(refused, timeout=timeout, what="the key to be refused")
         return time.perf_counter() - started
 
-    async def accepted_soon(self, workspace_id: str, key: str, *, timeout: float = 5) -> None:
+    async def accepted_soon(
+        self, workspace_id: str, key: str, *, timeout: float = REFUSED_WITHIN_SECONDS
+    ) -> None:
         async def accepted() -> bool | None:
             response = await self.read_with(workspace_id, key)
             return True if response.status_code == 200 else None

@@ -40,7 +40,9 @@ def differences(connection: Connection, metadata: MetaData) -> list[Any]:
     return list(compare_metadata(context, metadata))
 
 
-@pytest.mark.parametrize("metadata", [billing.metadata, identity.metadata, gateway.metadata, apikeys.metadata])
+@pytest.mark.parametrize(
+    "metadata", [billing.metadata, identity.metadata, gateway.metadata, apikeys.metadata]
+)
 async def test_the_migrated_inbox_tables_match_their_definitions(
     admin_engine: AsyncEngine, metadata: MetaData
 ) -> None:
