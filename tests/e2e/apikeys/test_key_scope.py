@@ -4,8 +4,9 @@ lookup."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -176,10 +177,12 @@ class CountingApikeys:
             await runner.cleanup()
 
 
-@contextlib.contextmanager
-def gateway_in_front_of(
+@contextlib.asynccontextmanager
+async def gateway_in_front_of(
     system: RunningSystem, apikeys_url: str, log_dir: Path
-) -> Iterator[ServiceProcess]:
+) -> AsyncIterator[ServiceProcess]:
+    """A second gateway that reaches apikeys at `apikeys_url`. Started and stopped off
+    the event loop: the forwarder it asks while starting runs on that loop."""
     gateway = ServiceProcess(
         ServiceName.GATEWAY,
         port=free_port(),
@@ -187,9 +190,9 @@ def gateway_in_front_of(
         log_dir=log_dir,
     )
     try:
-        yield gateway.start()
+        yield await asyncio.to_thread(gateway.start)
     finally:
-        gateway.stop()
+        await asyncio.to_thread(gateway.stop)
 
 
 def with_wrong_checksum(key: str) -> list[str]:
@@ -216,26 +219,28 @@ async def test_a_key_with_a_wrong_checksum_is_refused_without_a_lookup(
     real = await api.new_key(root["id"], owner)
     pepper = get_settings().apikey_pepper
 
-    async with CountingApikeys(system.apikeys.url).serving() as counting:
-        with gateway_in_front_of(system, counting.url, log_dir) as gateway:
-            gateway_url = gateway.url
-            read = f"{gateway_url}/v1/workspaces/{root['id']}"
+    async with (
+        CountingApikeys(system.apikeys.url).serving() as counting,
+        gateway_in_front_of(system, counting.url, log_dir) as gateway,
+    ):
+        gateway_url = gateway.url
+        read = f"{gateway_url}/v1/workspaces/{root['id']}"
 
-            unknown = api_keys.new_key()
-            control = await api.client.get(read, headers=bearer(unknown))
-            assert control.status_code == 401, control.text
-            control_lookups = counting.lookups()
-            assert any(api_keys.key_hash(unknown, pepper) in path for path in control_lookups), (
-                counting.paths
-            )
+        unknown = api_keys.new_key()
+        control = await api.client.get(read, headers=bearer(unknown))
+        assert control.status_code == 401, control.text
+        control_lookups = counting.lookups()
+        assert any(api_keys.key_hash(unknown, pepper) in path for path in control_lookups), (
+            counting.paths
+        )
 
-            forged = with_wrong_checksum(real["key"]) + with_wrong_checksum(unknown)
-            answers = []
-            for candidate in forged:
-                answers.append(await api.client.get(read, headers=bearer(candidate)))
-                answers.append(await api.client.get(read, headers={"x-api-key": candidate}))
-            after = counting.lookups()
-            works = await api.client.get(read, headers=bearer(real["key"]))
+        forged = with_wrong_checksum(real["key"]) + with_wrong_checksum(unknown)
+        answers = []
+        for candidate in forged:
+            answers.append(await api.client.get(read, headers=bearer(candidate)))
+            answers.append(await api.client.get(read, headers={"x-api-key": candidate}))
+        after = counting.lookups()
+        works = await api.client.get(read, headers=bearer(real["key"]))
 
     assert [answer.status_code for answer in answers] == [401] * len(answers)
     assert {problem_type(answer) for answer in answers} == {"unauthenticated"}
