@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -26,15 +27,23 @@ pytestmark = pytest.mark.e2e
 async def every_message(settings: Settings) -> list[bytes]:
     """Every record (key, headers and value) on every `atrium.*` topic, from the
     beginning to the end each partition had when the reading began."""
+    admin = AIOKafkaAdminClient(**settings.kafka_admin().client_options())
+    await admin.start()
+    try:
+        topics = sorted(topic for topic in await admin.list_topics() if topic.startswith("atrium."))
+        described = await admin.describe_topics(topics)
+    finally:
+        await admin.close()
+    assert topics, "no atrium.* topic"
+    partitions = [
+        TopicPartition(topic["topic"], partition["partition"])
+        for topic in described
+        for partition in topic["partitions"]
+    ]
+    assert {partition.topic for partition in partitions} == set(topics), described
     consumer = AIOKafkaConsumer(**settings.kafka_admin().client_options(), enable_auto_commit=False)
     await consumer.start()
     try:
-        topics = sorted(topic for topic in await consumer.topics() if topic.startswith("atrium."))
-        partitions = [
-            TopicPartition(topic, partition)
-            for topic in topics
-            for partition in consumer.partitions_for_topic(topic) or ()
-        ]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
@@ -48,7 +57,6 @@ async def every_message(settings: Settings) -> list[bytes]:
                         records.append((record.key or b"") + headers + (record.value or b""))
     finally:
         await consumer.stop()
-    assert topics, "no atrium.* topic"
     assert {"atrium.apikeys.key", "atrium.gateway.usage"} <= set(topics), topics
     return records
 
