@@ -100,6 +100,8 @@ class ChangeApiAccess:
 @dataclass(frozen=True, slots=True)
 class StartWorkspaceDeletion:
     workspace_id: uuid.UUID
+    parent_id: uuid.UUID | None
+    root_id: uuid.UUID
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,7 +66,9 @@ def register_consumers(runtime: ServiceRuntime) -> None:
     async def workspace_deletion_started(
         session: AsyncSession, event: WorkspaceDeletionStarted, envelope: RawEnvelope
     ) -> None:
-        command = StartWorkspaceDeletion(workspace_id=event.id)
+        command = StartWorkspaceDeletion(
+            workspace_id=event.id, parent_id=event.parent_id, root_id=event.root_id
+        )
         await start_workspace_deletion(units_of_work.for_event(session, envelope), command)
 
     @consumer.on(WorkspaceDeleted)

@@ -88,12 +88,20 @@ async def change_api_access(uow: UnitOfWork, command: ChangeApiAccess) -> None:
 
 
 async def start_workspace_deletion(uow: UnitOfWork, command: StartWorkspaceDeletion) -> None:
-    """A workspace being deleted takes no new keys; its keys work until it is gone."""
+    """A workspace being deleted takes no new keys; its keys work until it is gone. Like a
+    deletion, one that arrives before the workspace's creation leaves its copy behind."""
     workspaces = WorkspaceRepository(uow.session)
     workspace = await workspaces.find(command.workspace_id, lock=True)
     if workspace is None:
-        msg = f"deletion of workspace {command.workspace_id} before the workspace"
-        raise WorkspaceNotKnownYetError(msg)
+        await workspaces.add(
+            workspace_id=command.workspace_id,
+            parent_id=command.parent_id,
+            root_id=command.root_id,
+            api_access=False,
+            status=WorkspaceStatus.DELETING,
+        )
+        await announce_arrival(uow.session, command.workspace_id)
+        return
     if workspace.status is WorkspaceStatus.ACTIVE:
         await workspaces.update(workspace.id, status=WorkspaceStatus.DELETING.value)
 
