@@ -136,7 +136,7 @@ class Gateway:
         try:
             await self.usage.flush()
         except Exception:
-            logger.exception("the last %d recorded API requests are lost", self.usage.pending)
+            logger.exception("the last %d recorded API requests are lost", len(self.usage.pending))
         await self.runtime.stop()
         await self.upstreams.close()
 

@@ -35,9 +35,24 @@ MAX_PENDING = 1_000_000
 
 @dataclass(frozen=True, slots=True)
 class _Recorded:
+    """One request, as cheaply as it can be kept: the event's model is made at flush."""
+
     workspace_id: uuid.UUID
     root_id: uuid.UUID
-    request: RecordedRequest
+    key_id: uuid.UUID
+    route: str
+    status: int
+    latency_ms: float
+    at: datetime
+
+    def request(self) -> RecordedRequest:
+        return RecordedRequest.model_construct(
+            key_id=self.key_id,
+            route=self.route,
+            status=self.status,
+            latency_ms=self.latency_ms,
+            at=self.at,
+        )
 
 
 class UsageRecorder:
@@ -48,20 +63,15 @@ class UsageRecorder:
         """One flush at a time: the last one, at stop, waits for the periodic one."""
 
     @property
-    def pending(self) -> int:
-        return len(self._pending)
+    def pending(self) -> list[tuple[uuid.UUID, RecordedRequest]]:
+        """What is recorded and not yet written: (the key's workspace, the request)."""
+        return [(recorded.workspace_id, recorded.request()) for recorded in self._pending]
 
     def record(
         self, key: KeyRecord, *, route: str, status: int, latency_ms: float, at: datetime
     ) -> None:
         self._pending.append(
-            _Recorded(
-                key.workspace_id,
-                key.root_id,
-                RecordedRequest.model_construct(
-                    key_id=key.key_id, route=route, status=status, latency_ms=latency_ms, at=at
-                ),
-            )
+            _Recorded(key.workspace_id, key.root_id, key.key_id, route, status, latency_ms, at)
         )
 
     async def flush(self) -> int:
@@ -76,7 +86,7 @@ class UsageRecorder:
             return 0
         by_workspace: dict[tuple[uuid.UUID, uuid.UUID], list[RecordedRequest]] = defaultdict(list)
         for recorded in batch:
-            by_workspace[recorded.workspace_id, recorded.root_id].append(recorded.request)
+            by_workspace[recorded.workspace_id, recorded.root_id].append(recorded.request())
         try:
             async with self.units_of_work.begin(actor="system") as uow:
                 for (workspace_id, root_id), requests in by_workspace.items():

@@ -62,6 +62,11 @@ REDELIVERY_DELAY_SECONDS = 1.0
 """The pause before Kafka redelivers events that could be neither applied nor parked
 (the database is unreachable)."""
 BATCH_SIZE = 100
+BATCH_WAIT_MS = 50
+"""How long a subscriber waits for records before it looks again. FastStream's batch
+subscriber sleeps as long again after a wait that found nothing, so an event that
+arrives then waits up to twice this: with FastStream's default (200 ms) a change took
+up to 400 ms more to be applied, most of the second that a revocation may take."""
 MAX_ERROR_LENGTH = 2_000
 
 
@@ -205,6 +210,7 @@ class EventConsumer:
                 group_id=self.group_id,
                 batch=True,
                 max_records=BATCH_SIZE,
+                batch_timeout_ms=BATCH_WAIT_MS,
                 decoder=_undecoded,
                 ack_policy=AckPolicy.NACK_ON_ERROR,
                 auto_offset_reset="earliest",

@@ -3,6 +3,9 @@ builds the projection from identity's events, published here as identity would."
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -10,6 +13,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import ClusterAuthorizationFailedError
 
 from contracts.envelope import EventPayload, new_envelope
 from contracts.events.identity import (
@@ -45,8 +49,10 @@ class LiveGateway:
         await eventually(probe, timeout=timeout, what=f"{status} for {user_id}")
 
 
-class Identity:
-    """Publishes identity's events to Kafka the way its outbox relay does."""
+class Publisher:
+    """Publishes a service's events to Kafka the way its outbox relay does."""
+
+    service = ServiceName.IDENTITY
 
     def __init__(self, producer: AIOKafkaProducer) -> None:
         self.producer = producer
@@ -55,7 +61,7 @@ class Identity:
         workspace_id = getattr(payload, "workspace_id", None) or getattr(payload, "id", None)
         envelope = new_envelope(
             payload,
-            producer="identity",
+            producer=self.service.value,
             root_id=root_id,
             workspace_id=workspace_id,
             actor="system",
@@ -67,6 +73,10 @@ class Identity:
             key=str(root_id).encode(),
             headers=[("content-type", b"application/json")],
         )
+
+
+class Identity(Publisher):
+    """identity's events."""
 
     async def workspace_created(
         self, workspace_id: uuid.UUID, *, parent_id: uuid.UUID | None, root_id: uuid.UUID
@@ -116,18 +126,36 @@ class Identity:
         )
 
 
-@pytest.fixture(scope="module")
-async def identity(settings: Settings) -> AsyncIterator[Identity]:
-    producer = AIOKafkaProducer(
-        **settings.kafka_for(ServiceName.IDENTITY).client_options(),
-        acks="all",
-        enable_idempotence=True,
-    )
-    await producer.start()
+@contextlib.asynccontextmanager
+async def kafka_producer(
+    settings: Settings, service: ServiceName
+) -> AsyncIterator[AIOKafkaProducer]:
+    """A producer with `service`'s own Kafka principal. Right after the session's Kafka
+    is provisioned, the broker may not apply the new ACLs yet: starting is retried for a
+    few seconds while it says that the principal may not write."""
+    deadline = time.monotonic() + 15
+    while True:
+        producer = AIOKafkaProducer(
+            **settings.kafka_for(service).client_options(), acks="all", enable_idempotence=True
+        )
+        try:
+            await producer.start()
+            break
+        except ClusterAuthorizationFailedError:
+            await producer.stop()
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
     try:
-        yield Identity(producer)
+        yield producer
     finally:
         await producer.stop()
+
+
+@pytest.fixture(scope="module")
+async def identity(settings: Settings) -> AsyncIterator[Identity]:
+    async with kafka_producer(settings, ServiceName.IDENTITY) as producer:
+        yield Identity(producer)
 
 
 @pytest.fixture(scope="module")
