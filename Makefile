@@ -50,7 +50,7 @@ format: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/python -m infra.docs docs/generated
 
-BENCHMARKS := outbox_latency identity_throughput gateway_latency billing_spend edge_flood apikeys_usage apikey_verification
+BENCHMARKS := outbox_latency identity_throughput gateway_latency billing_spend key_budget_spend edge_flood apikeys_usage apikey_verification apikey_revocation apikey_throughput apikey_usage_latency
 
 bench: $(STAMP)
 	for benchmark in $(BENCHMARKS); do $(BIN)/python -m bench.$$benchmark || exit 1; done

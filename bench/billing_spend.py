@@ -175,15 +175,24 @@ async def flat_out(spend_once: Callable[[], Awaitable[None]], seconds: float) ->
 SPEND_BODY = b'{"operation": "image_creation", "quantity": 1}'
 
 
-def through_use_case(app: FastAPI, pick: Callable[[], uuid.UUID]) -> Callable[[], Awaitable[None]]:
+def a_creator(workspace_id: uuid.UUID) -> Principal:
+    return Principal(user_id="bench", workspace_id=workspace_id, role=Role.CREATOR)
+
+
+def through_use_case(
+    app: FastAPI,
+    pick: Callable[[], uuid.UUID],
+    caller_in: Callable[[uuid.UUID], Principal] = a_creator,
+) -> Callable[[], Awaitable[None]]:
     """The spend endpoint's unit of work, without HTTP: the same Idempotency-Key scope and
-    fingerprint as the endpoint's, the use case, and the receipt it remembers."""
+    fingerprint as the endpoint's, the use case, and the receipt it remembers. The
+    spender is `caller_in(workspace_id)`: a person by default."""
     runtime: ServiceRuntime = app.state.runtime
     terms: Terms = app.state.terms
 
     async def spend_once() -> None:
         workspace_id = pick()
-        caller = Principal(user_id="bench", workspace_id=workspace_id, role=Role.CREATOR)
+        caller = caller_in(workspace_id)
         command = SpendCredits(
             caller=caller,
             workspace_id=workspace_id,

@@ -42,8 +42,9 @@ def require_allocator(caller: Principal, workspace_id: uuid.UUID) -> None:
 
 
 def require_spender(caller: Principal, workspace_id: uuid.UUID, permission: Permission) -> None:
-    """An API key acts within its own workspace with what the gateway let it do; a
-    person needs the permission in their role."""
+    """An API key acts within its own workspace with what the gateway let it do (that
+    billing's copy of the key lets it spend at all is `key_budgets`' to decide, under
+    the key's lock); a person needs the permission in their role."""
     vouched_workspace(caller, workspace_id)
     if caller.api_key_id is None:
         require_permission(caller, permission)

@@ -146,21 +146,3 @@ class ApiKeyRepository:
         )
         drawn: int | None = (await self.session.execute(statement)).scalar_one_or_none()
         return drawn
-
-    async def spent_this_month(self, key_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
-        """What the budget of each of these keys spent in the current UTC month (keys
-        billing has not heard of are left out)."""
-        if not key_ids:
-            return {}
-        rows = await self.session.execute(
-            select(api_keys.c.key_id, func.coalesce(api_key_spending.c.spent, 0))
-            .outerjoin(
-                api_key_spending,
-                and_(
-                    api_key_spending.c.budget_id == api_keys.c.budget_id,
-                    api_key_spending.c.month == _THIS_MONTH,
-                ),
-            )
-            .where(api_keys.c.key_id.in_(key_ids)),
-        )
-        return {key_id: int(spent) for key_id, spent in rows.tuples()}

@@ -1,11 +1,13 @@
 """billing on the test session's PostgreSQL: the FastAPI app driven in-process, events
-handed to its consumer directly, and a look behind its back at the ledger."""
+handed to its consumer directly, and a look behind its back at the ledger and at what
+each API key's budget spent."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -15,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.envelope import EventPayload, RawEnvelope
+from contracts.events.apikeys import ApiKeyCreated
 from contracts.events.identity import (
     BillingMode,
     WorkspaceCreated,
@@ -171,6 +174,40 @@ class BillingDriver:
             root_id=workspace.root_id,
         )
 
+    async def create_key(
+        self,
+        workspace: Workspace,
+        *,
+        monthly_credit_limit: int | None = None,
+        expires_at: datetime | None = None,
+        suspended: bool = False,
+        rotated_from: uuid.UUID | None = None,
+    ) -> uuid.UUID:
+        """apikeys announces a new key of `workspace`; its id."""
+        created = key_created(
+            workspace,
+            monthly_credit_limit=monthly_credit_limit,
+            expires_at=expires_at,
+            suspended=suspended,
+            rotated_from=rotated_from,
+        )
+        await self.deliver(created, root_id=workspace.root_id)
+        return created.key_id
+
+    async def key_spent(self, key_id: uuid.UUID) -> int:
+        """What the key's budget spent this UTC month, as billing keeps it."""
+        async with self.admin_engine.connect() as connection:
+            spent = await connection.scalar(
+                text(
+                    "SELECT coalesce(sum(s.spent), 0) FROM billing.api_keys k"
+                    " JOIN billing.api_key_spending s ON s.budget_id = k.budget_id"
+                    " WHERE k.key_id = :k"
+                    " AND s.month = date_trunc('month', now() AT TIME ZONE 'UTC')::date"
+                ),
+                {"k": key_id},
+            )
+        return int(spent or 0)
+
     def deleted(self, workspace: Workspace) -> WorkspaceDeleted:
         return WorkspaceDeleted(
             id=workspace.id,
@@ -270,8 +307,37 @@ class BillingDriver:
 
 
 def envelope_of(payload: EventPayload, *, root_id: uuid.UUID) -> RawEnvelope:
+    """The event as its producer (the service its topic is named after) sends it."""
     return as_delivered(
-        payload, root_id=root_id, workspace_id=getattr(payload, "id", None), actor="user:founder"
+        payload,
+        root_id=root_id,
+        workspace_id=getattr(payload, "id", None) or getattr(payload, "workspace_id", None),
+        producer=payload.topic.value.split(".")[1],
+        actor="user:founder",
+    )
+
+
+def key_created(
+    workspace: Workspace,
+    *,
+    monthly_credit_limit: int | None = None,
+    expires_at: datetime | None = None,
+    suspended: bool = False,
+    rotated_from: uuid.UUID | None = None,
+) -> ApiKeyCreated:
+    return ApiKeyCreated(
+        key_id=uuid.uuid4(),
+        workspace_id=workspace.id,
+        root_id=workspace.root_id,
+        hash=uuid.uuid4().hex * 2,
+        prefix="atr_Ab12",
+        last4="Zz90",
+        name="CI pipeline",
+        expires_at=expires_at,
+        rate_limit=None,
+        monthly_credit_limit=monthly_credit_limit,
+        suspended=suspended,
+        rotated_from=rotated_from,
     )
 
 

@@ -111,7 +111,9 @@ async def test_a_claim_retried_with_its_key_takes_one_slot_and_one_fee(
 async def test_an_api_key_pays_the_avatar_fee_with_api_credits(driver: BillingDriver) -> None:
     root = await driver.root(generative_credits=1_000, api_credits=100)
 
-    response = await claim(driver, root, uuid.uuid4(), api_key_id=uuid.uuid4())
+    key_id = await driver.create_key(root)
+
+    response = await claim(driver, root, uuid.uuid4(), api_key_id=key_id)
 
     assert response.status_code == 201
     assert response.json()["pool"] == "api_credits"

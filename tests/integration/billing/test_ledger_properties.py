@@ -90,6 +90,7 @@ class Account:
         self.workspaces: list[Workspace] = []
         self.deleted: set[uuid.UUID] = set()
         self.held: dict[uuid.UUID, list[uuid.UUID]] = {}
+        self.keys: dict[uuid.UUID, uuid.UUID] = {}
         self.bought = dict.fromkeys((*CREDIT_POOLS, "avatar_slots"), 0)
         self.spent = dict.fromkeys(CREDIT_POOLS, 0)
 
@@ -101,6 +102,9 @@ class Account:
             await self.driver.sub(root, strict_quota=False),
         ]
         self.held = {workspace.id: [] for workspace in self.workspaces}
+        self.keys = {
+            workspace.id: await self.driver.create_key(workspace) for workspace in self.workspaces
+        }
 
     @property
     def root(self) -> Workspace:
@@ -120,9 +124,10 @@ class Account:
         assert response.status_code in ({404} if child.id in self.deleted else {200, 409})
 
     async def spend(self, index: int, operation: str, quantity: int, by_key: bool) -> None:
-        caller: dict[str, Any] = {"api_key_id": uuid.uuid4()} if by_key else {}
+        workspace = self.workspaces[index]
+        caller: dict[str, Any] = {"api_key_id": self.keys[workspace.id]} if by_key else {}
         response = await self.driver.spend(
-            self.workspaces[index], operation, quantity, client=self.client, **caller
+            workspace, operation, quantity, client=self.client, **caller
         )
         assert response.status_code in {201, 402, 404}
         if response.status_code == 201:

@@ -4,7 +4,6 @@ quota falls through to its parent's pool."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import pytest
@@ -47,7 +46,7 @@ async def test_an_api_key_spends_api_credits_and_a_person_generative_credits(
 ) -> None:
     root = await driver.root(generative_credits=100, api_credits=100)
 
-    by_key = await driver.spend(root, "translation", 1, api_key_id=uuid.uuid4())
+    by_key = await driver.spend(root, "translation", 1, api_key_id=await driver.create_key(root))
     by_person = await driver.spend(root, "image_creation", 1)
 
     assert by_key.json()["pool"] == "api_credits"
@@ -225,7 +224,7 @@ async def test_usage_adds_up_spending_by_day_operation_and_api_key(
     driver: BillingDriver,
 ) -> None:
     root = await driver.root(generative_credits=100, api_credits=100)
-    key = uuid.uuid4()
+    key = await driver.create_key(root)
     await driver.spend(root, "image_creation", 2)
     await driver.spend(root, "image_creation", 1)
     await driver.spend(root, "translation", 1, api_key_id=key)
