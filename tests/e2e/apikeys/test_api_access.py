@@ -80,18 +80,21 @@ async def test_a_revoked_key_stays_revoked_when_api_access_comes_back(api: Api) 
     root = await api.account(owner)
     client = await api.sub_workspace(root["id"], owner)
     key = await api.new_key(client["id"], owner)
+    kept = await api.new_key(client["id"], owner)
     revoked = await api.client.delete(
         f"/v1/workspaces/{client['id']}/api-keys/{key['id']}", headers=owner.headers
     )
     assert revoked.status_code == 204
 
     await set_api_access(api, client["id"], owner, on=False)
+    await api.refused_soon(client["id"], kept["key"])
     await set_api_access(api, client["id"], owner, on=True)
-    fresh = await api.new_key(client["id"], owner)
+    await api.accepted_soon(client["id"], kept["key"])
 
-    assert (await api.read_with(client["id"], fresh["key"])).status_code == 200
     assert (await api.read_with(client["id"], key["key"])).status_code == 401
-    assert (await api.keys(client["id"], owner))[key["id"]]["status"] == "revoked"
+    listed = await api.keys(client["id"], owner)
+    assert listed[key["id"]]["status"] == "revoked"
+    assert listed[kept["id"]]["status"] == "active"
 
 
 async def test_deleting_the_workspace_revokes_its_keys(api: Api) -> None:
