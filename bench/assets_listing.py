@@ -28,7 +28,7 @@ import asyncpg
 import httpx
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bench.gateway_latency import services
+from bench.system import NO_RATE_LIMITS, running_system
 from contracts.permissions import Role
 from infra.sandbox import sandbox
 from services.assets.queries import LIBRARY_PAGES
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
     with (
         sandbox("atrium-bench") as env,
         tempfile.TemporaryDirectory(prefix="atrium-bench-logs-") as logs,
-        services(env.environment, Path(logs)) as running,
+        running_system(env.environment, Path(logs), overrides=NO_RATE_LIMITS) as running,
     ):
         results = asyncio.run(
             measure(

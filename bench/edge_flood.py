@@ -2,8 +2,8 @@
 start of a request head and nothing more), then slow bodies, seen from another address
 while they are held.
 
-Everything runs in one throwaway sandbox (its own PostgreSQL and Kafka), identity,
-billing and the gateway each as its own process with the default settings (the
+Everything runs in one throwaway sandbox (its own PostgreSQL and Kafka), every
+service and the gateway each as its own process with the default settings (the
 gateway's file-descriptor limit is this process's). The flood comes from 127.0.0.1,
 from `--workers` processes (one process may hold only as many sockets as its own
 file limit); the other client from 127.0.0.2, which reaches the gateway's 127.0.0.1
@@ -28,13 +28,12 @@ import resource
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
 
 import httpx
 
-from infra.processes import free_port
+from bench.system import running_system
 from infra.sandbox import sandbox
 from services.gateway.auth import development_token
 from shared.settings import ServiceName, Settings
@@ -61,36 +60,6 @@ def hold(port: int, count: int, results: Connection) -> None:
             connection.close()
 
     asyncio.run(flood())
-
-
-@contextlib.contextmanager
-def services(
-    environment: dict[str, str], logs: Path
-) -> Iterator[dict[ServiceName, ServiceProcess]]:
-    ports = {service: free_port() for service in ServiceName}
-    environment = {
-        **environment,
-        **{
-            f"ATRIUM_{service.value.upper()}_URL": f"http://127.0.0.1:{port}"
-            for service, port in ports.items()
-        },
-        "ATRIUM_LOG_LEVEL": "WARNING",
-    }
-    started: dict[ServiceName, ServiceProcess] = {}
-    try:
-        for service in (
-            ServiceName.IDENTITY,
-            ServiceName.BILLING,
-            ServiceName.ASSETS,
-            ServiceName.GATEWAY,
-        ):
-            started[service] = ServiceProcess(
-                service, port=ports[service], environment=environment, log_dir=logs
-            ).start()
-        yield started
-    finally:
-        for process in started.values():
-            process.stop()
 
 
 async def probe(gateway: str, token: str) -> tuple[list[float], int]:
@@ -216,9 +185,10 @@ def main(argv: list[str] | None = None) -> None:
     with (
         sandbox("atrium-bench") as env,
         tempfile.TemporaryDirectory(prefix="atrium-bench-logs-") as logs,
-        services(
-            {**env.environment, "ATRIUM_HTTP_BODY_TIMEOUT_SECONDS": str(args.body_timeout)},
+        running_system(
+            env.environment,
             Path(logs),
+            overrides={"ATRIUM_HTTP_BODY_TIMEOUT_SECONDS": str(args.body_timeout)},
         ) as running,
     ):
         measure(env.settings, running, args)

@@ -32,6 +32,7 @@ from pathlib import Path
 import aiohttp
 import httpx
 
+from bench.system import NO_RATE_LIMITS, running_system
 from contracts.permissions import Role
 from infra.processes import free_port
 from infra.sandbox import sandbox
@@ -145,38 +146,6 @@ def hello_world() -> Iterator[str]:
         process.wait(timeout=15)
 
 
-@contextlib.contextmanager
-def services(
-    environment: dict[str, str], logs: Path
-) -> Iterator[dict[ServiceName, ServiceProcess]]:
-    ports = {service: free_port() for service in ServiceName}
-    environment = {
-        **environment,
-        **{
-            f"ATRIUM_{service.value.upper()}_URL": f"http://127.0.0.1:{port}"
-            for service, port in ports.items()
-        },
-        "ATRIUM_LOG_LEVEL": "WARNING",
-        "ATRIUM_RATE_LIMIT_PER_SECOND": "1000000",
-        "ATRIUM_RATE_LIMIT_BURST": "1000000",
-    }
-    started: dict[ServiceName, ServiceProcess] = {}
-    try:
-        for service in (
-            ServiceName.IDENTITY,
-            ServiceName.BILLING,
-            ServiceName.ASSETS,
-            ServiceName.GATEWAY,
-        ):
-            started[service] = ServiceProcess(
-                service, port=ports[service], environment=environment, log_dir=logs
-            ).start()
-        yield started
-    finally:
-        for process in started.values():
-            process.stop()
-
-
 async def measure(
     settings: Settings,
     running: dict[ServiceName, ServiceProcess],
@@ -278,7 +247,7 @@ def main(argv: list[str] | None = None) -> None:
     with (
         sandbox("atrium-bench") as env,
         tempfile.TemporaryDirectory(prefix="atrium-bench-logs-") as logs,
-        services(env.environment, Path(logs)) as running,
+        running_system(env.environment, Path(logs), overrides=NO_RATE_LIMITS) as running,
         hello_world() as hello_url,
     ):
         runs = asyncio.run(measure(env.settings, running, hello_url, args))

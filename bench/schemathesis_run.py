@@ -36,11 +36,10 @@ from schemathesis.engine import events as engine_events
 from schemathesis.generation.case import Case
 from schemathesis.hooks import HookContext
 
-from infra.processes import free_port
+from bench.system import NO_RATE_LIMITS, running_system
 from infra.sandbox import sandbox
 from services.gateway.auth import development_token
 from shared.settings import ServiceName, Settings
-from shared.testing import ServiceProcess
 
 CHECKS = (
     "not_a_server_error",
@@ -68,15 +67,6 @@ REFUSED_BY_A_RULE = ("402", "410")
 """Answers to a well-formed request that no schema can foresee: credits that run short
 (402) and an invitation that expired (410), next to schemathesis's own list (401, 403,
 404, 409, 429, 5xx) for `positive_data_acceptance`."""
-UNLIMITED = "1000000"
-NO_RATE_LIMITS = {
-    "ATRIUM_RATE_LIMIT_PER_SECOND": UNLIMITED,
-    "ATRIUM_RATE_LIMIT_BURST": UNLIMITED,
-    "ATRIUM_ADDRESS_REFUSALS_PER_SECOND": UNLIMITED,
-    "ATRIUM_ADDRESS_REFUSALS_BURST": UNLIMITED,
-}
-"""The gateway's settings for a run: what is tested is the answer to each request,
-not the caller's budget."""
 IDEMPOTENCY_KEY = "Idempotency-Key"
 
 
@@ -240,35 +230,12 @@ def report(tally: Tally, *, examples: bool = False) -> str:
 
 
 @contextlib.contextmanager
-def running_system(environment: dict[str, str], logs: Path) -> Iterator[str]:
-    """identity, billing and the gateway as processes; yields the gateway's URL."""
-    ports = {service: free_port() for service in ServiceName}
-    environment = {
-        **environment,
-        **{
-            f"ATRIUM_{service.value.upper()}_URL": f"http://127.0.0.1:{port}"
-            for service, port in ports.items()
-        },
-        "ATRIUM_LOG_LEVEL": "WARNING",
-        **NO_RATE_LIMITS,
-    }
-    started: list[ServiceProcess] = []
+def gateway_of_a_running_system(environment: dict[str, str], logs: Path) -> Iterator[str]:
+    """The whole system as processes, its rate limits lifted; yields the gateway's URL."""
     try:
-        for service in (
-            ServiceName.IDENTITY,
-            ServiceName.BILLING,
-            ServiceName.ASSETS,
-            ServiceName.GATEWAY,
-        ):
-            started.append(
-                ServiceProcess(
-                    service, port=ports[service], environment=environment, log_dir=logs
-                ).start()
-            )
-        yield started[-1].url
+        with running_system(environment, logs, overrides=NO_RATE_LIMITS) as running:
+            yield running[ServiceName.GATEWAY].url
     finally:
-        for process in started:
-            process.stop()
         print(f"service logs: {logs}")
 
 
@@ -286,7 +253,10 @@ def main() -> None:
     if args.quick:
         args.max_examples, args.max_time = 5, 60
     logs = Path(tempfile.mkdtemp(prefix="atrium-schemathesis-logs-"))
-    with sandbox("atrium-schemathesis") as atrium, running_system(atrium.environment, logs) as url:
+    with (
+        sandbox("atrium-schemathesis") as atrium,
+        gateway_of_a_running_system(atrium.environment, logs) as url,
+    ):
         caller = sign_in(url, atrium.settings)
         tally = fuzz(
             url,

@@ -22,9 +22,9 @@ logger = logging.getLogger(__name__)
 
 class DomainError(Exception):
     """A rule said no. Subclasses name the rule and carry its problem type; `headers` go
-    on the problem response (for example `Retry-After`), `errors` are its field errors
-    (`{field, message, type}`, as a request that is not valid gets them) when a rule
-    that only the use case can check refuses fields of the request."""
+    on the problem response (for example `Retry-After`), and `errors` (`{field, message,
+    type}`, as `field_errors` renders them) name the fields a rule found wrong, as a 422
+    for a request's schema does."""
 
     problem: ClassVar[ProblemType]
 

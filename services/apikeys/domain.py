@@ -86,7 +86,9 @@ class KeySettings:
 def check_expiry(expires_at: datetime | None, now: datetime) -> None:
     if expires_at is not None and expires_at <= now:
         msg = "expires_at must be in the future."
-        raise ExpiryInThePastError(msg)
+        raise ExpiryInThePastError(
+            msg, errors=[{"field": "expires_at", "message": msg, "type": "in_the_past"}]
+        )
 
 
 def end_of_grace(now: datetime, grace_seconds: int) -> datetime:
@@ -107,10 +109,14 @@ class UsagePeriod:
         first = first or last - timedelta(days=USAGE_DEFAULT_DAYS - 1)
         if first > last:
             msg = "from must not be after to."
-            raise InvalidUsagePeriodError(msg)
+            raise InvalidUsagePeriodError(
+                msg, errors=[{"field": "query.from", "message": msg, "type": "after_to"}]
+            )
         if (last - first).days + 1 > USAGE_MAX_DAYS:
             msg = f"A usage period covers at most {USAGE_MAX_DAYS} days."
-            raise InvalidUsagePeriodError(msg)
+            raise InvalidUsagePeriodError(
+                msg, errors=[{"field": "query.from", "message": msg, "type": "period_too_long"}]
+            )
         return cls(first, last)
 
 

@@ -56,9 +56,9 @@ from shared.settings import ServiceName
 logger = logging.getLogger(__name__)
 
 SERVICE = ServiceName.GATEWAY
-DEPLOYED = (ServiceName.IDENTITY, ServiceName.BILLING, ServiceName.ASSETS)
-"""The services that exist so far: the gateway is ready when they are, and its API
-document is theirs. The route table already holds the others' operations."""
+DEPLOYED = (ServiceName.IDENTITY, ServiceName.BILLING, ServiceName.ASSETS, ServiceName.APIKEYS)
+"""The services behind the gateway: it is ready when they are, and its API document is
+theirs."""
 LIMIT_RANGE = range(1, MAX_PAGE_SIZE + 1)
 """`?limit=` of every list: 1 to the largest page."""
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]

@@ -84,6 +84,49 @@ def gateway_problems(method: str, path: str, route: Route | None) -> list[Proble
     return answered
 
 
+def _without_collisions(
+    service: str, document: Mapping[str, Any], merged: Mapping[str, Mapping[str, Any]]
+) -> Mapping[str, Any]:
+    """`document` with each component that another service's document already names
+    differently renamed after its service (billing's `UsageItem` is `BillingUsageItem`
+    next to apikeys' `UsageItem`), every reference to it rewritten, and so on for the
+    components that differ once their references are (billing's `UsageReport`)."""
+    renamed: dict[str, str] = {}
+
+    def rewritten(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                key: renamed.get(value, value)
+                if key == "$ref" and isinstance(value, str)
+                else rewritten(value)
+                for key, value in node.items()
+            }
+        if isinstance(node, list):
+            return [rewritten(item) for item in node]
+        return node
+
+    result: dict[str, Any] = dict(document)
+    while True:
+        result = rewritten(dict(document))
+        colliding = {
+            f"#/components/{kind}/{name}": f"#/components/{kind}/{service.capitalize()}{name}"
+            for kind, entries in result.get("components", {}).items()
+            for name, entry in entries.items()
+            if name in merged.get(kind, {}) and merged[kind][name] != entry
+        }
+        if colliding.keys() <= renamed.keys():
+            break
+        renamed |= colliding
+    result["components"] = {
+        kind: {
+            renamed.get(f"#/components/{kind}/{name}", name).rsplit("/", 1)[-1]: entry
+            for name, entry in entries.items()
+        }
+        for kind, entries in result.get("components", {}).items()
+    }
+    return result
+
+
 def merge_documents(
     documents: Mapping[str, Mapping[str, Any]],
     *,
@@ -96,18 +139,13 @@ def merge_documents(
     problems the gateway answers itself."""
     paths: dict[str, Any] = {}
     components: dict[str, dict[str, Any]] = {}
-    for service, document in sorted(documents.items()):
+    for service, original in sorted(documents.items()):
+        document = _without_collisions(service, original, components)
         for path, operations_of_path in document.get("paths", {}).items():
             if path.startswith(PUBLIC_PREFIX):
                 paths.setdefault(path, {}).update(operations_of_path)
         for kind, entries in document.get("components", {}).items():
-            merged = components.setdefault(kind, {})
-            for name, entry in entries.items():
-                if name in merged and merged[name] != entry:
-                    logger.warning(
-                        "%s's component %s/%s differs; the first one is kept", service, kind, name
-                    )
-                merged.setdefault(name, entry)
+            components.setdefault(kind, {}).update(entries)
     by_operation = {(route.method, route.template): route for route in routes}
     for path, item in paths.items():
         for method, operation in item.items():

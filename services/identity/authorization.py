@@ -58,17 +58,23 @@ async def authorize(
     share: bool = False,
 ) -> Access:
     """The caller's standing in a workspace the gateway vouched for, if it allows
-    `permission`. A workspace the caller has no place in is 404, never 403. With `lock`,
+    `permission`. A workspace the caller has no place in is 404, never 403; an API key
+    is a developer of its own workspace. With `lock`,
     the workspace's row is locked first (changes of its members, settings or status);
     with `share`, only against such changes (adding a sub-workspace under it)."""
     vouched_workspace(caller, workspace_id)
-    user_id = person(caller)
+    user_id = None if caller.api_key_id is not None else person(caller)
     workspace = await WorkspaceRepository(uow.session).get(workspace_id, lock=lock, share=share)
     if workspace is None or workspace.status is WorkspaceStatus.DELETED:
         msg = f"No workspace {workspace_id} that you can see."
         raise NotFoundError(msg)
-    roles = await MemberRepository(uow.session).roles_on_path(user_id, workspace)
-    access = Access.from_roles(workspace, roles)
+    if user_id is None:
+        # The gateway verified the key and vouched for its own workspace, the only one
+        # it acts in.
+        access = Access.of_api_key(workspace)
+    else:
+        roles = await MemberRepository(uow.session).roles_on_path(user_id, workspace)
+        access = Access.from_roles(workspace, roles)
     access.require(permission)
     return access
 

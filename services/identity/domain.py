@@ -247,6 +247,12 @@ class Access:
             ),
         )
 
+    @classmethod
+    def of_api_key(cls, workspace: Workspace) -> Access:
+        """An API key acts in its own workspace with a developer's rights, and nowhere
+        else: no role flows down to it or up from it."""
+        return cls(workspace=workspace, direct_role=Role.DEVELOPER, ancestor_super_admin=False)
+
     @property
     def role(self) -> Role | None:
         return Role.SUPER_ADMIN if self.ancestor_super_admin else self.direct_role

@@ -19,6 +19,7 @@ class RunningSystem:
     identity: ServiceProcess
     billing: ServiceProcess
     assets: ServiceProcess
+    apikeys: ServiceProcess
     gateway: ServiceProcess
 
 
@@ -51,11 +52,18 @@ def system(
         identity=process(ServiceName.IDENTITY),
         billing=process(ServiceName.BILLING),
         assets=process(ServiceName.ASSETS),
+        apikeys=process(ServiceName.APIKEYS),
         gateway=process(ServiceName.GATEWAY),
     )
     started: list[ServiceProcess] = []
     try:
-        for service in (running.identity, running.billing, running.assets, running.gateway):
+        for service in (
+            running.identity,
+            running.billing,
+            running.assets,
+            running.apikeys,
+            running.gateway,
+        ):
             started.append(service.start())
         yield running
     finally:

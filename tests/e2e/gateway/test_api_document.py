@@ -5,13 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.schemathesis_run import (
-    DOCUMENTATION_CHECKS,
-    NO_RATE_LIMITS,
-    fuzz,
-    report,
-    sign_in,
-)
+from bench.schemathesis_run import DOCUMENTATION_CHECKS, fuzz, report, sign_in
+from bench.system import NO_RATE_LIMITS
 from infra.sandbox import Sandbox
 from tests.e2e.conftest import RunningSystem
 

@@ -46,6 +46,42 @@ def test_public_operations_and_their_components_are_merged() -> None:
     assert merged["security"] == [{"bearer": []}, {"apiKey": []}]
 
 
+def test_two_services_components_of_one_name_and_different_content_both_stay() -> None:
+    def usage(item: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "properties": {"items": {"type": "array", "items": item}},
+        }
+
+    ref = {"$ref": "#/components/schemas/UsageItem"}
+    response = {"200": {"content": {"application/json": {"schema": ref}}}}
+    apikeys = document(
+        {"/v1/workspaces/{workspace_id}/api-usage": {"get": {"responses": response}}},
+        {"UsageItem": {"required": ["date"]}, "Usage": usage(ref)},
+    )
+    billing = document(
+        {"/v1/workspaces/{workspace_id}/usage": {"get": {"responses": response}}},
+        {"UsageItem": {"required": ["key"]}, "Usage": usage(ref)},
+    )
+
+    merged = merge_documents({"apikeys": apikeys, "billing": billing}, title="A", version="1")
+
+    schemas = merged["components"]["schemas"]
+    assert schemas["UsageItem"] == {"required": ["date"]}
+    assert schemas["BillingUsageItem"] == {"required": ["key"]}
+    assert schemas["Usage"] == usage(ref)
+    assert schemas["BillingUsage"] == usage({"$ref": "#/components/schemas/BillingUsageItem"})
+
+    def schema_of(path: str) -> Any:
+        operation = merged["paths"][path]["get"]
+        return operation["responses"]["200"]["content"]["application/json"]["schema"]
+
+    assert schema_of("/v1/workspaces/{workspace_id}/api-usage") == ref
+    assert schema_of("/v1/workspaces/{workspace_id}/usage") == {
+        "$ref": "#/components/schemas/BillingUsageItem"
+    }
+
+
 async def test_the_gateway_serves_the_merged_document_and_its_docs_page(
     in_process: InProcessGateway, stub: StubUpstream
 ) -> None:

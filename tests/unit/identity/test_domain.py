@@ -65,6 +65,19 @@ def test_a_viewer_sees_a_workspace_but_may_not_invite() -> None:
         viewer.require(Permission.MANAGE_MEMBERS)
 
 
+def test_an_api_key_reads_its_workspace_as_a_developer_and_manages_nothing() -> None:
+    key = Access.of_api_key(CLIENT)
+
+    key.require(Permission.READ_WORKSPACE)
+    assert key.role is Role.DEVELOPER
+    assert not key.inherited
+    for permission in (Permission.MANAGE_MEMBERS, Permission.MANAGE_SUB_WORKSPACES):
+        with pytest.raises(ForbiddenError):
+            key.require(permission)
+    with pytest.raises(ForbiddenError):
+        key.require_ancestor_super_admin()
+
+
 def test_the_members_list_shows_each_person_once_with_their_effective_role() -> None:
     direct = [member("ada", Role.CREATOR), member("bob", Role.SUPER_ADMIN)]
     above = [member("ada", Role.SUPER_ADMIN), member("cy", Role.SUPER_ADMIN)]

@@ -15,6 +15,10 @@ class SeatLimitReachedError(DomainError):
     problem = problems.SEAT_LIMIT_REACHED
 
 
+class PastError(DomainError):
+    problem = problems.VALIDATION_FAILED
+
+
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
     count: int
@@ -35,6 +39,11 @@ def build_app() -> FastAPI:
     @app.post("/seats")
     async def seats() -> None:
         raise SeatLimitReachedError("All 5 seats are taken.")
+
+    @app.post("/past")
+    async def past() -> None:
+        message = "when must be in the future."
+        raise PastError(message, errors=[{"field": "when", "message": message, "type": "past"}])
 
     @app.post("/validate")
     async def validate(body: Body, limit: Annotated[int, Query(le=200)] = 50) -> dict[str, int]:
@@ -97,3 +106,13 @@ def test_readiness_names_the_dependency_that_is_down() -> None:
     response = client.get("/readyz")
     assert response.status_code == 503
     assert "database" in response.json()["detail"]
+
+
+def test_a_rule_that_finds_a_field_wrong_names_it_as_a_schema_would() -> None:
+    response = client.post("/past")
+
+    assert response.status_code == 422
+    assert response.json()["type"] == "validation-failed"
+    assert response.json()["errors"] == [
+        {"field": "when", "message": "when must be in the future.", "type": "past"}
+    ]

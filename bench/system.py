@@ -1,0 +1,82 @@
+"""The system a benchmark measures: every deployed service as its own process, as in
+production (`python -m services.<name>.app`), inside a sandbox the benchmark started.
+
+One helper for every benchmark that needs the gateway and what stands behind it, so
+that adding a service to the system adds it to all of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+from collections.abc import Iterator
+from pathlib import Path
+
+from infra.processes import free_port
+from services.gateway.auth import development_token
+from shared.settings import ServiceName, Settings
+from shared.testing import ServiceProcess
+
+SYSTEM = (
+    ServiceName.IDENTITY,
+    ServiceName.BILLING,
+    ServiceName.ASSETS,
+    ServiceName.APIKEYS,
+    ServiceName.GATEWAY,
+)
+"""What runs behind and at the edge, in the order it starts: the gateway last, as it is
+ready only when the services it forwards to are."""
+UNLIMITED = "1000000"
+NO_RATE_LIMITS = {
+    "ATRIUM_RATE_LIMIT_PER_SECOND": UNLIMITED,
+    "ATRIUM_RATE_LIMIT_BURST": UNLIMITED,
+    "ATRIUM_ADDRESS_REFUSALS_PER_SECOND": UNLIMITED,
+    "ATRIUM_ADDRESS_REFUSALS_BURST": UNLIMITED,
+}
+"""The gateway's settings for a run that measures something other than the callers'
+budgets."""
+
+
+@contextlib.contextmanager
+def running_system(
+    environment: dict[str, str],
+    logs: Path,
+    *,
+    overrides: dict[str, str] | None = None,
+    services: tuple[ServiceName, ...] = SYSTEM,
+) -> Iterator[dict[ServiceName, ServiceProcess]]:
+    """`services` started in order on free ports with the sandbox's `environment`
+    (plus `overrides`), each logging at WARNING into `logs`; all stopped on the way out
+    whatever happened."""
+    ports = {service: free_port() for service in ServiceName}
+    environment = {
+        **environment,
+        **{
+            f"ATRIUM_{service.value.upper()}_URL": f"http://127.0.0.1:{port}"
+            for service, port in ports.items()
+        },
+        "ATRIUM_LOG_LEVEL": "WARNING",
+        **(overrides or {}),
+    }
+    started: dict[ServiceName, ServiceProcess] = {}
+    try:
+        for service in services:
+            started[service] = ServiceProcess(
+                service, port=ports[service], environment=environment, log_dir=logs
+            ).start()
+        yield started
+    finally:
+        for process in reversed(started.values()):
+            process.stop()
+
+
+def as_person(email: str, settings: Settings) -> dict[str, str]:
+    """Headers of a signed-in person (a development token, as `atrium token` prints)."""
+    return {"authorization": f"Bearer {development_token(email, settings)}"}
+
+
+def percentile(values: list[float], percent: int) -> float:
+    """The `percent`th percentile of `values` (inclusive method: within their range)."""
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[percent - 1]
