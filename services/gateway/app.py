@@ -42,7 +42,7 @@ from services.gateway.projections import AccessProjection, WorkspaceStatus
 from services.gateway.proxy import FORWARDED_AWAY, Upstreams
 from services.gateway.ratelimit import Allowance, Rate, RateLimiter
 from services.gateway.repository import ProjectionRepository
-from services.gateway.routes import NoRoute, Route, RouteMatch, RouteTable
+from services.gateway.routes import NoRoute, Route, RouteMatch, RouteTable, uuid_or_none
 from services.gateway.settings import GatewaySettings
 from services.gateway.usage import UNMATCHED, UsageRecorder
 from shared.errors import UnauthenticatedError, problem_response
@@ -64,6 +64,8 @@ LIMIT_RANGE = range(1, MAX_PAGE_SIZE + 1)
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 """Every method reaches the route table, so that a path's 405 names exactly the methods
 the path takes."""
+_REVOKE_KEY = ("DELETE", "/v1/workspaces/{workspace_id}/api-keys/{key_id}")
+_ROTATE_KEY = ("POST", "/v1/workspaces/{workspace_id}/api-keys/{key_id}/rotate")
 _KEY_PARAMETERS = frozenset({"api_key", "apikey", "key"})
 _KEY_SHAPED = re.compile(re.escape(API_KEY_PREFIX) + "[0-9A-Za-z]{32}")
 
@@ -176,7 +178,23 @@ class Gateway:
         matched, caller = await self._admitted(request, exchange)
         self._within_limits(request, caller, exchange)
         principal = await self._vouched(matched, caller, exchange.key)
-        return await self._forward(request, matched.route, principal)
+        response = await self._forward(request, matched.route, principal)
+        self._note_key_ended(request, matched.route, response.status_code)
+        return response
+
+    def _note_key_ended(self, request: Request, route: Route, status: int) -> None:
+        """A key revoked (204) or rotated (201) through this process is refused by it
+        from the very next request, not only once the event comes back."""
+        operation = (route.method, route.template)
+        if operation == _REVOKE_KEY and status == 204:
+            grace = 0
+        elif operation == _ROTATE_KEY and status == 201:
+            grace = _decimal(request.query_params.get("grace_seconds", "0")) or 0
+        else:
+            return
+        key_id = uuid_or_none(request.url.path.split("/")[5])
+        if key_id is not None:
+            self.key_verifier.ended_here(key_id, at=time.time() + grace)
 
     async def _admitted(
         self, request: Request, exchange: _Exchange

@@ -13,6 +13,10 @@ asked of apikeys once (`services.gateway.remembered`): its answer stands until t
 key's first event arrives, or 30 s; a "no such key" for half a second, per hash, so that
 a flood of random well-formed keys costs apikeys one lookup per key and half-second.
 
+A key revoked or rotated through this process is refused by it from the very next
+request (`ended_here`), before the event has come back through Kafka; every other
+process refuses it once the event has reached the table, within a second.
+
 Every refusal is the same 401, whatever the reason (malformed, unknown, revoked,
 expired, suspended, workspace gone): a caller learns nothing about other keys.
 """
@@ -34,6 +38,9 @@ logger = logging.getLogger(__name__)
 
 PROVISIONAL_SECONDS = 30.0
 NEGATIVE_SECONDS = 0.5
+MAX_ENDED_HERE = 10_000
+"""Keys remembered as revoked or rotated through this process, at most; the oldest are
+forgotten first (their events have long reached the projection by then)."""
 NOT_VALID = "The API key is not valid."
 """The one detail of every refused key."""
 
@@ -122,6 +129,17 @@ class KeyVerifier:
             negative_seconds=NEGATIVE_SECONDS,
             clock=monotonic,
         )
+        self._ended_here: dict[uuid.UUID, float] = {}
+
+    def ended_here(self, key_id: uuid.UUID, *, at: float) -> None:
+        """apikeys has answered this process that the key ends `at` (seconds since the
+        epoch): now for a revocation, at the end of the grace for a rotation. An earlier
+        end wins (a key revoked during its grace)."""
+        ends = min(at, self._ended_here.get(key_id, at))
+        self._ended_here.pop(key_id, None)
+        while len(self._ended_here) >= MAX_ENDED_HERE:
+            del self._ended_here[next(iter(self._ended_here))]
+        self._ended_here[key_id] = ends
 
     def known(self, key: str) -> KeyRecord | None:
         """The key if it is usable now and known here without asking anybody."""
@@ -156,7 +174,11 @@ class KeyVerifier:
     def _usable(self, record: KeyRecord | None, hashed: str) -> KeyRecord | None:
         if record is None or not same_hash(record.hash, hashed):
             return None
-        if not record.usable(self.clock()):
+        now = self.clock()
+        if not record.usable(now):
+            return None
+        ended = self._ended_here.get(record.key_id)
+        if ended is not None and ended <= now:
             return None
         workspace = self.workspaces.workspaces.get(record.workspace_id)
         if workspace is not None and (

@@ -152,7 +152,7 @@ class RouteTable:
             if found is None:
                 continue
             raw_workspace = found.groupdict().get(WORKSPACE_PARAMETER)
-            workspace_id = None if raw_workspace is None else _uuid_or_none(raw_workspace)
+            workspace_id = None if raw_workspace is None else uuid_or_none(raw_workspace)
             if raw_workspace is not None and workspace_id is None:
                 return NoRoute()  # no workspace has that id
             route = candidate.by_method.get(method)
@@ -162,7 +162,7 @@ class RouteTable:
         return NoRoute()
 
 
-def _uuid_or_none(raw: str) -> uuid.UUID | None:
+def uuid_or_none(raw: str) -> uuid.UUID | None:
     try:
         return uuid.UUID(raw)
     except ValueError:

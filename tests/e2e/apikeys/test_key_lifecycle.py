@@ -193,8 +193,10 @@ async def test_a_rotated_key_keeps_its_settings_and_the_old_one_stops_at_once_wi
     )
     assert rotated.status_code == 201, rotated.text
     new = rotated.json()
+    # The gateway that answered the rotation refuses the old key from the next request on.
+    old_after = await api.read_with(root["id"], old["key"])
     new_after = await api.read_with(root["id"], new["key"])
-    await api.refused_soon(root["id"], old["key"])
+    assert old_after.status_code == 401, old_after.text
 
     assert new["id"] != old["id"]
     assert new["key"] != old["key"]
@@ -249,7 +251,7 @@ async def test_a_bad_grace_is_a_422_and_the_key_is_not_rotated(api: Api, grace: 
     assert (await api.read_with(root["id"], key["key"])).status_code == 200
 
 
-async def test_a_revoked_key_is_refused_within_a_second(api: Api) -> None:
+async def test_a_revoked_key_is_refused_from_the_next_request(api: Api) -> None:
     owner, developer = Person.new("owner"), Person.new("dev")
     root = await api.account(owner)
     await api.join(root["id"], owner, developer, "developer")
@@ -260,7 +262,7 @@ async def test_a_revoked_key_is_refused_within_a_second(api: Api) -> None:
     revoked = await api.client.delete(
         f"/v1/workspaces/{root['id']}/api-keys/{key['id']}", headers=developer.headers
     )
-    await api.refused_soon(root["id"], key["key"])
+    # The very next request, through the gateway that answered the revocation.
     refused = await api.read_with(root["id"], key["key"])
     again = await api.client.delete(
         f"/v1/workspaces/{root['id']}/api-keys/{key['id']}", headers=developer.headers
@@ -271,8 +273,9 @@ async def test_a_revoked_key_is_refused_within_a_second(api: Api) -> None:
 
     assert revoked.status_code == 204, revoked.text
     assert refused.status_code == 401, refused.text
-    assert again.status_code in {204, 404}, again.text
-    assert rotate_revoked.status_code in {404, 409}, rotate_revoked.text
+    assert again.status_code == 204, again.text
+    assert rotate_revoked.status_code == 409, rotate_revoked.text
+    assert problem_type(rotate_revoked) == "key-not-active"
     assert (await api.read_with(root["id"], other["key"])).status_code == 200
     listed = await api.keys(root["id"], owner)
     assert listed[key["id"]]["status"] == "revoked"

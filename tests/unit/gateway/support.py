@@ -45,6 +45,8 @@ class StubUpstream:
     access_answers: dict[tuple[str | None, str], dict[str, Any]] = field(default_factory=dict)
     """identity's answer to (user_id, workspace_id); absent: 404."""
     delay_seconds: float = 0.0
+    statuses: dict[tuple[str, str], int] = field(default_factory=dict)
+    """The status of a forwarded (method, path); absent: 200."""
 
     @property
     def url(self) -> str:
@@ -76,7 +78,10 @@ class StubUpstream:
                 body=await request.read(),
             )
         )
-        return web.json_response({"ok": True}, headers={"x-upstream": "stub"})
+        status = self.statuses.get((request.method, request.path), 200)
+        if status == 204:
+            return web.Response(status=204, headers={"x-upstream": "stub"})
+        return web.json_response({"ok": True}, status=status, headers={"x-upstream": "stub"})
 
 
 @contextlib.asynccontextmanager

@@ -189,6 +189,18 @@ async def test_a_rotated_key_works_until_its_grace_ends() -> None:
     assert await refused(setup.verifier, key) == NOT_VALID
 
 
+async def test_a_key_ended_through_this_process_is_refused_from_its_end_on() -> None:
+    setup = Setup()
+    key = new_key()
+    record = setup.known(key)
+
+    setup.verifier.ended_here(record.key_id, at=NOW + 60)
+    await setup.verifier.verify(key)
+    setup.verifier.ended_here(record.key_id, at=NOW + 120)  # a later end does not extend it
+    setup.wall.now = NOW + 60
+    assert await refused(setup.verifier, key) == NOT_VALID
+
+
 async def test_a_revoked_key_is_refused() -> None:
     setup = Setup()
     key = new_key()
@@ -336,6 +348,50 @@ async def test_a_key_works_in_either_header(in_process: InProcessGateway) -> Non
     assert (await in_process.client.get(path, headers={"x-api-key": key})).status_code == 200
     bearer_key = {"authorization": f"Bearer {key}"}
     assert (await in_process.client.get(path, headers=bearer_key)).status_code == 200
+
+
+async def test_a_key_revoked_through_the_gateway_is_refused_by_it_in_the_very_next_request(
+    in_process: InProcessGateway, stub: StubUpstream
+) -> None:
+    key, record = seed_key(in_process)
+    revoke = f"/v1/workspaces/{WORKSPACE}/api-keys/{record.key_id}"
+    stub.statuses[("DELETE", revoke)] = 204
+    path = f"/v1/workspaces/{WORKSPACE}/balances"
+    assert (await in_process.client.get(path, headers={"x-api-key": key})).status_code == 200
+
+    revoked = await in_process.client.delete(revoke, headers=bearer("ann"))
+
+    assert revoked.status_code == 204
+    assert (await in_process.client.get(path, headers={"x-api-key": key})).status_code == 401
+
+
+async def test_a_refused_revocation_leaves_the_key_working(
+    in_process: InProcessGateway, stub: StubUpstream
+) -> None:
+    key, record = seed_key(in_process)
+    revoke = f"/v1/workspaces/{WORKSPACE}/api-keys/{record.key_id}"
+    stub.statuses[("DELETE", revoke)] = 409
+
+    assert (await in_process.client.delete(revoke, headers=bearer("ann"))).status_code == 409
+    path = f"/v1/workspaces/{WORKSPACE}/balances"
+    assert (await in_process.client.get(path, headers={"x-api-key": key})).status_code == 200
+
+
+async def test_a_key_rotated_through_the_gateway_keeps_working_during_its_grace(
+    in_process: InProcessGateway, stub: StubUpstream
+) -> None:
+    key, record = seed_key(in_process)
+    rotate = f"/v1/workspaces/{WORKSPACE}/api-keys/{record.key_id}/rotate"
+    stub.statuses[("POST", rotate)] = 201
+    path = f"/v1/workspaces/{WORKSPACE}/balances"
+
+    graced = await in_process.client.post(f"{rotate}?grace_seconds=600", headers=bearer("ann"))
+    assert graced.status_code == 201
+    assert (await in_process.client.get(path, headers={"x-api-key": key})).status_code == 200
+
+    rotated = await in_process.client.post(rotate, headers=bearer("ann"))
+    assert rotated.status_code == 201
+    assert (await in_process.client.get(path, headers={"x-api-key": key})).status_code == 401
 
 
 async def test_a_key_the_projection_does_not_know_yet_is_asked_of_apikeys_once(
