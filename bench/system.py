@@ -15,7 +15,7 @@ from pathlib import Path
 from infra.processes import free_port
 from services.gateway.auth import development_token
 from shared.settings import ServiceName, Settings
-from shared.testing import ServiceProcess
+from shared.testing import ServiceProcess, start_together
 
 SYSTEM = (
     ServiceName.IDENTITY,
@@ -24,8 +24,8 @@ SYSTEM = (
     ServiceName.APIKEYS,
     ServiceName.GATEWAY,
 )
-"""What runs behind and at the edge, in the order it starts: the gateway last, as it is
-ready only when the services it forwards to are."""
+"""What runs behind and at the edge. They start together; the gateway is ready only
+when the services it forwards to are."""
 UNLIMITED = "1000000"
 NO_RATE_LIMITS = {
     "ATRIUM_RATE_LIMIT_PER_SECOND": UNLIMITED,
@@ -45,7 +45,7 @@ def running_system(
     overrides: dict[str, str] | None = None,
     services: tuple[ServiceName, ...] = SYSTEM,
 ) -> Iterator[dict[ServiceName, ServiceProcess]]:
-    """`services` started in order on free ports with the sandbox's `environment`
+    """`services` started together on free ports with the sandbox's `environment`
     (plus `overrides`), each logging at WARNING into `logs`; all stopped on the way out
     whatever happened."""
     ports = {service: free_port() for service in ServiceName}
@@ -58,15 +58,16 @@ def running_system(
         "ATRIUM_LOG_LEVEL": "WARNING",
         **(overrides or {}),
     }
-    started: dict[ServiceName, ServiceProcess] = {}
+    processes = start_together(
+        [
+            ServiceProcess(service, port=ports[service], environment=environment, log_dir=logs)
+            for service in services
+        ]
+    )
     try:
-        for service in services:
-            started[service] = ServiceProcess(
-                service, port=ports[service], environment=environment, log_dir=logs
-            ).start()
-        yield started
+        yield {process.service: process for process in processes}
     finally:
-        for process in reversed(started.values()):
+        for process in reversed(processes):
             process.stop()
 
 

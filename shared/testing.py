@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -149,6 +149,12 @@ class ServiceProcess:
         return self._process.pid
 
     def start(self, *, extra_environment: dict[str, str] | None = None) -> ServiceProcess:
+        self.spawn(extra_environment=extra_environment)
+        self.wait_ready()
+        return self
+
+    def spawn(self, *, extra_environment: dict[str, str] | None = None) -> ServiceProcess:
+        """The process started, not yet waited for (`wait_ready`)."""
         environment = {
             **os.environ,
             **self.environment,
@@ -165,7 +171,6 @@ class ServiceProcess:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
-        self.wait_ready()
         return self
 
     def wait_ready(self, timeout: float = 30) -> None:
@@ -206,6 +211,25 @@ class ServiceProcess:
             if self.log_file.exists()
             else ""
         )
+
+
+def start_together(
+    processes: Sequence[ServiceProcess], *, timeout: float = 60
+) -> list[ServiceProcess]:
+    """Every process spawned at once, then each waited for until ready: services start in
+    parallel, and one that depends on others (the gateway) is ready once they are. When
+    one does not start, those spawned are stopped."""
+    spawned: list[ServiceProcess] = []
+    try:
+        for process in processes:
+            spawned.append(process.spawn())
+        for process in spawned:
+            process.wait_ready(timeout=timeout)
+    except BaseException:
+        for process in spawned:
+            process.stop()
+        raise
+    return spawned
 
 
 async def eventually(

@@ -11,7 +11,7 @@ import pytest
 from infra.processes import free_port
 from infra.sandbox import Sandbox
 from shared.settings import ServiceName
-from shared.testing import ServiceProcess
+from shared.testing import ServiceProcess, start_together
 
 
 @dataclass
@@ -55,16 +55,10 @@ def system(
         apikeys=process(ServiceName.APIKEYS),
         gateway=process(ServiceName.GATEWAY),
     )
-    started: list[ServiceProcess] = []
+    started = start_together(
+        [running.identity, running.billing, running.assets, running.apikeys, running.gateway]
+    )
     try:
-        for service in (
-            running.identity,
-            running.billing,
-            running.assets,
-            running.apikeys,
-            running.gateway,
-        ):
-            started.append(service.start())
         yield running
     finally:
         for service in started:

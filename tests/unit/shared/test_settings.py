@@ -29,7 +29,9 @@ def test_an_explicit_service_url_wins() -> None:
 
 
 def test_a_service_refuses_to_start_without_its_secrets() -> None:
-    settings = Settings(internal_secret="", jwt_secret="", gateway_kafka_password="")
+    settings = Settings(
+        internal_secret="", jwt_secret="", apikey_pepper="", gateway_kafka_password=""
+    )
 
     with pytest.raises(InsecureSettingsError) as refused:
         settings.check_secrets(ServiceName.GATEWAY)
