@@ -126,6 +126,24 @@ class UnitsOfWork:
         effect and the event's inbox row commit together."""
         return UnitOfWork(session, self.outbox, envelope.actor, causation_id=envelope.event_id)
 
+    async def answer(
+        self,
+        use_case: Callable[[UnitOfWork], Awaitable[T]],
+        respond: Callable[[T], BaseModel | None],
+        *,
+        actor: str,
+        status_code: int = 200,
+        idempotency: IdempotentRequest | None = None,
+    ) -> Response:
+        """`run` for a use case that returns a domain value: `respond` turns the value into
+        the answer's body (`no_body` for none), inside the unit of work, so that an
+        idempotent retry gets the same body back."""
+
+        async def work(uow: UnitOfWork) -> BaseModel | None:
+            return respond(await use_case(uow))
+
+        return await self.run(work, actor=actor, status_code=status_code, idempotency=idempotency)
+
     async def run(
         self,
         work: Callable[[UnitOfWork], Awaitable[BaseModel | None]],
@@ -247,3 +265,8 @@ def _response(status_code: int, body: object) -> Response:
     if body is None:
         return Response(status_code=status_code)
     return JSONResponse(body, status_code=status_code)
+
+
+def no_body(_: object) -> None:
+    """The `respond` of a use case whose answer has no body (a 204)."""
+    return

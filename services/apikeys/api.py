@@ -21,11 +21,9 @@ Every endpoint is about one workspace. One that apikeys has not heard of yet (it
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar, cast
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
-from pydantic import BaseModel
 
 from services.apikeys.commands import (
     CreateApiKey,
@@ -61,12 +59,12 @@ from services.apikeys.schemas import (
     key_page,
 )
 from shared.errors import ForbiddenError, NotFoundError
-from shared.idempotency import Idempotency, IdempotentRequest
+from shared.idempotency import Idempotency
 from shared.openapi import problems_for
 from shared.pagination import DEFAULT_PAGE_SIZE, Cursor, Page, PageSize
-from shared.principal import CurrentPrincipal, Principal
+from shared.principal import CurrentPrincipal
 from shared.service import ServiceRuntime
-from shared.unit_of_work import UnitOfWork
+from shared.unit_of_work import no_body
 
 router = APIRouter(prefix="/v1/workspaces/{workspace_id}", tags=["api keys"])
 internal_router = APIRouter(prefix="/internal/v1", include_in_schema=False)
@@ -94,28 +92,6 @@ From = Annotated[UsageDay | None, Query(alias="from", description="First UTC day
 To = Annotated[UsageDay | None, Query(alias="to", description="Last UTC day, YYYY-MM-DD.")]
 
 
-async def _run(
-    runtime: ServiceRuntime,
-    caller: Principal,
-    use_case: Callable[[UnitOfWork, CommandT], Awaitable[ResultT]],
-    command: CommandT,
-    respond: Callable[[ResultT], BaseModel | None],
-    *,
-    status_code: int = status.HTTP_200_OK,
-    idempotency: IdempotentRequest | None = None,
-) -> Response:
-    async def work(uow: UnitOfWork) -> BaseModel | None:
-        return respond(await use_case(uow, command))
-
-    return await runtime.units_of_work.run(
-        work, actor=caller.actor, status_code=status_code, idempotency=idempotency
-    )
-
-
-def _no_body(_: None) -> None:
-    return None
-
-
 @router.post(
     "/api-keys",
     status_code=status.HTTP_201_CREATED,
@@ -141,12 +117,10 @@ async def create_api_key(
         monthly_credit_limit=body.monthly_credit_limit,
         pepper=runtime.settings.apikey_pepper,
     )
-    return await _run(
-        runtime,
-        caller,
-        create_key,
-        command,
+    return await runtime.units_of_work.answer(
+        lambda uow: create_key(uow, command),
         NewApiKeyResponse.of_new,
+        actor=caller.actor,
         status_code=status.HTTP_201_CREATED,
         idempotency=idempotency,
     )
@@ -167,7 +141,9 @@ async def get_api_keys(
     cursor: Cursor = None,
 ) -> Response:
     query = ListApiKeys(caller, workspace_id, limit=limit, cursor=cursor)
-    return await _run(runtime, caller, list_keys, query, key_page)
+    return await runtime.units_of_work.answer(
+        lambda uow: list_keys(uow, query), key_page, actor=caller.actor
+    )
 
 
 @router.post(
@@ -199,12 +175,10 @@ async def rotate_api_key(
         grace_seconds=grace_seconds,
         pepper=runtime.settings.apikey_pepper,
     )
-    return await _run(
-        runtime,
-        caller,
-        rotate_key,
-        command,
+    return await runtime.units_of_work.answer(
+        lambda uow: rotate_key(uow, command),
         NewApiKeyResponse.of_new,
+        actor=caller.actor,
         status_code=status.HTTP_201_CREATED,
         idempotency=idempotency,
     )
@@ -220,8 +194,11 @@ async def delete_api_key(
     workspace_id: uuid.UUID, key_id: uuid.UUID, caller: CurrentPrincipal, runtime: Runtime
 ) -> Response:
     command = RevokeApiKey(caller, workspace_id, key_id)
-    return await _run(
-        runtime, caller, revoke_key, command, _no_body, status_code=status.HTTP_204_NO_CONTENT
+    return await runtime.units_of_work.answer(
+        lambda uow: revoke_key(uow, command),
+        no_body,
+        actor=caller.actor,
+        status_code=status.HTTP_204_NO_CONTENT,
     )
 
 
@@ -243,7 +220,9 @@ async def get_key_usage(
     last: To = None,
 ) -> Response:
     query = ReadKeyUsage(caller, workspace_id, key_id, first=first, last=last)
-    return await _run(runtime, caller, read_key_usage, query, UsageReport.of)
+    return await runtime.units_of_work.answer(
+        lambda uow: read_key_usage(uow, query), UsageReport.of, actor=caller.actor
+    )
 
 
 @router.get(
@@ -261,7 +240,9 @@ async def get_workspace_usage(
     last: To = None,
 ) -> Response:
     query = ReadWorkspaceUsage(caller, workspace_id, first=first, last=last)
-    return await _run(runtime, caller, read_workspace_usage, query, UsageReport.of)
+    return await runtime.units_of_work.answer(
+        lambda uow: read_workspace_usage(uow, query), UsageReport.of, actor=caller.actor
+    )
 
 
 @internal_router.get("/api-keys/{key_hash}", response_model=KeyLookup)
@@ -271,4 +252,6 @@ async def get_key_by_hash(
     runtime: Runtime,
 ) -> Response:
     query = LookUpKey(caller, key_hash)
-    return await _run(runtime, caller, look_up_key, query, KeyLookup.of)
+    return await runtime.units_of_work.answer(
+        lambda uow: look_up_key(uow, query), KeyLookup.of, actor=caller.actor
+    )

@@ -10,11 +10,9 @@ with is 409 `asset-read-only`, sharing it or reading its shares 409 `not-shareab
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar, cast
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
-from pydantic import BaseModel
 
 from contracts.events.assets import AssetKind
 from services.assets import avatars, library, queries, sharing
@@ -43,9 +41,9 @@ from services.assets.upstreams import Upstreams
 from shared.idempotency import Idempotency
 from shared.openapi import problems_for
 from shared.pagination import DEFAULT_PAGE_SIZE, Cursor, Page, PageSize
-from shared.principal import CurrentPrincipal, Principal
+from shared.principal import CurrentPrincipal
 from shared.service import ServiceRuntime
-from shared.unit_of_work import UnitOfWork, UnitsOfWork
+from shared.unit_of_work import UnitsOfWork, no_body
 
 router = APIRouter(prefix="/v1/workspaces/{workspace_id}/assets", tags=["assets"])
 
@@ -67,20 +65,6 @@ def _checkpoints(request: Request) -> Checkpoints:
 Units = Annotated[UnitsOfWork, Depends(_units)]
 Others = Annotated[Upstreams, Depends(_upstreams)]
 Steps = Annotated[Checkpoints, Depends(_checkpoints)]
-
-
-async def _run(
-    units: UnitsOfWork,
-    caller: Principal,
-    use_case: Callable[[UnitOfWork], Awaitable[ResultT]],
-    respond: Callable[[ResultT], BaseModel | None],
-    *,
-    status_code: int = status.HTTP_200_OK,
-) -> Response:
-    async def work(uow: UnitOfWork) -> BaseModel | None:
-        return respond(await use_case(uow))
-
-    return await units.run(work, actor=caller.actor, status_code=status_code)
 
 
 def _own(asset: Asset) -> AssetResponse:
@@ -119,11 +103,12 @@ async def create_asset(
     if command.kind is AssetKind.AVATAR:
         return await avatars.create_avatar(units, others, steps, command, _own, idempotency)
 
-    async def work(uow: UnitOfWork) -> BaseModel:
-        return _own(await library.create_asset(uow, command))
-
-    return await units.run(
-        work, actor=caller.actor, status_code=status.HTTP_201_CREATED, idempotency=idempotency
+    return await units.answer(
+        lambda uow: library.create_asset(uow, command),
+        _own,
+        actor=caller.actor,
+        status_code=status.HTTP_201_CREATED,
+        idempotency=idempotency,
     )
 
 
@@ -140,13 +125,12 @@ async def list_assets(
     cursor: Cursor = None,
 ) -> Response:
     query = queries.ReadLibrary(caller, workspace_id, kind, include_shared, limit, cursor)
-    return await _run(
-        units,
-        caller,
+    return await units.answer(
         lambda uow: queries.read_library(uow, query),
         lambda found: Page[AssetResponse](
             items=[AssetResponse.of(seen) for seen in found.items], next_cursor=found.next_cursor
         ),
+        actor=caller.actor,
     )
 
 
@@ -155,7 +139,9 @@ async def get_asset(
     workspace_id: uuid.UUID, asset_id: uuid.UUID, caller: CurrentPrincipal, units: Units
 ) -> Response:
     query = queries.ReadAsset(caller, workspace_id, asset_id)
-    return await _run(units, caller, lambda uow: queries.read_asset(uow, query), AssetResponse.of)
+    return await units.answer(
+        lambda uow: queries.read_asset(uow, query), AssetResponse.of, actor=caller.actor
+    )
 
 
 @router.patch(
@@ -172,7 +158,9 @@ async def change_asset(
     units: Units,
 ) -> Response:
     command = body.command(caller, workspace_id, asset_id)
-    return await _run(units, caller, lambda uow: library.change_asset(uow, command), _own)
+    return await units.answer(
+        lambda uow: library.change_asset(uow, command), _own, actor=caller.actor
+    )
 
 
 @router.delete(
@@ -209,11 +197,10 @@ async def share_asset(
     others: Others,
 ) -> Response:
     command = body.command(caller, workspace_id, asset_id)
-    return await _run(
-        units,
-        caller,
+    return await units.answer(
         lambda uow: sharing.share_asset(uow, command, others),
         SharesResponse.of,
+        actor=caller.actor,
         status_code=status.HTTP_201_CREATED,
     )
 
@@ -233,14 +220,13 @@ async def list_shares(
     cursor: Cursor = None,
 ) -> Response:
     query = queries.ReadShares(caller, workspace_id, asset_id, limit, cursor)
-    return await _run(
-        units,
-        caller,
+    return await units.answer(
         lambda uow: queries.read_shares(uow, query),
         lambda found: Page[ShareResponse](
             items=[ShareResponse.of(share) for share in found.items],
             next_cursor=found.next_cursor,
         ),
+        actor=caller.actor,
     )
 
 
@@ -258,10 +244,9 @@ async def revoke_share(
     units: Units,
 ) -> Response:
     command = RevokeShare(caller, workspace_id, asset_id, target_id)
-    return await _run(
-        units,
-        caller,
+    return await units.answer(
         lambda uow: sharing.revoke_share(uow, command),
-        lambda _: None,
+        no_body,
+        actor=caller.actor,
         status_code=status.HTTP_204_NO_CONTENT,
     )

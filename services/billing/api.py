@@ -31,12 +31,10 @@ leave the avatar created while its slot and fee are still undecided.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, TypeVar, cast
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
-from pydantic import BaseModel
 
 from services.billing import avatar_claims
 from services.billing.allocations import AllocateCredits, allocate_credits
@@ -79,12 +77,12 @@ from services.billing.schemas import (
     ledger_page,
 )
 from services.billing.spending import SpendCredits, spend_credits
-from shared.idempotency import Idempotency, IdempotentRequest, RequiredIdempotency
+from shared.idempotency import Idempotency, RequiredIdempotency
 from shared.openapi import problems_for
 from shared.pagination import DEFAULT_PAGE_SIZE, Cursor, PageSize
-from shared.principal import CurrentPrincipal, Principal
+from shared.principal import CurrentPrincipal
 from shared.service import ServiceRuntime
-from shared.unit_of_work import UnitOfWork
+from shared.unit_of_work import no_body
 
 router = APIRouter(prefix="/v1/workspaces/{workspace_id}", tags=["billing"])
 internal_router = APIRouter(prefix="/internal/v1/workspaces/{workspace_id}", tags=["internal"])
@@ -110,28 +108,6 @@ CurrentTerms = Annotated[Terms, Depends(_terms)]
 Payments = Annotated[PaymentProvider, Depends(_payments)]
 
 
-async def _run(
-    runtime: ServiceRuntime,
-    caller: Principal,
-    use_case: Callable[[UnitOfWork, CommandT], Awaitable[ResultT]],
-    command: CommandT,
-    respond: Callable[[ResultT], BaseModel | None],
-    *,
-    status_code: int = status.HTTP_200_OK,
-    idempotency: IdempotentRequest | None = None,
-) -> Response:
-    async def work(uow: UnitOfWork) -> BaseModel | None:
-        return respond(await use_case(uow, command))
-
-    return await runtime.units_of_work.run(
-        work, actor=caller.actor, status_code=status_code, idempotency=idempotency
-    )
-
-
-def _no_body(_: None) -> None:
-    return None
-
-
 @router.get(
     "/balances", response_model=BalancesResponse, summary="Credits and capacity of a workspace"
 )
@@ -139,7 +115,9 @@ async def get_balances(
     workspace_id: uuid.UUID, caller: CurrentPrincipal, runtime: Runtime
 ) -> Response:
     query = ReadBalances(caller, workspace_id)
-    return await _run(runtime, caller, read_balances, query, BalancesResponse.of)
+    return await runtime.units_of_work.answer(
+        lambda uow: read_balances(uow, query), BalancesResponse.of, actor=caller.actor
+    )
 
 
 @router.post(
@@ -165,12 +143,10 @@ async def purchase(
         payments=payments,
         payment_key=None if idempotency is None else idempotency.key,
     )
-    return await _run(
-        runtime,
-        caller,
-        purchase_credits,
-        command,
+    return await runtime.units_of_work.answer(
+        lambda uow: purchase_credits(uow, command),
         PurchaseReceipt.of,
+        actor=caller.actor,
         status_code=status.HTTP_201_CREATED,
         idempotency=idempotency,
     )
@@ -186,7 +162,9 @@ async def set_allocations(
     workspace_id: uuid.UUID, body: AllocationRequest, caller: CurrentPrincipal, runtime: Runtime
 ) -> Response:
     command = AllocateCredits(caller, workspace_id, body.targets())
-    return await _run(runtime, caller, allocate_credits, command, AllocationsResponse.of)
+    return await runtime.units_of_work.answer(
+        lambda uow: allocate_credits(uow, command), AllocationsResponse.of, actor=caller.actor
+    )
 
 
 @router.get(
@@ -198,7 +176,9 @@ async def get_allocations(
     workspace_id: uuid.UUID, caller: CurrentPrincipal, runtime: Runtime
 ) -> Response:
     query = ReadAllocations(caller, workspace_id)
-    return await _run(runtime, caller, read_allocations, query, AllocationsResponse.of)
+    return await runtime.units_of_work.answer(
+        lambda uow: read_allocations(uow, query), AllocationsResponse.of, actor=caller.actor
+    )
 
 
 @router.post(
@@ -224,12 +204,10 @@ async def spend(
         reference=body.reference,
         terms=terms,
     )
-    return await _run(
-        runtime,
-        caller,
-        spend_credits,
-        command,
+    return await runtime.units_of_work.answer(
+        lambda uow: spend_credits(uow, command),
         SpendReceipt.of,
+        actor=caller.actor,
         status_code=status.HTTP_201_CREATED,
         idempotency=idempotency,
     )
@@ -248,7 +226,9 @@ async def get_ledger(
     cursor: Cursor = None,
 ) -> Response:
     query = ReadLedger(caller, workspace_id, pool=pool, limit=limit, cursor=cursor)
-    return await _run(runtime, caller, read_ledger, query, ledger_page)
+    return await runtime.units_of_work.answer(
+        lambda uow: read_ledger(uow, query), ledger_page, actor=caller.actor
+    )
 
 
 @router.get("/usage", response_model=UsageReport, summary="Credits spent, aggregated")
@@ -262,8 +242,10 @@ async def get_usage(
     until: Annotated[datetime | None, Query(alias="to")] = None,
 ) -> Response:
     query = ReadUsage(caller, workspace_id, group_by=group_by, since=since, until=until)
-    return await _run(
-        runtime, caller, read_usage, query, lambda rows: UsageReport.of(group_by, rows)
+    return await runtime.units_of_work.answer(
+        lambda uow: read_usage(uow, query),
+        lambda rows: UsageReport.of(group_by, rows),
+        actor=caller.actor,
     )
 
 
@@ -282,12 +264,10 @@ async def claim_avatar_slot(
     idempotency: RequiredIdempotency,
 ) -> Response:
     command = ClaimAvatarSlot(caller, workspace_id, avatar_id=body.avatar_id, terms=terms)
-    return await _run(
-        runtime,
-        caller,
-        avatar_claims.claim_avatar_slot,
-        command,
+    return await runtime.units_of_work.answer(
+        lambda uow: avatar_claims.claim_avatar_slot(uow, command),
         AvatarClaimReceipt.of,
+        actor=caller.actor,
         status_code=status.HTTP_201_CREATED,
         idempotency=idempotency,
     )
@@ -302,11 +282,9 @@ async def release_avatar_slot(
     workspace_id: uuid.UUID, avatar_id: uuid.UUID, caller: CurrentPrincipal, runtime: Runtime
 ) -> Response:
     command = ReleaseAvatarSlot(caller, workspace_id, avatar_id)
-    return await _run(
-        runtime,
-        caller,
-        avatar_claims.release_avatar_slot,
-        command,
-        _no_body,
+    return await runtime.units_of_work.answer(
+        lambda uow: avatar_claims.release_avatar_slot(uow, command),
+        no_body,
+        actor=caller.actor,
         status_code=status.HTTP_204_NO_CONTENT,
     )
