@@ -91,18 +91,8 @@ async def start_workspace_deletion(uow: UnitOfWork, command: StartWorkspaceDelet
     """A workspace being deleted takes no new keys; its keys work until it is gone. Like a
     deletion, one that arrives before the workspace's creation leaves its copy behind."""
     workspaces = WorkspaceRepository(uow.session)
-    workspace = await workspaces.find(command.workspace_id, lock=True)
-    if workspace is None:
-        await workspaces.add(
-            workspace_id=command.workspace_id,
-            parent_id=command.parent_id,
-            root_id=command.root_id,
-            api_access=False,
-            status=WorkspaceStatus.DELETING,
-        )
-        await announce_arrival(uow.session, command.workspace_id)
-        return
-    if workspace.status is WorkspaceStatus.ACTIVE:
+    workspace = await _locked_or_left_behind(uow, command, WorkspaceStatus.DELETING)
+    if workspace is not None and workspace.status is WorkspaceStatus.ACTIVE:
         await workspaces.update(workspace.id, status=WorkspaceStatus.DELETING.value)
 
 
@@ -110,21 +100,12 @@ async def delete_workspace(uow: UnitOfWork, command: DeleteWorkspace) -> None:
     """Every key of a deleted workspace is revoked at once. A deletion that arrives
     before the workspace's creation leaves a deleted copy behind, so that the late
     `workspace.created` brings nothing back."""
-    workspaces = WorkspaceRepository(uow.session)
-    workspace = await workspaces.find(command.workspace_id, lock=True)
-    if workspace is None:
-        await workspaces.add(
-            workspace_id=command.workspace_id,
-            parent_id=command.parent_id,
-            root_id=command.root_id,
-            api_access=False,
-            status=WorkspaceStatus.DELETED,
-        )
-        await announce_arrival(uow.session, command.workspace_id)
+    workspace = await _locked_or_left_behind(uow, command, WorkspaceStatus.DELETED)
+    if workspace is None or workspace.status is WorkspaceStatus.DELETED:
         return
-    if workspace.status is WorkspaceStatus.DELETED:
-        return
-    await workspaces.update(workspace.id, status=WorkspaceStatus.DELETED.value)
+    await WorkspaceRepository(uow.session).update(
+        workspace.id, status=WorkspaceStatus.DELETED.value
+    )
     keys = KeyRepository(uow.session)
     now = utc_now()
     for key in await keys.lock_unrevoked(workspace.id, now):
@@ -140,3 +121,22 @@ async def delete_workspace(uow: UnitOfWork, command: DeleteWorkspace) -> None:
             root_id=key.root_id,
             workspace_id=key.workspace_id,
         )
+
+
+async def _locked_or_left_behind(
+    uow: UnitOfWork, command: StartWorkspaceDeletion | DeleteWorkspace, status: WorkspaceStatus
+) -> WorkspaceCopy | None:
+    """The workspace's copy, locked; or, when the deletion came before its creation, None
+    once a copy with `status` is left behind (and announced) in its place."""
+    workspaces = WorkspaceRepository(uow.session)
+    workspace = await workspaces.find(command.workspace_id, lock=True)
+    if workspace is None:
+        await workspaces.add(
+            workspace_id=command.workspace_id,
+            parent_id=command.parent_id,
+            root_id=command.root_id,
+            api_access=False,
+            status=status,
+        )
+        await announce_arrival(uow.session, command.workspace_id)
+    return workspace
