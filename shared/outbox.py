@@ -56,6 +56,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -86,6 +87,9 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("envelope", Text, nullable=False),
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Column("published_at", DateTime(timezone=True), nullable=True),
+        # Kafka headers the row is published with besides its content type (the trace
+        # context of the request or event that staged it).
+        Column("headers", JSONB, nullable=True),
         # Computed by PostgreSQL, so that every writer and every relay agree on a key's lane.
         Column("key_hash", Integer, Computed(KEY_HASH_SQL, persisted=True), nullable=False),
     )

@@ -6,6 +6,8 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    Double,
+    Index,
     Integer,
     Table,
     Text,
@@ -60,6 +62,17 @@ api_keys = Table(
         "(rate_limit_requests IS NULL) = (rate_limit_period_seconds IS NULL)",
         name="rate_limit_whole",
     ),
+)
+
+rate_buckets = Table(
+    "rate_buckets",
+    metadata,
+    # `user:<id>` or `key:<uuid>`: one token bucket per caller, shared by every process.
+    Column("bucket", Text, primary_key=True),
+    Column("tokens", Double, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_rate_buckets_updated_at", "updated_at"),
+    prefixes=["UNLOGGED"],
 )
 
 outbox = outbox_table(metadata)

@@ -1,7 +1,8 @@
-"""Migration 0001 builds assets' schema exactly as `services.assets.models` defines it."""
+"""Each service's migrations build its schema exactly as its `models` module defines it."""
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import pytest
@@ -10,17 +11,18 @@ from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.assets import models
+from shared.settings import ServiceName
 
 pytestmark = pytest.mark.integration
 
 
-def differences(connection: Connection) -> list[Any]:
+def differences(connection: Connection, service: ServiceName) -> list[Any]:
+    models = importlib.import_module(f"services.{service.value}.models")
     context = MigrationContext.configure(
         connection,
         opts={
             "include_schemas": True,
-            "include_name": lambda name, type_, _: type_ != "schema" or name == "assets",
+            "include_name": lambda name, type_, _: type_ != "schema" or name == service.value,
             "include_object": lambda _item, name, type_, _reflected, _other: (
                 type_ != "table" or name != "alembic_version"
             ),
@@ -31,8 +33,11 @@ def differences(connection: Connection) -> list[Any]:
     return list(compare_metadata(context, models.metadata))
 
 
-async def test_the_migrated_schema_matches_the_models(admin_engine: AsyncEngine) -> None:
+@pytest.mark.parametrize("service", list(ServiceName), ids=str)
+async def test_the_migrated_schema_matches_the_models(
+    admin_engine: AsyncEngine, service: ServiceName
+) -> None:
     async with admin_engine.connect() as connection:
-        found = await connection.run_sync(differences)
+        found = await connection.run_sync(differences, service)
 
     assert found == [], "\n".join(map(str, found))
