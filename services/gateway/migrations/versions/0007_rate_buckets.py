@@ -28,9 +28,7 @@ def upgrade() -> None:
         )
         """
     )
-    op.create_index(
-        "ix_rate_buckets_updated_at", "rate_buckets", ["updated_at"], schema="gateway"
-    )
+    op.create_index("ix_rate_buckets_updated_at", "rate_buckets", ["updated_at"], schema="gateway")
 
 
 def downgrade() -> None:
