@@ -86,9 +86,11 @@ async def test_messages_that_break_the_contract_are_set_aside_and_do_not_block_t
     del broken["data"]["name"]
     consumer = Watching(service, roots={good.root_id})
     async with running(consumer, settings):
+        # One partition, so that the valid event is the next after the broken ones.
         await publish(
             settings,
             [b"\x00 this is not an envelope", json.dumps(broken).encode(), good],
+            partition=0,
         )
 
         async def good_applied() -> bool | None:
