@@ -9,13 +9,15 @@ nothing, so provisioning applies them every time.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from dataclasses import dataclass
 from enum import IntEnum
 
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import for_code
-from aiokafka.protocol.admin import CreateAclsRequest_v1
+from aiokafka.protocol.admin import CreateAclsRequest_v1, DescribeAclsRequest
 from aiokafka.protocol.api import Request
 
 from contracts.topics import ALL_TOPICS, Topic
@@ -62,8 +64,12 @@ class Operation(IntEnum):
     IDEMPOTENT_WRITE = 12
 
 
+_ANY = 1
 _LITERAL = 3
 _ALLOW = 3
+VISIBLE_WITHIN_SECONDS = 30.0
+"""How long the broker may take to apply ACLs it has accepted (KRaft applies them from
+its metadata log, a moment after the answer)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,19 +131,47 @@ async def ensure_acls(admin: KafkaConnection) -> int:
     client = AIOKafkaClient(**admin.client_options(), request_timeout_ms=10_000)
     try:
         await client.bootstrap()
-        response = await client.send(client.get_random_node(), _CreateAcls(wanted))
+        node = client.get_random_node()
+        response = await client.send(node, _CreateAcls(wanted))
+        errors = {code for code, _ in response.creation_responses if code}
+        if errors == {SECURITY_DISABLED}:
+            return 0
+        failures = [
+            f"{grant}: {message or for_code(code).__name__}"
+            for grant, (code, message) in zip(wanted, response.creation_responses, strict=True)
+            if code
+        ]
+        if failures:
+            msg = "Kafka refused ACLs:\n" + "\n".join(failures)
+            raise RuntimeError(msg)
+        await _until_applied(client, node, wanted)
     finally:
         with contextlib.suppress(Exception):
             await client.close()
-    errors = {code for code, _ in response.creation_responses if code}
-    if errors == {SECURITY_DISABLED}:
-        return 0
-    failures = [
-        f"{grant}: {message or for_code(code).__name__}"
-        for grant, (code, message) in zip(wanted, response.creation_responses, strict=True)
-        if code
-    ]
-    if failures:
-        msg = "Kafka refused ACLs:\n" + "\n".join(failures)
-        raise RuntimeError(msg)
     return len(wanted)
+
+
+async def _until_applied(client: AIOKafkaClient, node: int, wanted: list[Grant]) -> None:
+    """Return once the broker authorizes with every grant of `wanted`: a service that
+    starts right after `ensure_acls` must not be refused by a broker that has not applied
+    them yet."""
+    deadline = time.monotonic() + VISIBLE_WITHIN_SECONDS
+    missing = set(wanted)
+    while True:
+        response = await client.send(
+            node, DescribeAclsRequest(_ANY, None, _ANY, None, None, _ANY, _ANY)
+        )
+        applied = {
+            Grant(principal, Operation(operation), ResourceType(resource_type), resource)
+            for resource_type, resource, _pattern, acls in response.resources
+            for principal, _host, operation, _permission in acls
+            if operation in Operation._value2member_map_
+            and resource_type in ResourceType._value2member_map_
+        }
+        missing -= applied
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            msg = f"Kafka has not applied {len(missing)} ACLs, such as {next(iter(missing))}"
+            raise RuntimeError(msg)
+        await asyncio.sleep(0.1)
