@@ -269,6 +269,7 @@ class ServiceSamples:
     _lagging: set[tuple[str, int]] = field(default_factory=set, init=False)
 
     def __post_init__(self) -> None:
+        # Started empty, so that the relay's histogram exists before its first batch.
         RELAY_PUBLISH_SECONDS.labels(self.service)
 
     async def sample(self) -> None:
