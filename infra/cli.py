@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import shutil
 import sys
@@ -36,6 +37,7 @@ from infra.secrets_file import (
     service_environment,
 )
 from infra.supervisor import Program, Supervisor
+from shared.metrics import MULTIPROCESS_DIRECTORY, empty_multiprocess_directory, forget_process
 from shared.migrations import upgrade_all
 from shared.settings import (
     REPO,
@@ -143,8 +145,14 @@ def runnable_services() -> list[ServiceName]:
 
 def run_in_foreground(settings: Settings) -> int:
     """Every service, each with the installation's secrets in its environment (and of
-    the Kafka passwords, its own only), kept running until Ctrl-C."""
+    the Kafka passwords, its own only), kept running until Ctrl-C. The processes of a
+    service write their metrics to one directory of their own, so that a scrape of any
+    of them counts them all (`shared.metrics`)."""
     installation = read_secrets(installation_secrets_file())
+    metrics = {
+        service: empty_multiprocess_directory(atrium_home() / "metrics" / service.value)
+        for service in runnable_services()
+    }
     programs = [
         Program(
             service.value,
@@ -152,8 +160,10 @@ def run_in_foreground(settings: Settings) -> int:
             environment={
                 **service_environment(service, installation, os.environ),
                 "PYTHONUNBUFFERED": "1",
+                MULTIPROCESS_DIRECTORY: str(metrics[service]),
             },
             cwd=REPO,
+            on_exit=functools.partial(forget_process, metrics[service]),
         )
         for service in runnable_services()
     ]

@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import cycle
 from pathlib import Path
@@ -35,6 +35,8 @@ class Program:
     argv: Sequence[str]
     environment: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     cwd: Path | None = None
+    on_exit: Callable[[int], object] | None = None
+    """Called with the pid of each of its processes once that has exited."""
 
 
 @dataclass
@@ -129,10 +131,13 @@ class Supervisor:
         stopper = asyncio.create_task(self._stop_when_asked(process))
         try:
             await self._relay_output(program.name, process)
-            return await process.wait()
+            returncode = await process.wait()
         finally:
             stopper.cancel()
             self._running.pop(program.name, None)
+        if program.on_exit is not None:
+            program.on_exit(process.pid)
+        return returncode
 
     async def _relay_output(self, name: str, process: asyncio.subprocess.Process) -> None:
         assert process.stdout is not None

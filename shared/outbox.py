@@ -61,6 +61,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.envelope import Envelope, EventPayload, new_envelope
+from shared import metrics
 from shared.db import Database, plain_url, tls_arguments
 from shared.logging import correlation_id_var
 from shared.settings import KafkaConnection
@@ -297,12 +298,14 @@ class OutboxRelay:
             ).all()
             if not rows:
                 return 0
-            await self._send(producer, rows)
+            with metrics.RELAY_PUBLISH_SECONDS.labels(self.database.schema).time():
+                await self._send(producer, rows)
             await session.execute(
                 update(outbox)
                 .where(outbox.c.id.in_([row.id for row in rows]))
                 .values(published_at=func.now()),
             )
+        metrics.count_published(self.database.schema, (row.topic for row in rows))
         return len(rows)
 
     async def delete_published_before(self, age: timedelta) -> None:

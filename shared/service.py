@@ -22,6 +22,7 @@ from shared.http_protocol import HttpLimits, guarded_protocol
 from shared.idempotency import IdempotencyKeys, ResponseSeal
 from shared.inbox import EventConsumer, Inbox, RetryPolicy
 from shared.logging import configure_logging
+from shared.metrics import ServiceSamples, install_metrics
 from shared.outbox import Outbox, OutboxRelay
 from shared.read_your_writes import Arrivals
 from shared.retention import DELETE_EVERY_SECONDS, Retention, expiring_records
@@ -115,6 +116,14 @@ class ServiceRuntime:
             self.settings.inbox_retry_poll_seconds, "inbox-retries", self.consumer.retry_parked
         )
         self.every(DELETE_EVERY_SECONDS, "retention", self.retention.delete_expired)
+        samples = ServiceSamples(
+            self.name.value,
+            self.database,
+            outbox=self.relay.table,
+            parked_events=self.inbox.parked.table,
+            consumers=self.consumer.kafka_consumers,
+        )
+        self.every(self.settings.metrics_sample_seconds, "metrics", samples.sample)
 
     def every(self, seconds: float, name: str, job: Callable[[], Awaitable[object]]) -> None:
         """Run `job` every `seconds` while the service runs (a failure is logged and the
@@ -207,6 +216,7 @@ def create_service_app(runtime: ServiceRuntime, *routers: APIRouter) -> FastAPI:
     app.state.runtime = runtime
     app.state.settings = runtime.settings
     install_http_plumbing(app, runtime.readiness_checks())
+    install_metrics(app, service=runtime.name.value)
     for router in routers:
         app.include_router(router)
     return app

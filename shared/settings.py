@@ -185,6 +185,12 @@ class Settings(BaseSettings):
         description="Inbox rows and idempotency keys older than this are deleted; a "
         "redelivery must come sooner to be recognised.",
     )
+    metrics_sample_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often a service samples the gauges of `/metrics` it reads from its "
+        "tables and consumers: outbox backlog, events held, consumer lag.",
+    )
 
     def database_url_for(self, service: ServiceName) -> str:
         """The service's own login: explicit `ATRIUM_<SERVICE>_DATABASE_URL`, or the

@@ -30,7 +30,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from contracts import problems
 from contracts.permissions import Role
 from contracts.problems import ProblemType
-from services.gateway import models
+from services.gateway import metrics, models
 from services.gateway.access import AccessResolver
 from services.gateway.auth import API_KEY_PREFIX, Authenticator, credentials_from
 from services.gateway.authz import Access, key_refusal, refusal
@@ -48,6 +48,7 @@ from services.gateway.usage import UNMATCHED, UsageRecorder
 from shared.errors import UnauthenticatedError, problem_response
 from shared.http import REQUEST_ID_HEADER, ReadinessCheck, install_http_plumbing
 from shared.logging import request_id_var
+from shared.metrics import install_metrics, name_route
 from shared.pagination import MAX_PAGE_SIZE
 from shared.principal import Principal, request_target
 from shared.service import ServiceRuntime, serve
@@ -236,6 +237,7 @@ class Gateway:
             self._refuse_past_address_budget(address)
             return await self.authenticator.authenticate(credentials)
         except UnauthenticatedError as refused:
+            metrics.authentication_refused()
             raise _Refused(
                 problems.UNAUTHENTICATED, refused.detail, headers={"www-authenticate": "Bearer"}
             ) from refused
@@ -268,6 +270,7 @@ class Gateway:
     def _refuse_past_address_budget(self, address: str) -> None:
         wait = self.address_refusals.waiting(address)
         if wait is not None:
+            metrics.rate_limited(metrics.Limit.ADDRESS)
             raise _Refused(
                 problems.RATE_LIMITED,
                 "Too many refused requests from your address; slow down.",
@@ -277,6 +280,7 @@ class Gateway:
     def _route(self, request: Request) -> RouteMatch:
         path = request.url.path
         matched = self.routes.match(request.method, path)
+        name_route(request, UNMATCHED if isinstance(matched, NoRoute) else matched.route.template)
         if not isinstance(matched, NoRoute):
             return matched
         if matched.allowed_methods:
@@ -295,6 +299,7 @@ class Gateway:
                 caller.actor, Rate(limit.requests, limit.requests / limit.period_seconds)
             )
             if exchange.allowance.retry_after is not None:
+                metrics.rate_limited(metrics.Limit.KEY)
                 raise _Refused(
                     problems.RATE_LIMITED,
                     "This API key's rate limit is reached; slow down.",
@@ -302,6 +307,7 @@ class Gateway:
                 )
         retry_after = self.rate_limiter.retry_after(caller.actor)
         if retry_after is not None:
+            metrics.rate_limited(metrics.Limit.CALLER)
             raise _Refused(
                 problems.RATE_LIMITED,
                 "Too many requests; slow down.",
@@ -333,6 +339,7 @@ class Gateway:
         if key is not None:
             return self._key_vouched(matched, key)
         if matched.route.verified_email and not caller.email_verified:
+            metrics.authorization_refused(problems.EMAIL_NOT_VERIFIED)
             raise _Refused(
                 problems.EMAIL_NOT_VERIFIED, "Invitations are for a verified email address."
             )
@@ -341,6 +348,7 @@ class Gateway:
         access = await self.resolver.access(caller, matched.workspace_id)
         refused = refusal(matched.route, matched.workspace_id, access)
         if refused is not None:
+            metrics.authorization_refused(refused.problem)
             raise _Refused(refused.problem, refused.detail)
         assert access is not None
         return replace(
@@ -365,6 +373,7 @@ class Gateway:
             )
             refused = refusal(matched.route, workspace_id, access)
         if refused is not None:
+            metrics.authorization_refused(refused.problem)
             raise _Refused(refused.problem, refused.detail)
         return Principal(api_key_id=key.key_id, workspace_id=workspace_id, role=Role.DEVELOPER)
 
@@ -509,6 +518,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.state.gateway = gateway
     app.state.settings = settings
     install_http_plumbing(app, gateway.readiness_checks())
+    install_metrics(app, service=SERVICE.value)
 
     async def openapi_json(_: Request) -> Response:
         return JSONResponse(await gateway.api_document())

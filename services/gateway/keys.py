@@ -29,6 +29,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
+from services.gateway.metrics import timed_key_verification
 from services.gateway.projections import AccessProjection, WorkspaceStatus
 from services.gateway.remembered import RememberedAnswers
 from shared.api_keys import key_hash, same_hash, well_formed
@@ -148,6 +149,7 @@ class KeyVerifier:
         hashed = key_hash(key, self.pepper)
         return self._usable(self.keys.find(hashed), hashed)
 
+    @timed_key_verification
     async def verify(
         self, key: str, *, before_asking: Callable[[], None] = lambda: None
     ) -> KeyRecord:

@@ -29,11 +29,12 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka import Topic as KafkaTopic
 from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.subscriber.usecase import BatchSubscriber
 from faststream.message import StreamMessage
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -41,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contracts.envelope import EventPayload, RawEnvelope
 from contracts.events import payload_class
 from contracts.topics import Topic
+from shared import metrics
 from shared.inbox.parking import Delivery, Entering, ParkedEvent, QueueKey
 from shared.inbox.policy import (
     EventNotYetApplicableError,
@@ -120,10 +122,12 @@ class EventConsumer:
     """A service's event handlers, subscribed in one consumer group per service."""
 
     def __init__(self, *, service: str, inbox: Inbox, policy: RetryPolicy | None = None) -> None:
+        self.service = service
         self.group_id = f"atrium.{service}"
         self.inbox = inbox
         self.policy = policy or RetryPolicy()
         self._handlers: dict[type[EventPayload], EventHandler] = {}
+        self._subscribers: list[BatchSubscriber] = []
 
     def on(
         self, payload: type[PayloadT]
@@ -199,12 +203,13 @@ class EventConsumer:
         been applied or held; if neither could be done, every partition of the batch is
         rewound to its first record, and what was already applied is recognised by the
         inbox."""
+        metrics.expect_events(self.service, (payload.event_type for payload in self._handlers))
         for topic in self.topics:
 
             async def consume_batch(_: list[bytes], message: KafkaMessage) -> None:
                 await self.consume_records(message.raw_message)
 
-            broker.subscriber(
+            subscriber = broker.subscriber(
                 # Provisioning creates the topics; a service may not (nor should it).
                 KafkaTopic(topic.value, declare=False),
                 group_id=self.group_id,
@@ -215,7 +220,13 @@ class EventConsumer:
                 ack_policy=AckPolicy.NACK_ON_ERROR,
                 auto_offset_reset="earliest",
                 title=f"{self.group_id}:{topic.value}",
-            )(consume_batch)
+            )
+            subscriber(consume_batch)
+            self._subscribers.append(subscriber)
+
+    def kafka_consumers(self) -> list[AIOKafkaConsumer]:
+        """The Kafka consumers of the subscribers that are running (for their lag)."""
+        return [s.consumer for s in self._subscribers if s.consumer is not None]
 
     def _decide(self, delivery: Delivery) -> _Decision:
         envelope = delivery.envelope
@@ -248,6 +259,9 @@ class EventConsumer:
             applied_keys = {step.delivery.queue.message_key for step in applied}
             if any(h.waits_for_dependency and h.queue.message_key in applied_keys for h in held):
                 await self.inbox.parked.wake_dependents(session, applied_keys)
+        metrics.count_applied(self.service, (step.delivery.envelope.type for step in applied))
+        for entering in plan.entering:
+            metrics.count_held(self.service, entering.delivery.envelope.type, entering.state)
 
     async def _plan(
         self, session: AsyncSession, decisions: Sequence[_Decision], queues: set[QueueKey]
@@ -332,6 +346,7 @@ class EventConsumer:
                 session,
                 [Entering(delivery, verdict.state, error=_describe(failure), verdict=verdict)],
             )
+        metrics.count_held(self.service, delivery.envelope.type, verdict.state)
 
     # Retrying -----------------------------------------------------------------------
 
@@ -351,14 +366,18 @@ class EventConsumer:
                 claimed = await self.inbox.parked.claim_due(session)
                 if claimed is None:
                     return False
-                await self._apply_parked(session, claimed)
+                applied = await self._apply_parked(session, claimed)
         except Exception as failure:
             if claimed is None:
                 raise
             await self._record_failure(claimed, failure)
+        else:
+            metrics.count_applied(self.service, [claimed.event_type] if applied else [])
         return True
 
-    async def _apply_parked(self, session: AsyncSession, event: ParkedEvent) -> None:
+    async def _apply_parked(self, session: AsyncSession, event: ParkedEvent) -> bool:
+        """Returns whether the event's handler ran."""
+        applied = False
         delivery = event.delivery()
         envelope = delivery.envelope
         match self._decide(delivery):
@@ -372,6 +391,7 @@ class EventConsumer:
             case _Apply() as step:
                 if await self.inbox.record(session, [InboxEntry(envelope.event_id, envelope.type)]):
                     await _run(session, step)
+                    applied = True
                     await self.inbox.parked.wake_dependents(session, [event.queue.message_key])
             case _Ignore():
                 pass
@@ -384,6 +404,7 @@ class EventConsumer:
             else ParkedState.RETRYING,
         )
         logger.info("applied held %s %s", envelope.type, envelope.event_id)
+        return applied
 
     async def _record_failure(self, event: ParkedEvent, failure: Exception) -> None:
         """Count the attempt, and retry later or park. (Two replicas that claim one head
@@ -404,6 +425,7 @@ class EventConsumer:
                 self.policy,
             )
             await parked.record_failure(session, current, _describe(failure), verdict)
+        metrics.count_held(self.service, event.event_type, verdict.state)
         log = logger.error if verdict.state is ParkedState.PARKED else logger.warning
         log(
             "%s %s failed again (attempt %d): %s; %s",

@@ -10,6 +10,7 @@ import pytest
 
 from infra.processes import free_port
 from infra.sandbox import Sandbox
+from shared.metrics import MULTIPROCESS_DIRECTORY
 from shared.settings import ServiceName
 from shared.testing import ServiceProcess, start_together
 
@@ -24,13 +25,25 @@ class RunningSystem:
     environment: dict[str, str]
     """What every process of the system runs with (the sandbox's settings, the URLs)."""
     log_dir: Path
+    metrics_dir: Path
 
     def another(self, service: ServiceName) -> ServiceProcess:
         """One more process of `service`, on a port of its own (not started): a replica
         that a test can reach apart from the others."""
         return ServiceProcess(
-            service, port=free_port(), environment=self.environment, log_dir=self.log_dir
+            service,
+            port=free_port(),
+            environment={**self.environment, **metrics_environment(self.metrics_dir, service)},
+            log_dir=self.log_dir,
         )
+
+
+def metrics_environment(directory: Path, service: ServiceName) -> dict[str, str]:
+    """The processes of one service write their metrics to one directory, as under
+    `atrium-infra run`: a scrape of any of them counts them all."""
+    of_service = directory / service.value
+    of_service.mkdir(exist_ok=True)
+    return {MULTIPROCESS_DIRECTORY: str(of_service)}
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +54,13 @@ def service_environment() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def system(
-    atrium: Sandbox, log_dir: Path, service_environment: dict[str, str]
+    atrium: Sandbox,
+    log_dir: Path,
+    service_environment: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[RunningSystem]:
     ports = {service: free_port() for service in ServiceName}
+    metrics_dir = tmp_path_factory.mktemp("metrics")
     environment = {
         **atrium.environment,
         **service_environment,
@@ -55,7 +72,10 @@ def system(
 
     def process(service: ServiceName) -> ServiceProcess:
         return ServiceProcess(
-            service, port=ports[service], environment=environment, log_dir=log_dir
+            service,
+            port=ports[service],
+            environment={**environment, **metrics_environment(metrics_dir, service)},
+            log_dir=log_dir,
         )
 
     running = RunningSystem(
@@ -66,6 +86,7 @@ def system(
         gateway=process(ServiceName.GATEWAY),
         environment=environment,
         log_dir=log_dir,
+        metrics_dir=metrics_dir,
     )
     started = start_together(
         [running.identity, running.billing, running.assets, running.apikeys, running.gateway]

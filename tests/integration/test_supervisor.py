@@ -4,6 +4,7 @@ go on meanwhile; Ctrl-C stops them all."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import os
 import signal
@@ -17,7 +18,9 @@ import pytest
 
 from infra.processes import pid_alive
 from infra.supervisor import Program, Restarts, Supervisor
-from shared.testing import eventually
+from shared.metrics import MULTIPROCESS_DIRECTORY, exposition, forget_process
+from shared.testing import REPO, eventually
+from tests.scrapes import value
 
 pytestmark = pytest.mark.integration
 
@@ -65,6 +68,42 @@ async def test_a_killed_service_is_started_again_while_the_others_keep_running()
 
     assert not pid_alive(identity)
     assert not pid_alive(restarted[0])
+
+
+async def test_a_killed_process_s_gauges_stop_counting_and_its_counters_go_on(
+    tmp_path: Path,
+) -> None:
+    """As `atrium-infra run` runs a service: its processes share a metrics directory,
+    and the supervisor forgets the gauges of each one that exits."""
+    reporting = (
+        "import os, time; from shared import metrics; "
+        "metrics.OUTBOX_BACKLOG.labels('billing').set(os.getpid()); "
+        "metrics.EVENTS_PUBLISHED.labels('billing', 'atrium.billing.limits').inc(); " + SLEEPER
+    )
+    output = io.StringIO()
+    program = Program(
+        "billing",
+        [sys.executable, "-c", reporting],
+        environment={**os.environ, MULTIPROCESS_DIRECTORY: str(tmp_path)},
+        cwd=REPO,
+        on_exit=functools.partial(forget_process, tmp_path),
+    )
+    supervisor = Supervisor([program], output=output, restarts=Restarts(first=0.2))
+    running = asyncio.create_task(supervisor.run())
+    try:
+        [first] = await eventually(lambda: _some(pids_of("billing", output)), what="billing")
+        os.kill(first, signal.SIGKILL)
+        [second] = await eventually(
+            lambda: _some(pids_of("billing", output)[1:]), what="billing to start again"
+        )
+        scraped = exposition(str(tmp_path))
+    finally:
+        supervisor.stop()
+        assert await asyncio.wait_for(running, timeout=20) == 0
+
+    assert value(scraped, "atrium_outbox_backlog", service="billing") == second
+    published = {"service": "billing", "topic": "atrium.billing.limits"}
+    assert value(scraped, "atrium_events_published_total", **published) == 2
 
 
 async def _some(values: list[int]) -> list[int] | None:
