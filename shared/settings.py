@@ -185,6 +185,13 @@ class Settings(BaseSettings):
         description="Inbox rows and idempotency keys older than this are deleted; a "
         "redelivery must come sooner to be recognised.",
     )
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="Base URL of an OpenTelemetry collector's OTLP/HTTP receiver (for "
+        "example http://collector:4318): spans go to its /v1/traces. When unset, the "
+        "standard OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT; when "
+        "none is set, nothing is traced.",
+    )
 
     def database_url_for(self, service: ServiceName) -> str:
         """The service's own login: explicit `ATRIUM_<SERVICE>_DATABASE_URL`, or the

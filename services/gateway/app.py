@@ -52,6 +52,7 @@ from shared.pagination import MAX_PAGE_SIZE
 from shared.principal import Principal, request_target
 from shared.service import ServiceRuntime, serve
 from shared.settings import ServiceName
+from shared.tracing import describe_request
 
 logger = logging.getLogger(__name__)
 
@@ -211,6 +212,9 @@ class Gateway:
                 exchange.key = self._known_key(request)
                 raise
             exchange.route = f"{matched.route.method} {matched.route.template}"
+            describe_request(
+                request.scope, route=matched.route.template, workspace_id=matched.workspace_id
+            )
             return matched, await self._caller(request, address, exchange)
         except _Refused as refused:
             if refused.problem is not problems.RATE_LIMITED:
@@ -508,7 +512,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     app.state.gateway = gateway
     app.state.settings = settings
-    install_http_plumbing(app, gateway.readiness_checks())
+    install_http_plumbing(app, gateway.readiness_checks(), public_edge=True)
 
     async def openapi_json(_: Request) -> Response:
         return JSONResponse(await gateway.api_document())

@@ -52,6 +52,7 @@ from shared.inbox.policy import (
 from shared.inbox.store import Inbox, InboxEntry
 from shared.inbox.tables import InboxOutcome, ParkedState
 from shared.logging import correlation
+from shared.tracing import consuming, received_context
 
 logger = logging.getLogger(__name__)
 
@@ -186,7 +187,7 @@ class EventConsumer:
                     uuid.uuid5(uuid.NAMESPACE_URL, position), position
                 )
                 continue
-            deliveries.append(Delivery(record.topic, envelope))
+            deliveries.append(Delivery(record.topic, envelope, received_context(record.headers)))
         try:
             await self.consume_batch(deliveries)
         except Exception:
@@ -418,8 +419,18 @@ class EventConsumer:
 
 
 async def _run(session: AsyncSession, step: _Apply) -> None:
-    envelope = step.delivery.envelope
-    with correlation(envelope.correlation_id):
+    delivery = step.delivery
+    envelope = delivery.envelope
+    with (
+        correlation(envelope.correlation_id),
+        consuming(
+            topic=delivery.topic,
+            event_id=envelope.event_id,
+            event_type=envelope.type,
+            workspace_id=envelope.workspace_id,
+            trace_context=delivery.trace_context,
+        ),
+    ):
         await step.handler(session, step.payload, envelope)
 
 
