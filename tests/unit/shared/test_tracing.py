@@ -18,8 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 from sqlalchemy import MetaData
 
-from contracts.events import WorkspaceCreated
-from contracts.events.identity import BillingMode
+from contracts.events.identity import BillingMode, WorkspaceCreated
 from shared.http import install_http_plumbing
 from shared.logging import JsonFormatter, PlainFormatter
 from shared.outbox import Outbox, outbox_table
