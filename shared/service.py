@@ -27,7 +27,7 @@ from shared.outbox import Outbox, OutboxRelay
 from shared.read_your_writes import Arrivals
 from shared.retention import DELETE_EVERY_SECONDS, Retention, expiring_records
 from shared.settings import KafkaConnection, ServiceName, Settings
-from shared.tracing import start_tracing, stop_tracing
+from shared.tracing import FASTAPI_TELEMETRY, start_tracing, stop_tracing
 from shared.unit_of_work import UnitsOfWork
 
 logger = logging.getLogger(__name__)
@@ -208,6 +208,7 @@ def create_service_app(runtime: ServiceRuntime, *routers: APIRouter) -> FastAPI:
         title=f"Atrium {runtime.name.value}",
         version="1.0.0",
         lifespan=lifespan,
+        telemetry=FASTAPI_TELEMETRY,
     )
     app.state.runtime = runtime
     app.state.settings = runtime.settings

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+from fastapi.telemetry import TelemetryConfig
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -58,6 +59,11 @@ UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 """Polled all the time by supervisors and scrapers: traces of them would drown the rest."""
 ROUTE_SCOPE_KEY = "atrium.route"
 WORKSPACE_SCOPE_KEY = "atrium.workspace_id"
+
+FASTAPI_TELEMETRY: TelemetryConfig = {"tracing": False}
+"""Every app's `FastAPI(telemetry=...)`. FastAPI's own request spans are off: they would
+come on top of `RequestTracing`'s, they continue whatever trace a caller sends (also at
+the public edge), and they cannot name the gateway's requests, which it routes itself."""
 
 _propagator = TraceContextTextMapPropagator()
 _tracer = trace.get_tracer("atrium")

@@ -52,7 +52,7 @@ from shared.pagination import MAX_PAGE_SIZE
 from shared.principal import Principal, request_target
 from shared.service import ServiceRuntime, serve
 from shared.settings import ServiceName
-from shared.tracing import describe_request
+from shared.tracing import FASTAPI_TELEMETRY, describe_request
 
 logger = logging.getLogger(__name__)
 
@@ -509,6 +509,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
+        telemetry=FASTAPI_TELEMETRY,
     )
     app.state.gateway = gateway
     app.state.settings = settings
