@@ -23,10 +23,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanMessage
 
+from services.gateway.auth import development_token
+from shared.settings import get_settings
 from shared.testing import eventually
 
 from .conftest import RunningSystem
-from .test_walking_skeleton import as_user
 
 pytestmark = pytest.mark.e2e
 
@@ -130,11 +131,15 @@ async def test_creating_a_workspace_is_one_trace_from_the_gateway_to_every_consu
     system: RunningSystem, receiver: SpanReceiver
 ) -> None:
     request_id = f"trace-{uuid.uuid4().hex}"
+    token = development_token("tracer@example.test", get_settings())
     async with httpx.AsyncClient(base_url=system.gateway.url, timeout=10) as client:
         response = await client.post(
             "/v1/workspaces",
             json={"name": "Traced"},
-            headers={**as_user("tracer"), "x-request-id": request_id},
+            headers={
+                "authorization": f"Bearer {token}",
+                "x-request-id": request_id,
+            },
         )
     assert response.status_code == 201, response.text
 
