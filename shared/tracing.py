@@ -23,8 +23,8 @@ How one trace travels through the system:
   a trace of its own.
 * Log lines carry `trace_id` and `span_id` when a span is current (`shared.logging`).
 
-Health and metrics endpoints are not traced. Without an endpoint no provider is
-installed: every span here is the API's no-op span and nothing is exported.
+Health and metrics endpoints are not traced. Without an endpoint nothing is traced:
+every hook here returns at once, and no trace context is sent on or kept.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import INVALID_SPAN, Link, Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -66,8 +66,15 @@ come on top of `RequestTracing`'s, they continue whatever trace a caller sends (
 the public edge), and they cannot name the gateway's requests, which it routes itself."""
 
 _propagator = TraceContextTextMapPropagator()
-_tracer = trace.get_tracer("atrium")
-"""A proxy: it follows the provider `start_tracing` installs, and is a no-op until then."""
+
+
+@dataclass
+class _Tracing:
+    tracer: Tracer | None = None
+    """The tracer of the provider `start_tracing` installed; None: tracing is off."""
+
+
+_tracing = _Tracing()
 
 
 # The process's provider --------------------------------------------------------------
@@ -102,12 +109,14 @@ def start_tracing(service: str, settings: Settings) -> TracerProvider | None:
     )
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
     trace.set_tracer_provider(provider)
+    _tracing.tracer = provider.get_tracer("atrium")
     return provider
 
 
 async def stop_tracing(provider: TracerProvider | None) -> None:
     """Export what is still buffered, then stop (the export blocks: off the loop)."""
     if provider is not None:
+        _tracing.tracer = None
         await asyncio.to_thread(provider.shutdown)
 
 
@@ -126,7 +135,8 @@ class RequestTracing:
         self.continue_callers_trace = continue_callers_trace
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in UNTRACED_PATHS:
+        tracer = _tracing.tracer
+        if tracer is None or scope["type"] != "http" or scope["path"] in UNTRACED_PATHS:
             await self.app(scope, receive, send)
             return
         sent = _trace_context_of(scope["headers"])
@@ -137,7 +147,7 @@ class RequestTracing:
             callers = trace.get_current_span(_propagator.extract(sent)).get_span_context()
             parent, links = Context(), ((Link(callers),) if callers.is_valid else ())
         method = scope["method"]
-        with _tracer.start_as_current_span(
+        with tracer.start_as_current_span(
             method,
             context=parent,
             kind=SpanKind.SERVER,
@@ -207,7 +217,11 @@ class OutgoingCall:
 @contextmanager
 def calling(service: str, method: str) -> Iterator[OutgoingCall]:
     """A CLIENT span around one call to `service`; send `headers` with the call."""
-    with _tracer.start_as_current_span(
+    tracer = _tracing.tracer
+    if tracer is None:
+        yield OutgoingCall(INVALID_SPAN, {})
+        return
+    with tracer.start_as_current_span(
         f"{method} {service}",
         kind=SpanKind.CLIENT,
         attributes={"http.request.method": method, "atrium.upstream": service},
@@ -223,6 +237,8 @@ def calling(service: str, method: str) -> Iterator[OutgoingCall]:
 def staged_context() -> dict[str, str] | None:
     """The current span's context, for an event staged now (its outbox row's
     `headers`); None outside any span."""
+    if _tracing.tracer is None:
+        return None
     carrier: dict[str, str] = {}
     _propagator.inject(carrier)
     return carrier or None
@@ -263,7 +279,11 @@ def publishing(
 ) -> Iterator[Publication]:
     """A PRODUCER span for one outbox row, a child of the context it was staged in."""
     staged = dict(row_headers or {})
-    span = _tracer.start_span(
+    tracer = _tracing.tracer
+    if tracer is None:
+        yield Publication(INVALID_SPAN, [(name, value.encode()) for name, value in staged.items()])
+        return
+    span = tracer.start_span(
         f"publish {topic}",
         context=_propagator.extract(staged),
         kind=SpanKind.PRODUCER,
@@ -309,6 +329,10 @@ def consuming(
     trace_context: Sequence[tuple[str, str]],
 ) -> Iterator[None]:
     """A CONSUMER span around one event's handler, a child of its producer span."""
+    tracer = _tracing.tracer
+    if tracer is None:
+        yield
+        return
     attributes: dict[str, str] = {
         "messaging.system": "kafka",
         "messaging.operation.type": "process",
@@ -318,7 +342,7 @@ def consuming(
     }
     if workspace_id is not None:
         attributes["atrium.workspace_id"] = str(workspace_id)
-    with _tracer.start_as_current_span(
+    with tracer.start_as_current_span(
         f"process {topic}",
         context=_propagator.extract(dict(trace_context)),
         kind=SpanKind.CONSUMER,

@@ -19,6 +19,6 @@ def recorded_spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExpo
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    monkeypatch.setattr(shared.tracing, "_tracer", provider.get_tracer("atrium-tests"))
+    monkeypatch.setattr(shared.tracing._tracing, "tracer", provider.get_tracer("atrium-tests"))
     yield exporter
     provider.shutdown()

@@ -176,7 +176,9 @@ async def test_an_event_staged_in_a_span_keeps_its_context_for_the_relay(
     assert row["headers"] == {"traceparent": traceparent_of(span)}
 
 
-async def test_an_event_staged_outside_any_span_has_no_headers() -> None:
+async def test_an_event_staged_outside_any_span_has_no_headers(
+    recorded_spans: InMemorySpanExporter,
+) -> None:
     assert (await stage_one())["headers"] is None
 
 
@@ -262,3 +264,23 @@ def test_spans_go_to_the_configured_endpoint_and_nowhere_without_one(
     assert start_tracing("identity", Settings()) is None
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://otel:4318")
     assert traces_endpoint(Settings()) == "http://otel:4318/v1/traces"
+
+
+async def test_without_an_endpoint_nothing_is_traced_nor_sent_on() -> None:
+    app, staged = service_app()
+
+    await get(app, f"/v1/workspaces/{uuid.uuid4()}/things", {"traceparent": TRACEPARENT})
+    with calling("billing", "POST") as call:
+        pass
+    with publishing(
+        topic="atrium.identity.workspace",
+        message_key="root",
+        event_id=uuid.uuid4(),
+        event_type="workspace.created",
+        row_headers=None,
+    ) as publication:
+        pass
+
+    assert staged == [None]
+    assert call.headers == {}
+    assert publication.headers == []
