@@ -279,9 +279,10 @@ def publishing(
 ) -> Iterator[Publication]:
     """A PRODUCER span for one outbox row, a child of the context it was staged in."""
     staged = dict(row_headers or {})
+    carrier = {name: value for name, value in staged.items() if name not in TRACE_CONTEXT_HEADERS}
     tracer = _tracing.tracer
     if tracer is None:
-        yield Publication(INVALID_SPAN, [(name, value.encode()) for name, value in staged.items()])
+        yield Publication(INVALID_SPAN, [(name, value.encode()) for name, value in carrier.items()])
         return
     span = tracer.start_span(
         f"publish {topic}",
@@ -296,7 +297,6 @@ def publishing(
             "atrium.event.type": event_type,
         },
     )
-    carrier = {name: value for name, value in staged.items() if name not in TRACE_CONTEXT_HEADERS}
     _propagator.inject(carrier, context=trace.set_span_in_context(span))
     publication = Publication(span, [(name, value.encode()) for name, value in carrier.items()])
     try:
