@@ -310,12 +310,14 @@ def publishing(
         span.end()
 
 
-def received_context(headers: Sequence[tuple[str, bytes]]) -> tuple[tuple[str, str], ...]:
-    """The trace context a Kafka record carries in its headers."""
+def received_context(
+    headers: Sequence[tuple[str, bytes | None]],
+) -> tuple[tuple[str, str], ...]:
+    """The trace context a Kafka record carries in its headers (a header may be null)."""
     return tuple(
         (name, value.decode("latin-1"))
         for name, value in headers
-        if name.lower() in TRACE_CONTEXT_HEADERS
+        if name.lower() in TRACE_CONTEXT_HEADERS and value is not None
     )
 
 

@@ -210,7 +210,11 @@ async def test_the_relay_publishes_an_event_in_a_producer_span_child_of_where_it
 async def test_a_consumer_applies_an_event_in_a_span_child_of_its_producer_span(
     recorded_spans: InMemorySpanExporter,
 ) -> None:
-    record_headers = [("content-type", b"application/json"), ("traceparent", TRACEPARENT.encode())]
+    record_headers: list[tuple[str, bytes | None]] = [
+        ("content-type", b"application/json"),
+        ("tracestate", None),
+        ("traceparent", TRACEPARENT.encode()),
+    ]
 
     with consuming(
         topic="atrium.identity.workspace",
