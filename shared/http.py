@@ -14,6 +14,7 @@ from contracts import problems
 from shared.errors import install_problem_handlers, problem_response
 from shared.logging import correlation_id_var, request_id_var
 from shared.openapi import install_problem_documentation, problems_for
+from shared.tracing import RequestTracing
 
 REQUEST_ID_HEADER = "x-request-id"
 _ACCEPTABLE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -89,8 +90,14 @@ def health_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
     return router
 
 
-def install_http_plumbing(app: FastAPI, checks: dict[str, ReadinessCheck]) -> None:
+def install_http_plumbing(
+    app: FastAPI, checks: dict[str, ReadinessCheck], *, public_edge: bool = False
+) -> None:
+    """`public_edge`: the app faces public clients, whose trace context is linked
+    rather than continued (`shared.tracing.RequestTracing`)."""
     install_problem_handlers(app)
     install_problem_documentation(app)
     app.include_router(health_router(checks))
+    # Inside RequestIdMiddleware, so that the span knows the request's id.
+    app.add_middleware(RequestTracing, continue_callers_trace=not public_edge)
     app.add_middleware(RequestIdMiddleware)

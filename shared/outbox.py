@@ -65,6 +65,7 @@ from shared import metrics
 from shared.db import Database, plain_url, tls_arguments
 from shared.logging import correlation_id_var
 from shared.settings import KafkaConnection
+from shared.tracing import publishing, staged_context
 
 logger = logging.getLogger(__name__)
 
@@ -216,6 +217,7 @@ class Outbox:
                 message_key=str(root_id),
                 event_type=envelope.type,
                 envelope=envelope.model_dump_json(),
+                headers=staged_context(),
             ),
         )
         return envelope
@@ -283,7 +285,15 @@ class OutboxRelay:
                 return 0
             rows = (
                 await session.execute(
-                    select(outbox.c.id, outbox.c.topic, outbox.c.message_key, outbox.c.envelope)
+                    select(
+                        outbox.c.id,
+                        outbox.c.event_id,
+                        outbox.c.topic,
+                        outbox.c.message_key,
+                        outbox.c.event_type,
+                        outbox.c.envelope,
+                        outbox.c.headers,
+                    )
                     .where(
                         outbox.c.published_at.is_(None),
                         outbox.c.key_hash % self.lanes == lane,
@@ -317,21 +327,32 @@ class OutboxRelay:
             )
 
     async def _send(
-        self, producer: AIOKafkaProducer, rows: Sequence[Row[int, str, str, str]]
+        self,
+        producer: AIOKafkaProducer,
+        rows: Sequence[Row[int, UUID, str, str, str, str, dict[str, str] | None]],
     ) -> None:
-        """Send the rows in order and return once Kafka acknowledged every one."""
+        """Send the rows in order and return once Kafka acknowledged every one, each in
+        its own span (`shared.tracing.publishing`)."""
         try:
             # send() only enqueues, in order; the idempotent producer keeps that order
             # per partition.
-            deliveries = [
-                await producer.send(
-                    row.topic,
-                    value=row.envelope.encode(),
-                    key=row.message_key.encode(),
-                    headers=[("content-type", b"application/json")],
-                )
-                for row in rows
-            ]
+            deliveries = []
+            for row in rows:
+                with publishing(
+                    topic=row.topic,
+                    message_key=row.message_key,
+                    event_id=row.event_id,
+                    event_type=row.event_type,
+                    row_headers=row.headers,
+                ) as publication:
+                    delivery = await producer.send(
+                        row.topic,
+                        value=row.envelope.encode(),
+                        key=row.message_key.encode(),
+                        headers=[("content-type", b"application/json"), *publication.headers],
+                    )
+                    publication.follow(delivery)
+                deliveries.append(delivery)
             await asyncio.gather(*deliveries)
         except Exception:
             await self._discard_producer(producer)

@@ -14,6 +14,7 @@ import uvicorn
 from fastapi import APIRouter, FastAPI
 from faststream.kafka import KafkaBroker
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
+from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy import Table
 
 from shared.db import Database
@@ -27,6 +28,7 @@ from shared.outbox import Outbox, OutboxRelay
 from shared.read_your_writes import Arrivals
 from shared.retention import DELETE_EVERY_SECONDS, Retention, expiring_records
 from shared.settings import KafkaConnection, ServiceName, Settings
+from shared.tracing import FASTAPI_TELEMETRY, start_tracing, stop_tracing
 from shared.unit_of_work import UnitsOfWork
 
 logger = logging.getLogger(__name__)
@@ -57,6 +59,7 @@ class ServiceRuntime:
     )
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
     _closers: list[Callable[[], Awaitable[object]]] = field(default_factory=list, init=False)
+    _tracing: TracerProvider | None = field(default=None, init=False)
 
     @classmethod
     def create(
@@ -146,6 +149,7 @@ class ServiceRuntime:
         self._closers.append(close)
 
     async def start(self) -> None:
+        self._tracing = start_tracing(self.name.value, self.settings)
         self._tasks = [
             asyncio.create_task(self._repeat(name, seconds, job), name=name)
             for name, seconds, job in self._periodic
@@ -168,6 +172,7 @@ class ServiceRuntime:
         await self.broker.stop()
         await self.arrivals.close()
         await self.database.dispose()
+        await stop_tracing(self._tracing)
 
     def readiness_checks(self) -> dict[str, ReadinessCheck]:
         return {"postgres": self.database.ping, "kafka": self.relay.ping}
@@ -212,6 +217,7 @@ def create_service_app(runtime: ServiceRuntime, *routers: APIRouter) -> FastAPI:
         title=f"Atrium {runtime.name.value}",
         version="1.0.0",
         lifespan=lifespan,
+        telemetry=FASTAPI_TELEMETRY,
     )
     app.state.runtime = runtime
     app.state.settings = runtime.settings

@@ -191,6 +191,13 @@ class Settings(BaseSettings):
         description="How often a service samples the gauges of `/metrics` it reads from its "
         "tables and consumers: outbox backlog, events held, consumer lag.",
     )
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="Base URL of an OpenTelemetry collector's OTLP/HTTP receiver (for "
+        "example http://collector:4318): spans go to its /v1/traces. When unset, the "
+        "standard OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT; when "
+        "none is set, nothing is traced.",
+    )
 
     def database_url_for(self, service: ServiceName) -> str:
         """The service's own login: explicit `ATRIUM_<SERVICE>_DATABASE_URL`, or the

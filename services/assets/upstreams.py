@@ -26,6 +26,7 @@ from contracts import problems
 from services.assets.domain import BillingUnavailableError
 from shared.principal import PRINCIPAL_HEADER, Principal, sign_principal
 from shared.settings import ServiceName, Settings
+from shared.tracing import calling
 
 logger = logging.getLogger(__name__)
 
@@ -144,13 +145,15 @@ class Upstreams:
         if body is not None:
             all_headers["Content-Type"] = "application/json"
         try:
-            async with self._session().request(
-                method,
-                self.settings.base_url_for(service) + path,
-                data=content,
-                headers=all_headers,
-            ) as response:
-                raw = await response.read()
+            with calling(service.value, method) as call:
+                async with self._session().request(
+                    method,
+                    self.settings.base_url_for(service) + path,
+                    data=content,
+                    headers={**all_headers, **call.headers},
+                ) as response:
+                    call.answered(response.status)
+                    raw = await response.read()
         except (aiohttp.ClientError, TimeoutError) as failed:
             logger.warning("%s %s %s failed: %r", service.value, method, path, failed)
             msg = f"{service.value} could not be reached; try again in a moment."

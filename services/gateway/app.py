@@ -53,6 +53,7 @@ from shared.pagination import MAX_PAGE_SIZE
 from shared.principal import Principal, request_target
 from shared.service import ServiceRuntime, serve
 from shared.settings import ServiceName
+from shared.tracing import FASTAPI_TELEMETRY, describe_request
 
 logger = logging.getLogger(__name__)
 
@@ -212,6 +213,9 @@ class Gateway:
                 exchange.key = self._known_key(request)
                 raise
             exchange.route = f"{matched.route.method} {matched.route.template}"
+            describe_request(
+                request.scope, route=matched.route.template, workspace_id=matched.workspace_id
+            )
             return matched, await self._caller(request, address, exchange)
         except _Refused as refused:
             if refused.problem is not problems.RATE_LIMITED:
@@ -514,10 +518,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
+        telemetry=FASTAPI_TELEMETRY,
     )
     app.state.gateway = gateway
     app.state.settings = settings
-    install_http_plumbing(app, gateway.readiness_checks())
+    install_http_plumbing(app, gateway.readiness_checks(), public_edge=True)
     install_metrics(app, service=SERVICE.value)
 
     async def openapi_json(_: Request) -> Response:

@@ -33,14 +33,18 @@ from services.gateway.settings import GatewaySettings
 from shared.principal import PRINCIPAL_HEADER, Principal, sign_principal
 from shared.service import KEEP_ALIVE_SECONDS
 from shared.settings import ServiceName
+from shared.tracing import TRACE_CONTEXT_HEADERS, calling
 
 logger = logging.getLogger(__name__)
 
 HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "host", "content-length"}
 )
-# Credentials stay at the edge; a principal the caller made up never reaches a service.
-FORWARDED_AWAY = HOP_BY_HOP | {"authorization", "x-api-key", PRINCIPAL_HEADER}
+# Credentials stay at the edge; a principal the caller made up never reaches a service,
+# nor a trace context (the gateway's own goes instead, see `shared.tracing`).
+FORWARDED_AWAY = (
+    HOP_BY_HOP | TRACE_CONTEXT_HEADERS | {"authorization", "x-api-key", PRINCIPAL_HEADER}
+)
 _NOT_RETURNED = HOP_BY_HOP | {"x-request-id"}
 _NO_ACCESS = frozenset({404, 405})
 """identity's answers that mean "no access" (405: an identity without the endpoint)."""
@@ -96,6 +100,7 @@ class Upstreams:
         """`raw_target` is the path and query as the client sent them. Raises
         `TimeoutError` or `aiohttp.ClientError` when the service fails."""
         answer = await self._exchange(
+            service,
             method,
             URL(self.settings.base_url_for(service) + raw_target, encoded=True),
             target=raw_target,
@@ -124,6 +129,7 @@ class Upstreams:
             workspace_id=workspace_id,
         )
         answer = await self._exchange(
+            ServiceName.IDENTITY,
             "GET",
             URL(self.settings.base_url_for(ServiceName.IDENTITY) + path),
             target=path,
@@ -147,6 +153,7 @@ class Upstreams:
         """apikeys' own answer: the key with this hash, or None when there is none."""
         path = f"/internal/v1/api-keys/{hashed}"
         answer = await self._exchange(
+            ServiceName.APIKEYS,
             "GET",
             URL(self.settings.base_url_for(ServiceName.APIKEYS) + path),
             target=path,
@@ -191,6 +198,7 @@ class Upstreams:
 
     async def _exchange(
         self,
+        service: ServiceName,
         method: str,
         url: URL,
         *,
@@ -205,6 +213,7 @@ class Upstreams:
         connection the service had closed, if it may be repeated."""
         exchange = functools.partial(
             self._send_once,
+            service,
             method,
             url,
             target=target,
@@ -223,6 +232,7 @@ class Upstreams:
 
     async def _send_once(
         self,
+        service: ServiceName,
         method: str,
         url: URL,
         *,
@@ -236,14 +246,16 @@ class Upstreams:
         signed = sign_principal(
             principal, method=method, target=target, body=body, secret=self.settings.internal_secret
         )
-        async with self.client.request(
-            method,
-            url,
-            data=body,
-            headers={**headers, PRINCIPAL_HEADER: signed},
-            timeout=time_limit,
-        ) as response:
-            return _Answer(response.status, response.headers, await response.read())
+        with calling(service.value, method) as call:
+            async with self.client.request(
+                method,
+                url,
+                data=body,
+                headers={**headers, **call.headers, PRINCIPAL_HEADER: signed},
+                timeout=time_limit,
+            ) as response:
+                call.answered(response.status)
+                return _Answer(response.status, response.headers, await response.read())
 
 
 def _moment(written: str | None) -> float | None:

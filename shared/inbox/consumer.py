@@ -54,6 +54,7 @@ from shared.inbox.policy import (
 from shared.inbox.store import Inbox, InboxEntry
 from shared.inbox.tables import InboxOutcome, ParkedState
 from shared.logging import correlation
+from shared.tracing import consuming, received_context
 
 logger = logging.getLogger(__name__)
 
@@ -190,7 +191,7 @@ class EventConsumer:
                     uuid.uuid5(uuid.NAMESPACE_URL, position), position
                 )
                 continue
-            deliveries.append(Delivery(record.topic, envelope))
+            deliveries.append(Delivery(record.topic, envelope, received_context(record.headers)))
         try:
             await self.consume_batch(deliveries)
         except Exception:
@@ -440,8 +441,18 @@ class EventConsumer:
 
 
 async def _run(session: AsyncSession, step: _Apply) -> None:
-    envelope = step.delivery.envelope
-    with correlation(envelope.correlation_id):
+    delivery = step.delivery
+    envelope = delivery.envelope
+    with (
+        correlation(envelope.correlation_id),
+        consuming(
+            topic=delivery.topic,
+            event_id=envelope.event_id,
+            event_type=envelope.type,
+            workspace_id=envelope.workspace_id,
+            trace_context=delivery.trace_context,
+        ),
+    ):
         await step.handler(session, step.payload, envelope)
 
 

@@ -28,10 +28,12 @@ from shared.inbox.tables import ParkedState
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """An event as the consumer got it, and the topic it was read from."""
+    """An event as the consumer got it, the topic it was read from, and the trace
+    context its record carried (`shared.tracing.received_context`)."""
 
     topic: str
     envelope: RawEnvelope
+    trace_context: tuple[tuple[str, str], ...] = ()
 
     @property
     def queue(self) -> QueueKey:
