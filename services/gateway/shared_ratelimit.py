@@ -53,11 +53,12 @@ from shared.db import Database
 
 logger = logging.getLogger(__name__)
 
-ANSWER_WITHIN_SECONDS = 0.5
+ANSWER_WITHIN_SECONDS = 2.0
 """How long the requests of a statement wait for PostgreSQL before their process
-decides alone."""
-RETRY_AFTER_SECONDS = 1.0
-"""How long a process decides alone after PostgreSQL failed to answer."""
+decides alone (as long as the gateway waits for identity's word on a member)."""
+RETRY_AFTER_SECONDS = 5.0
+"""How long a process decides alone after PostgreSQL failed to answer: a PostgreSQL
+that does not answer at all holds up one statement's requests this often."""
 DELETE_FULL_EVERY_SECONDS = 30.0
 """How often each process deletes the buckets that are full again."""
 
