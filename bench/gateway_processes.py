@@ -199,14 +199,17 @@ def _machine_busy_ticks() -> int:
 
 @contextmanager
 def cpu_spent(parts: dict[str, list[int]], spent: defaultdict[str, float]) -> Iterator[None]:
-    """Add to `spent` the CPU seconds each part (its processes and their children) and
-    the rest of the machine used meanwhile."""
+    """Add to `spent` the CPU seconds each part and the rest of the machine used
+    meanwhile. The load is this process and the wrk processes it has waited for (not
+    the services and servers it started, which are parts of their own)."""
 
     def sample() -> Counter[str]:
         ticks: Counter[str] = Counter()
         for part, pids in parts.items():
             for pid in pids:
-                ticks[part] += _cpu_ticks(pid) + sum(_cpu_ticks(child) for child in _children(pid))
+                ticks[part] += _cpu_ticks(pid)
+                if part == "postgres":  # its backends, which live as long as a connection
+                    ticks[part] += sum(_cpu_ticks(child) for child in _children(pid))
         ticks["rest of the machine"] = _machine_busy_ticks() - sum(ticks.values())
         return ticks
 
@@ -270,13 +273,15 @@ _AREAS = [
     ("logging", ("logging",)),
     ("Kafka client", ("aiokafka", "faststream")),
     ("gateway code", ("services/gateway",)),
-    ("asyncio event loop", ("asyncio", "uvloop")),
+    ("event loop (uvloop's own code: I/O, callbacks)", ("asyncio", "uvloop")),
 ]
+_WAITING = ("concurrent/futures/thread.py", "threading.py")
+"""Innermost frames of threads that wait for work (py-spy counts them as active)."""
 
 
 def summarise_profiles(folder: Path) -> None:
     """Samples by area (the innermost frame that names one, so that a sample counts
-    once) and the busiest innermost frames."""
+    once) and the busiest innermost frames, leaving out threads that wait for work."""
     areas: Counter[str] = Counter()
     leaves: Counter[str] = Counter()
     total = 0
@@ -286,8 +291,10 @@ def summarise_profiles(folder: Path) -> None:
             if not stack:
                 continue
             count = int(count_text)
-            total += count
             frames = stack.split(";")
+            if any(mark in frames[-1] for mark in _WAITING):
+                continue
+            total += count
             leaves[frames[-1]] += count
             for frame in reversed(frames):
                 area = next(
@@ -442,7 +449,7 @@ def main(argv: list[str] | None = None) -> None:
                 ],
                 "postgres": [postmaster],
                 "kafka": [] if kafka is None else [kafka],
-                "load": [os.getpid()],
+                "load (wrk)": [os.getpid()],
             }
             results = asyncio.run(measure(env, configurations, parts, args))
         finally:
