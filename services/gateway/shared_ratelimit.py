@@ -188,6 +188,7 @@ class SharedRateLimits:
             self._emptied.pop(drawn.bucket, None)
             return
         if len(self._emptied) >= MAX_CALLERS:
+            # What is known of empty buckets only spares round trips: it may be forgotten.
             self._emptied.clear()
         self._emptied[drawn.bucket] = _Emptied(tokens=drawn.left, asked_at=asked_at)
 
