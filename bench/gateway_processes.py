@@ -60,6 +60,9 @@ class Measured:
     p50_ms: float
     p99_ms: float
     errors: int
+    """Answers other than 2xx."""
+    unanswered: int = 0
+    """wrk's socket errors: a request unanswered after 10 s is one."""
 
 
 @dataclass(frozen=True)
@@ -126,9 +129,8 @@ def parse_wrk(output: str, seconds: float) -> Measured:
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
     )
     errors = int(non_2xx.group(1)) if non_2xx else 0
-    if socket_errors:
-        errors += sum(int(count) for count in socket_errors.groups())
-    return Measured(int(requests.group(1)), seconds, latency(50), latency(99), errors)
+    unanswered = sum(int(count) for count in socket_errors.groups()) if socket_errors else 0
+    return Measured(int(requests.group(1)), seconds, latency(50), latency(99), errors, unanswered)
 
 
 async def run_aiohttp(
@@ -166,6 +168,7 @@ async def measure_once(
         p50_ms=max(one.p50_ms for one in loads),
         p99_ms=max(one.p99_ms for one in loads),
         errors=sum(one.errors for one in loads),
+        unanswered=sum(one.unanswered for one in loads),
     )
 
 
@@ -372,12 +375,16 @@ def report(
     configurations: list[Configuration], results: list[Result], args: argparse.Namespace
 ) -> None:
     print()
-    print(f"{'GET /v1/workspaces/{id}':<34}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+    print(
+        f"{'GET /v1/workspaces/{id}':<34}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}"
+        f"{'unanswered':>12}"
+    )
     for configuration, result in zip(configurations, results, strict=True):
         errors = sum(one.errors for one in result.measured)
+        unanswered = sum(one.unanswered for one in result.measured)
         print(
             f"{configuration.name:<34}{result.per_second:>9.0f}{result.percentile_ms(50):>9.2f}"
-            f"{result.percentile_ms(99):>9.2f}{errors:>8}"
+            f"{result.percentile_ms(99):>9.2f}{errors:>9}{unanswered:>12}"
         )
     one_off, two_off, one_on, two_on = (result.per_second for result in results)
     print(f"\n2 gateways ÷ 1, limits per process: {_ratio(two_off, one_off)} (goal >= {GOAL})")
