@@ -32,9 +32,10 @@ NO_RATE_LIMITS = {
     "ATRIUM_RATE_LIMIT_BURST": UNLIMITED,
     "ATRIUM_ADDRESS_REFUSALS_PER_SECOND": UNLIMITED,
     "ATRIUM_ADDRESS_REFUSALS_BURST": UNLIMITED,
+    "ATRIUM_SHARED_RATE_LIMITS": "false",
 }
 """The gateway's settings for a run that measures something other than the callers'
-budgets."""
+budgets (without a round trip to the shared buckets per request)."""
 
 
 @contextlib.contextmanager

@@ -44,6 +44,7 @@ from services.gateway.ratelimit import Allowance, Rate, RateLimiter
 from services.gateway.repository import ProjectionRepository
 from services.gateway.routes import NoRoute, Route, RouteMatch, RouteTable, uuid_or_none
 from services.gateway.settings import GatewaySettings
+from services.gateway.shared_ratelimit import DELETE_FULL_EVERY_SECONDS, SharedRateLimits
 from services.gateway.usage import UNMATCHED, UsageRecorder
 from shared.errors import UnauthenticatedError, problem_response
 from shared.http import REQUEST_ID_HEADER, ReadinessCheck, install_http_plumbing
@@ -100,20 +101,29 @@ class Gateway:
         )
         self.key_changes = KeyChanges(runtime.database, self.keys, self.key_verifier)
         self.usage = UsageRecorder(runtime.units_of_work)
-        self.rate_limiter = RateLimiter(
-            per_second=settings.rate_limit_per_second, burst=settings.rate_limit_burst
+        self.rate_limits = SharedRateLimits(
+            runtime.database,
+            per_caller=Rate(
+                burst=settings.rate_limit_burst, per_second=settings.rate_limit_per_second
+            ),
+            shared=settings.shared_rate_limits,
         )
-        self.key_limits = RateLimiter(
-            per_second=settings.rate_limit_per_second, burst=settings.rate_limit_burst
-        )
-        """Buckets of the keys that have a `rate_limit` of their own (each at its rate)."""
+        """Each caller's bucket, and each key's with a `rate_limit` of its own: shared by
+        every gateway process."""
         self.address_refusals = RateLimiter(
             per_second=settings.address_refusals_per_second,
             burst=settings.address_refusals_burst,
         )
+        """Per process, in its memory: flood protection must cost nothing under a flood
+        (no round trip per refused request), and a flood spread over N processes is
+        held to N times this budget."""
         self._api_document: dict[str, Any] | None = None
         register_consumers(runtime.consumer, self.resolver)
         runtime.every(settings.usage_flush_seconds, "usage-flush", self.usage.flush)
+        runtime.every(
+            DELETE_FULL_EVERY_SECONDS, "rate-buckets", self.rate_limits.delete_full_buckets
+        )
+        runtime.on_stop(self.rate_limits.close)
 
     async def start(self) -> None:
         await self.upstreams.open()
@@ -178,7 +188,7 @@ class Gateway:
     async def _answer(self, request: Request, exchange: _Exchange) -> Response:
         _refuse_keys_in_query(request)
         matched, caller = await self._admitted(request, exchange)
-        self._within_limits(request, caller, exchange)
+        await self._within_limits(request, caller, exchange)
         principal = await self._vouched(matched, caller, exchange.key)
         response = await self._forward(request, matched.route, principal)
         self._note_key_ended(request, matched.route, response.status_code)
@@ -295,12 +305,14 @@ class Gateway:
             )
         raise _Refused(problems.NOT_FOUND, f"No route for {path}.")
 
-    def _within_limits(self, request: Request, caller: Principal, exchange: _Exchange) -> None:
+    async def _within_limits(
+        self, request: Request, caller: Principal, exchange: _Exchange
+    ) -> None:
         key = exchange.key
         if key is not None and key.rate_limit is not None:
             limit = key.rate_limit
-            exchange.allowance = self.key_limits.take(
-                caller.actor, Rate(limit.requests, limit.requests / limit.period_seconds)
+            exchange.allowance = await self.rate_limits.for_key(
+                key.key_id, Rate(limit.requests, limit.requests / limit.period_seconds)
             )
             if exchange.allowance.retry_after is not None:
                 metrics.rate_limited(metrics.Limit.KEY)
@@ -309,7 +321,7 @@ class Gateway:
                     "This API key's rate limit is reached; slow down.",
                     headers={"retry-after": str(exchange.allowance.retry_after)},
                 )
-        retry_after = self.rate_limiter.retry_after(caller.actor)
+        retry_after = (await self.rate_limits.for_caller(caller.actor)).retry_after
         if retry_after is not None:
             metrics.rate_limited(metrics.Limit.CALLER)
             raise _Refused(

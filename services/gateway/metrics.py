@@ -49,6 +49,12 @@ RATE_LIMIT_REFUSALS = Counter(
     "Requests refused with 429, by the limit that refused them (caller, key, address).",
     ["service", "limit"],
 )
+RATE_LIMITS_DECIDED_ALONE = Counter(
+    "atrium_gateway_rate_limits_decided_alone",
+    "Requests whose rate limits a process decided with its own buckets because PostgreSQL "
+    "could not answer: while this moves, N processes allow up to N times the limits.",
+    ["service"],
+)
 KEY_VERIFICATION_SECONDS = Histogram(
     "atrium_gateway_key_verification_duration_seconds",
     "Time to verify a presented API key: checksum, HMAC and lookup, and for a key the "
@@ -59,6 +65,7 @@ KEY_VERIFICATION_SECONDS = Histogram(
 
 # Started at 0, so that a rate over them exists before the first refusal does.
 AUTHENTICATION_REFUSALS.labels(SERVICE)
+RATE_LIMITS_DECIDED_ALONE.labels(SERVICE)
 for _limit in Limit:
     RATE_LIMIT_REFUSALS.labels(SERVICE, _limit.value)
 
@@ -73,6 +80,10 @@ def authorization_refused(problem: ProblemType) -> None:
 
 def rate_limited(limit: Limit) -> None:
     RATE_LIMIT_REFUSALS.labels(SERVICE, limit.value).inc()
+
+
+def rate_limits_decided_alone() -> None:
+    RATE_LIMITS_DECIDED_ALONE.labels(SERVICE).inc()
 
 
 def timed_key_verification(

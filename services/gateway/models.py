@@ -67,7 +67,8 @@ api_keys = Table(
 rate_buckets = Table(
     "rate_buckets",
     metadata,
-    # `user:<id>` or `key:<uuid>`: one token bucket per caller, shared by every process.
+    # One token bucket, shared by every process: a caller's (`user:<id>`, `apikey:<uuid>`)
+    # or a key's own `rate_limit` (`key:<uuid>`); see services/gateway/rate_buckets.py.
     Column("bucket", Text, primary_key=True),
     Column("tokens", Double, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),

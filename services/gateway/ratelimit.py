@@ -1,6 +1,10 @@
-"""Per-caller token buckets: each caller may send `burst` requests at once and
-`per_second` on average. A bucket may have a rate of its own (an API key's
-`rate_limit`: `requests` at once, `requests / period_seconds` on average)."""
+"""Token buckets in one process's memory: each caller may send `burst` requests at once
+and `per_second` on average. A bucket may have a rate of its own (an API key's
+`rate_limit`: `requests` at once, `requests / period_seconds` on average).
+
+The gateway's budget of refusals per client address lives here; the limits per caller
+and per key live in PostgreSQL, shared by every process
+(`services.gateway.shared_ratelimit`), and come here only while it cannot answer."""
 
 from __future__ import annotations
 
@@ -84,17 +88,10 @@ class RateLimiter:
             )
         else:
             _refill(bucket, now)
-        retry_after = None
-        if bucket.tokens >= 1:
+        admitted = bucket.tokens >= 1
+        if admitted:
             bucket.tokens -= 1
-        else:
-            retry_after = _seconds_to_a_token(bucket)
-        return Allowance(
-            limit=rate.burst,
-            remaining=math.floor(bucket.tokens),
-            reset_seconds=math.ceil((rate.burst - bucket.tokens) / rate.per_second),
-            retry_after=retry_after,
-        )
+        return allowance(rate, bucket.tokens, admitted=admitted)
 
     def waiting(self, caller: str) -> int | None:
         """The whole seconds until `caller` has a token again, or None if it has one;
@@ -103,7 +100,7 @@ class RateLimiter:
         if bucket is None:
             return None
         _refill(bucket, self.clock())
-        return None if bucket.tokens >= 1 else _seconds_to_a_token(bucket)
+        return None if bucket.tokens >= 1 else seconds_to_a_token(bucket.rate, bucket.tokens)
 
     def _forget_rested(self, now: float) -> None:
         rested = [
@@ -121,5 +118,16 @@ def _refill(bucket: _Bucket, now: float) -> None:
     bucket.updated = now
 
 
-def _seconds_to_a_token(bucket: _Bucket) -> int:
-    return max(1, math.ceil((1 - bucket.tokens) / bucket.rate.per_second))
+def allowance(rate: Rate, tokens: float, *, admitted: bool) -> Allowance:
+    """A request's allowance from a bucket of `rate` that holds `tokens` after it."""
+    return Allowance(
+        limit=rate.burst,
+        remaining=math.floor(tokens),
+        reset_seconds=math.ceil((rate.burst - tokens) / rate.per_second),
+        retry_after=None if admitted else seconds_to_a_token(rate, tokens),
+    )
+
+
+def seconds_to_a_token(rate: Rate, tokens: float) -> int:
+    """The whole seconds until a bucket of `rate` that holds `tokens` has one."""
+    return max(1, math.ceil((1 - tokens) / rate.per_second))

@@ -56,3 +56,9 @@ class GatewaySettings(Settings):
         "does not know yet has access, and apikeys whether a key it does not know yet "
         "exists (read-your-writes).",
     )
+    shared_rate_limits: bool = Field(
+        default=True,
+        description="Keep the buckets per caller and per key in PostgreSQL, shared by "
+        "every gateway process, so that the limits hold across them; off: each process "
+        "keeps its own (N processes allow N times the limits).",
+    )

@@ -167,6 +167,7 @@ async def live(settings: Settings) -> AsyncIterator[LiveGateway]:
                 database_url=settings.database_url,
                 kafka_bootstrap_servers=settings.kafka_bootstrap_servers,
                 gateway_kafka_password=settings.gateway_kafka_password,
+                shared_rate_limits=True,
             )
         )
         gateway: Gateway = app.state.gateway

@@ -115,6 +115,8 @@ def gateway_settings(upstream_url: str, **overrides: Any) -> GatewaySettings:
         "apikeys_url": upstream_url,
         "rate_limit_per_second": 100_000,
         "rate_limit_burst": 100_000,
+        # No PostgreSQL here: each test's gateway keeps its buckets in its memory.
+        "shared_rate_limits": False,
         **overrides,
     }
     return GatewaySettings(**values)
