@@ -1,7 +1,9 @@
 """How soon every gateway process refuses a removed member: two gateway processes,
 the member added and then removed through one of them (each in turn), and from the
 removal's 204 on, both polled at once, one request after another, until each answers
-404. The process that served the removal is the baseline; the other learns of it
+404. What is polled is the workspace's balances, which billing answers on the
+gateway's word (identity, asked for the workspace itself, would refuse a removed
+member on its own). The process that served the removal is the baseline; the other learns of it
 only from the notification that the consuming process's write sends every process
 (`services/gateway/projection_changes.py`). The goal: p99 <= 1 s on both.
 
@@ -37,6 +39,8 @@ from shared.testing import ServiceProcess, eventually, settled_consumers
 GOAL_SECONDS = 1.0
 GIVE_UP_SECONDS = 10.0
 GATEWAY_GROUP = f"atrium.{ServiceName.GATEWAY.value}"
+BALANCES = "/balances"
+"""Answered by billing on the gateway's word: a 404 there is the gateway's refusal."""
 
 
 @dataclass(frozen=True)
@@ -114,9 +118,10 @@ class RemovalTrials:
             raise RuntimeError(accepted.text)
         return member
 
-    async def status(self, gateway: str, workspace_id: str, who: Person) -> int:
+    async def status(self, gateway: str, workspace_id: str, who: Person, what: str = "") -> int:
+        """The status of `GET /v1/workspaces/{workspace_id}{what}` for `who`."""
         response = await self.client.get(
-            f"{gateway}/v1/workspaces/{workspace_id}", headers=who.headers
+            f"{gateway}/v1/workspaces/{workspace_id}{what}", headers=who.headers
         )
         return response.status_code
 
@@ -126,7 +131,7 @@ class RemovalTrials:
         serving, other = self.gateways[trial % 2], self.gateways[1 - trial % 2]
         member = await self.joined(serving, self.root_id, self.owner)
         for gateway in (other, serving):
-            if (admitted := await self.status(gateway, self.root_id, member)) != 200:
+            if (admitted := await self.status(gateway, self.root_id, member, BALANCES)) != 200:
                 msg = f"{gateway} does not admit a new member: {admitted}"
                 raise RuntimeError(msg)
         removed = await self.client.delete(
@@ -145,7 +150,7 @@ class RemovalTrials:
     async def refused(self, gateway: str, member: Person, since: float) -> Refusal:
         requests = 0
         while True:
-            status = await self.status(gateway, self.root_id, member)
+            status = await self.status(gateway, self.root_id, member, BALANCES)
             requests += 1
             took = time.perf_counter() - since
             if status == 404:
