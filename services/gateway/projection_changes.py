@@ -169,9 +169,13 @@ class ProjectionChanges:
         await self._close_listener()
         url = self.database.url
         connection = await asyncpg.connect(plain_url(url), **tls_arguments(url))
+        try:
+            await connection.add_listener(KEY_CHANNEL, self._on_key_change)
+            await connection.add_listener(ACCESS_CHANNEL, self._on_access_change)
+        except BaseException:
+            await connection.close(timeout=2)
+            raise
         connection.add_termination_listener(self._on_lost)
-        await connection.add_listener(KEY_CHANNEL, self._on_key_change)
-        await connection.add_listener(ACCESS_CHANNEL, self._on_access_change)
         self._listener = connection
 
     async def _close_listener(self) -> None:
