@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import TypeVar
 
 import httpx
+from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts.envelope import EventPayload, RawEnvelope, new_envelope
 from contracts.events.identity import BillingMode, WorkspaceCreated
 from contracts.permissions import Role
 from shared.principal import PRINCIPAL_HEADER, Principal, request_target, sign_principal
-from shared.settings import ServiceName, get_settings
+from shared.settings import KafkaConnection, ServiceName, get_settings
 
 T = TypeVar("T")
 
@@ -290,3 +291,18 @@ def still_open(connections: list[socket.socket]) -> int:
         except OSError:
             pass  # reset, or never connected
     return held
+
+
+async def settled_consumers(kafka: KafkaConnection, group_id: str) -> int | None:
+    """How many consumers share `group_id` once it has settled (every member has its
+    partitions); None while it rebalances. A process that has just started is consuming
+    only once its group has settled with it."""
+    admin = AIOKafkaAdminClient(**kafka.client_options())
+    await admin.start()
+    try:
+        [described] = await admin.describe_consumer_groups([group_id])
+    finally:
+        await admin.close()
+    # Every version of DescribeGroups: (error_code, group_id, state, ..., members, ...).
+    [group] = described.groups
+    return len(group[5]) if group[2] == "Stable" else None

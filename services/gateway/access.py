@@ -3,11 +3,11 @@ not caught up yet, from identity itself (read-your-writes).
 
 A caller who has just created or joined a workspace is not in the projection until
 the event arrives. Before answering 404 the gateway asks identity, and remembers its
-answer (`services.gateway.remembered`): a positive one until an event about that
-workspace or caller arrives, or for `PROVISIONAL_SECONDS` at most; a negative one for
-`NEGATIVE_SECONDS`, long enough to spare identity a flood of probes for ids that are
-not the caller's, short enough not to hide a workspace the caller creates a moment
-later.
+answer (`services.gateway.remembered`): a positive one until a change to that
+workspace or caller reaches the projection, or for `PROVISIONAL_SECONDS` at most; a
+negative one for `NEGATIVE_SECONDS`, long enough to spare identity a flood of probes
+for ids that are not the caller's, short enough not to hide a workspace the caller
+creates a moment later.
 """
 
 from __future__ import annotations
@@ -15,16 +15,11 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from contracts.permissions import Role
 from services.gateway.authz import Access, effective_access
-from services.gateway.projections import (
-    AccessProjection,
-    Membership,
-    WorkspaceNode,
-    WorkspaceStatus,
-)
+from services.gateway.projections import AccessProjection, Membership, WorkspaceNode
 from services.gateway.remembered import RememberedAnswers
 from shared.principal import Principal
 
@@ -67,28 +62,30 @@ class AccessResolver:
             logger.warning("identity could not say whether %s may see %s", user_id, workspace_id)
             return None
 
-    def _forget(self, *, workspace_id: uuid.UUID | None = None, user_id: str | None = None) -> None:
-        self._answers.forget(lambda key, _: key[0] == workspace_id or key[1] == user_id)
+    # Rows of the gateway's tables, read again because a notification said they changed
+    # (`services.gateway.projection_changes`), in every process. Each makes the projection
+    # the authority again for what it is about.
 
-    # Changes from the events, applied once they have committed to the gateway's tables.
-    # Each makes the projection the authority again for what it is about.
+    def workspace_loaded(self, workspace_id: uuid.UUID, workspace: WorkspaceNode | None) -> None:
+        """The workspace's row as it now stands; None when it has none."""
+        if workspace is None:
+            self.projection.remove_workspace(workspace_id)
+        else:
+            self.projection.put_workspace(workspace)
+        self._answers.forget(lambda key, _: key[0] == workspace_id)
 
-    def workspace_created(self, workspace: WorkspaceNode) -> None:
-        self.projection.put_workspace(workspace)
-        self._forget(workspace_id=workspace.id)
-
-    def settings_changed(self, workspace_id: uuid.UUID, *, api_access: bool) -> None:
-        self.projection.change_settings(workspace_id, api_access=api_access)
-        self._forget(workspace_id=workspace_id)
-
-    def status_changed(self, workspace_id: uuid.UUID, status: WorkspaceStatus) -> None:
-        self.projection.mark(workspace_id, status)
-        self._forget(workspace_id=workspace_id)
-
-    def member_changed(self, workspace_id: uuid.UUID, user_id: str, role: Role | None) -> None:
+    def membership_loaded(self, workspace_id: uuid.UUID, user_id: str, role: Role | None) -> None:
+        """The member's role as their row now says; None when there is no row (removed)."""
         if role is None:
             self.projection.remove_member(workspace_id, user_id)
         else:
             self.projection.put_member(Membership(workspace_id, user_id, role))
         # A role in one workspace bears on its descendants too: forget all of the caller's.
-        self._forget(user_id=user_id)
+        self._answers.forget(lambda key, _: key[1] == user_id)
+
+    def everything_loaded(
+        self, workspaces: Iterable[WorkspaceNode], memberships: Iterable[Membership]
+    ) -> None:
+        """The projection was loaded anew (changes may have been missed meanwhile)."""
+        self.projection.load(workspaces, memberships)
+        self._answers.forget(lambda _, __: True)

@@ -35,13 +35,12 @@ from services.gateway.access import AccessResolver
 from services.gateway.auth import API_KEY_PREFIX, Authenticator, credentials_from
 from services.gateway.authz import Access, key_refusal, refusal
 from services.gateway.consumers import register_consumers
-from services.gateway.key_changes import KeyChanges
 from services.gateway.keys import ApikeysUnavailableError, KeyProjection, KeyRecord, KeyVerifier
 from services.gateway.openapi import merge_documents
+from services.gateway.projection_changes import ProjectionChanges
 from services.gateway.projections import AccessProjection, WorkspaceStatus
 from services.gateway.proxy import FORWARDED_AWAY, Upstreams
 from services.gateway.ratelimit import Allowance, Rate, RateLimiter
-from services.gateway.repository import ProjectionRepository
 from services.gateway.routes import NoRoute, Route, RouteMatch, RouteTable, uuid_or_none
 from services.gateway.settings import GatewaySettings
 from services.gateway.shared_ratelimit import DELETE_FULL_EVERY_SECONDS, SharedRateLimits
@@ -99,7 +98,9 @@ class Gateway:
             pepper=settings.apikey_pepper,
             ask_apikeys=self.upstreams.apikeys_key,
         )
-        self.key_changes = KeyChanges(runtime.database, self.keys, self.key_verifier)
+        self.projection_changes = ProjectionChanges(
+            runtime.database, self.resolver, self.keys, self.key_verifier
+        )
         self.usage = UsageRecorder(runtime.units_of_work)
         self.rate_limits = SharedRateLimits(
             runtime.database,
@@ -118,7 +119,7 @@ class Gateway:
         (no round trip per refused request), and a flood spread over N processes is
         held to N times this budget."""
         self._api_document: dict[str, Any] | None = None
-        register_consumers(runtime.consumer, self.resolver)
+        register_consumers(runtime.consumer)
         runtime.every(settings.usage_flush_seconds, "usage-flush", self.usage.flush)
         runtime.every(
             DELETE_FULL_EVERY_SECONDS, "rate-buckets", self.rate_limits.delete_full_buckets
@@ -127,26 +128,11 @@ class Gateway:
 
     async def start(self) -> None:
         await self.upstreams.open()
-        await self.rebuild_projection()
-        await self.key_changes.start()
+        await self.projection_changes.start()
         await self.runtime.start()
 
-    async def rebuild_projection(self) -> None:
-        """The in-memory projection from the gateway's tables, before any event is
-        consumed: what the events applied so far have left there."""
-        async with self.runtime.database.transaction() as session:
-            repository = ProjectionRepository(session)
-            self.projection.load(
-                await repository.all_workspaces(), await repository.all_memberships()
-            )
-        logger.info(
-            "projection rebuilt: %d workspaces, %d with members",
-            len(self.projection.workspaces),
-            len(self.projection.roles),
-        )
-
     async def stop(self) -> None:
-        await self.key_changes.stop()
+        await self.projection_changes.stop()
         try:
             await self.usage.flush()
         except Exception:

@@ -1,15 +1,11 @@
-"""The gateway's event subscriptions: identity's workspaces and memberships, written
-to the gateway's tables and, once committed, to its in-memory projection; apikeys'
-keys, written to `api_keys`, which every gateway process reloads from a notification
-(`services.gateway.key_changes`)."""
+"""The gateway's event subscriptions: identity's workspaces and memberships, and
+apikeys' keys, written to the gateway's tables. Each write notifies every gateway
+process, this one included, which reads the changed rows into its in-memory copy
+(`services.gateway.projection_changes`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 from contracts.envelope import RawEnvelope
 from contracts.events.apikeys import (
@@ -27,23 +23,12 @@ from contracts.events.identity import (
     WorkspaceDeletionStarted,
     WorkspaceSettingsChanged,
 )
-from services.gateway.access import AccessResolver
 from services.gateway.projections import Membership, WorkspaceNode, WorkspaceStatus
 from services.gateway.repository import KeyRepository, ProjectionRepository
 from shared.inbox import EventConsumer
 
 
-def after_commit(session: AsyncSession, apply: Callable[[], None]) -> None:
-    """Run `apply` once the event's transaction (its effect and its inbox row) has
-    committed: the in-memory copy never runs ahead of the tables it is rebuilt from."""
-
-    def on_commit(_: Session) -> None:
-        apply()
-
-    event.listen(session.sync_session, "after_commit", on_commit, once=True)
-
-
-def register_consumers(consumer: EventConsumer, resolver: AccessResolver) -> None:
+def register_consumers(consumer: EventConsumer) -> None:
     @consumer.on(WorkspaceCreated)
     async def workspace_created(
         session: AsyncSession, created: WorkspaceCreated, _: RawEnvelope
@@ -55,7 +40,6 @@ def register_consumers(consumer: EventConsumer, resolver: AccessResolver) -> Non
             api_access=created.api_access,
         )
         await ProjectionRepository(session).put_workspace(workspace)
-        after_commit(session, lambda: resolver.workspace_created(workspace))
 
     @consumer.on(WorkspaceSettingsChanged)
     async def settings_changed(
@@ -64,30 +48,21 @@ def register_consumers(consumer: EventConsumer, resolver: AccessResolver) -> Non
         await ProjectionRepository(session).change_settings(
             changed.id, api_access=changed.api_access
         )
-        after_commit(
-            session, lambda: resolver.settings_changed(changed.id, api_access=changed.api_access)
-        )
 
     @consumer.on(WorkspaceDeletionStarted)
     async def deletion_started(
         session: AsyncSession, started: WorkspaceDeletionStarted, _: RawEnvelope
     ) -> None:
         await ProjectionRepository(session).mark(started.id, WorkspaceStatus.DELETING)
-        after_commit(session, lambda: resolver.status_changed(started.id, WorkspaceStatus.DELETING))
 
     @consumer.on(WorkspaceDeleted)
     async def deleted(session: AsyncSession, gone: WorkspaceDeleted, _: RawEnvelope) -> None:
         await ProjectionRepository(session).mark(gone.id, WorkspaceStatus.DELETED)
-        after_commit(session, lambda: resolver.status_changed(gone.id, WorkspaceStatus.DELETED))
 
     @consumer.on(MemberJoined)
     async def member_joined(session: AsyncSession, joined: MemberJoined, _: RawEnvelope) -> None:
         membership = Membership(joined.workspace_id, joined.user_id, joined.role)
         await ProjectionRepository(session).put_member(membership)
-        after_commit(
-            session,
-            lambda: resolver.member_changed(joined.workspace_id, joined.user_id, joined.role),
-        )
 
     @consumer.on(MemberRoleChanged)
     async def role_changed(
@@ -95,17 +70,10 @@ def register_consumers(consumer: EventConsumer, resolver: AccessResolver) -> Non
     ) -> None:
         membership = Membership(changed.workspace_id, changed.user_id, changed.role)
         await ProjectionRepository(session).put_member(membership)
-        after_commit(
-            session,
-            lambda: resolver.member_changed(changed.workspace_id, changed.user_id, changed.role),
-        )
 
     @consumer.on(MemberRemoved)
     async def member_removed(session: AsyncSession, removed: MemberRemoved, _: RawEnvelope) -> None:
         await ProjectionRepository(session).remove_member(removed.workspace_id, removed.user_id)
-        after_commit(
-            session, lambda: resolver.member_changed(removed.workspace_id, removed.user_id, None)
-        )
 
     @consumer.on(ApiKeyCreated)
     async def key_created(session: AsyncSession, created: ApiKeyCreated, _: RawEnvelope) -> None:

@@ -4,8 +4,8 @@ verification of a presented key against it.
 The copy maps each key's hash (HMAC-SHA256 under the pepper) to what the gateway
 needs to decide: the key's workspace, whether it is suspended, when it was revoked or
 expires, its rate limit. It is built from the `gateway.api_keys` table, which only the
-consumers of `atrium.apikeys.key` write (`services.gateway.key_changes` keeps every
-process's copy in step with it). Verifying a key is then a checksum, one HMAC and a
+consumers of `atrium.apikeys.key` write (`services.gateway.projection_changes` keeps
+every process's copy in step with it). Verifying a key is then a checksum, one HMAC and a
 dictionary lookup: no call per request.
 
 A key the copy does not know yet (made a moment ago, its event still on the way) is

@@ -1,9 +1,10 @@
 """The gateway's in-memory copy of the workspace tree and its memberships.
 
-Built from identity's events: the consumer writes each change to the gateway's own
-tables and, once that transaction has committed, applies the same change here, so
-that authorising a request needs no database round trip. At start-up the copy is
-rebuilt from the tables.
+Built from identity's events, which the consumer writes to the gateway's own tables
+(`gateway.workspaces`, `gateway.memberships`): every gateway process copies the rows
+it is told have changed (`services.gateway.projection_changes`), so that authorising a
+request needs no database round trip. The rows are what is copied, never the events:
+the copy is replaced row by row, and entirely whenever changes may have been missed.
 
 Events of the two topics can arrive in any order: a membership can be known before
 its workspace. Such a membership is kept, and counts for its own workspace; the
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 
 from contracts.permissions import Role
@@ -51,28 +52,21 @@ class AccessProjection:
         self.roles: dict[uuid.UUID, dict[str, Role]] = {}
 
     def load(self, workspaces: Iterable[WorkspaceNode], memberships: Iterable[Membership]) -> None:
+        """The copy becomes exactly these rows (whatever it held before)."""
+        self.workspaces, self.roles = {}, {}
         for workspace in workspaces:
             self.put_workspace(workspace)
         for membership in memberships:
             self.put_member(membership)
 
     def put_workspace(self, workspace: WorkspaceNode) -> None:
-        known = self.workspaces.get(workspace.id)
-        if known is not None and known.status is WorkspaceStatus.DELETED:
-            workspace = replace(workspace, status=WorkspaceStatus.DELETED)
         self.workspaces[workspace.id] = workspace
+        if workspace.status is WorkspaceStatus.DELETED:
+            # Gone from the table with it.
+            self.roles.pop(workspace.id, None)
 
-    def change_settings(self, workspace_id: uuid.UUID, *, api_access: bool) -> None:
-        known = self.workspaces.get(workspace_id)
-        if known is not None:
-            self.workspaces[workspace_id] = replace(known, api_access=api_access)
-
-    def mark(self, workspace_id: uuid.UUID, status: WorkspaceStatus) -> None:
-        known = self.workspaces.get(workspace_id)
-        if known is not None:
-            self.workspaces[workspace_id] = replace(known, status=status)
-        if status is WorkspaceStatus.DELETED:
-            self.roles.pop(workspace_id, None)
+    def remove_workspace(self, workspace_id: uuid.UUID) -> None:
+        self.workspaces.pop(workspace_id, None)
 
     def put_member(self, membership: Membership) -> None:
         self.roles.setdefault(membership.workspace_id, {})[membership.user_id] = membership.role

@@ -1,13 +1,19 @@
-"""All of the gateway's SQL: its projection tables."""
+"""All of the gateway's SQL: its projection tables.
+
+Every write to a projection table notifies, in the same transaction, what it changed
+(`KEY_CHANNEL`, `ACCESS_CHANNEL`): PostgreSQL delivers the notification at commit to
+every gateway process, which reads the changed rows into its in-memory copy
+(`services.gateway.projection_changes`)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, delete, func, select, update
+from sqlalchemy import Row, delete, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,11 +24,39 @@ from services.gateway.models import api_keys, memberships, workspaces
 from services.gateway.projections import Membership, WorkspaceNode, WorkspaceStatus
 
 KEY_CHANNEL = "atrium_gateway_keys"
-"""Each change to `api_keys` is notified here with the key's id, at commit: every
-gateway process reloads that key's row (`services.gateway.key_changes`)."""
+"""Each change to `api_keys` is notified here with the key's id."""
+ACCESS_CHANNEL = "atrium_gateway_access"
+"""Each change to `workspaces` is notified here with the workspace's id, each change to
+`memberships` with the workspace's id and the user's, separated by a space (a user id
+may hold anything but starts after the fixed-length workspace id)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccessChange:
+    """What one notification on `ACCESS_CHANNEL` names: a workspace, or one member of
+    it."""
+
+    workspace_id: uuid.UUID
+    user_id: str | None = None
+
+    def payload(self) -> str:
+        return (
+            str(self.workspace_id)
+            if self.user_id is None
+            else f"{self.workspace_id} {self.user_id}"
+        )
+
+    @classmethod
+    def from_payload(cls, payload: str) -> AccessChange:
+        """Raises `ValueError` for a payload that names no workspace."""
+        workspace_id, separator, user_id = payload.partition(" ")
+        return cls(uuid.UUID(workspace_id), user_id if separator else None)
 
 
 class ProjectionRepository:
+    """`workspaces` and `memberships`, written only from identity's events. Each write
+    notifies `ACCESS_CHANNEL` in the same transaction."""
+
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
@@ -38,6 +72,7 @@ class ProjectionRepository:
             .values(id=workspace.id, status=workspace.status.value, **values)
             .on_conflict_do_update(index_elements=[workspaces.c.id], set_=values)
         )
+        await self._announce(AccessChange(workspace.id))
 
     async def change_settings(self, workspace_id: uuid.UUID, *, api_access: bool) -> None:
         await self.session.execute(
@@ -45,6 +80,7 @@ class ProjectionRepository:
             .where(workspaces.c.id == workspace_id)
             .values(api_access=api_access, updated_at=func.now())
         )
+        await self._announce(AccessChange(workspace_id))
 
     async def mark(self, workspace_id: uuid.UUID, status: WorkspaceStatus) -> None:
         await self.session.execute(
@@ -56,6 +92,7 @@ class ProjectionRepository:
             await self.session.execute(
                 delete(memberships).where(memberships.c.workspace_id == workspace_id)
             )
+        await self._announce(AccessChange(workspace_id))
 
     async def put_member(self, membership: Membership) -> None:
         await self.session.execute(
@@ -70,6 +107,7 @@ class ProjectionRepository:
                 set_={"role": membership.role.value, "updated_at": func.now()},
             )
         )
+        await self._announce(AccessChange(membership.workspace_id, membership.user_id))
 
     async def remove_member(self, workspace_id: uuid.UUID, user_id: str) -> None:
         await self.session.execute(
@@ -77,36 +115,56 @@ class ProjectionRepository:
                 memberships.c.workspace_id == workspace_id, memberships.c.user_id == user_id
             )
         )
+        await self._announce(AccessChange(workspace_id, user_id))
+
+    async def workspaces(self, workspace_ids: Collection[uuid.UUID]) -> list[WorkspaceNode]:
+        """The rows of those of `workspace_ids` that have one."""
+        rows = await self.session.execute(
+            _WORKSPACE_COLUMNS.where(workspaces.c.id.in_(list(workspace_ids)))
+        )
+        return [_workspace_node(row) for row in rows]
 
     async def all_workspaces(self) -> list[WorkspaceNode]:
+        return [_workspace_node(row) for row in await self.session.execute(_WORKSPACE_COLUMNS)]
+
+    async def memberships(self, members: Collection[tuple[uuid.UUID, str]]) -> list[Membership]:
+        """The rows of those of `members` (workspace id, user id) that have one."""
         rows = await self.session.execute(
-            select(
-                workspaces.c.id,
-                workspaces.c.parent_id,
-                workspaces.c.root_id,
-                workspaces.c.api_access,
-                workspaces.c.status,
+            _MEMBERSHIP_COLUMNS.where(
+                tuple_(memberships.c.workspace_id, memberships.c.user_id).in_(list(members))
             )
         )
-        return [
-            WorkspaceNode(
-                id=row.id,
-                parent_id=row.parent_id,
-                root_id=row.root_id,
-                api_access=row.api_access,
-                status=WorkspaceStatus(row.status),
-            )
-            for row in rows
-        ]
+        return [_membership(row) for row in rows]
 
     async def all_memberships(self) -> list[Membership]:
-        rows = await self.session.execute(
-            select(memberships.c.workspace_id, memberships.c.user_id, memberships.c.role)
-        )
-        return [
-            Membership(workspace_id=row.workspace_id, user_id=row.user_id, role=Role(row.role))
-            for row in rows
-        ]
+        return [_membership(row) for row in await self.session.execute(_MEMBERSHIP_COLUMNS)]
+
+    async def _announce(self, change: AccessChange) -> None:
+        await self.session.execute(select(func.pg_notify(ACCESS_CHANNEL, change.payload())))
+
+
+_WORKSPACE_COLUMNS = select(
+    workspaces.c.id,
+    workspaces.c.parent_id,
+    workspaces.c.root_id,
+    workspaces.c.api_access,
+    workspaces.c.status,
+)
+_MEMBERSHIP_COLUMNS = select(memberships.c.workspace_id, memberships.c.user_id, memberships.c.role)
+
+
+def _workspace_node(row: Row[Any, Any, Any, Any, Any]) -> WorkspaceNode:
+    return WorkspaceNode(
+        id=row.id,
+        parent_id=row.parent_id,
+        root_id=row.root_id,
+        api_access=row.api_access,
+        status=WorkspaceStatus(row.status),
+    )
+
+
+def _membership(row: Row[Any, Any, Any]) -> Membership:
+    return Membership(workspace_id=row.workspace_id, user_id=row.user_id, role=Role(row.role))
 
 
 class KeyRepository:

@@ -94,13 +94,14 @@ async def test_the_projection_is_rebuilt_from_the_tables_after_a_restart(
             gateway_kafka_password=settings.gateway_kafka_password,
         )
     ).state.gateway
+    await restarted.projection_changes.start()
     try:
-        await restarted.rebuild_projection()
+        assert effective_access(restarted.projection, "eve", child) == Access(
+            child, Role.SUPER_ADMIN, True
+        )
     finally:
+        await restarted.projection_changes.stop()
         await restarted.runtime.database.dispose()
 
-    assert effective_access(restarted.projection, "eve", child) == Access(
-        child, Role.SUPER_ADMIN, True
-    )
     assert effective_access(restarted.projection, "fay", child) == Access(child, Role.VIEWER, False)
     assert effective_access(restarted.projection, "fay", root) is None

@@ -222,7 +222,7 @@ async def test_a_key_of_a_workspace_being_deleted_or_deleted_is_refused(
     setup = Setup()
     key = new_key()
     setup.known(key)
-    setup.workspaces.mark(WORKSPACE, status)
+    setup.workspaces.put_workspace(WorkspaceNode(WORKSPACE, ROOT, ROOT, True, status))
     assert await refused(setup.verifier, key) == NOT_VALID
 
 
@@ -230,7 +230,7 @@ async def test_a_key_of_a_workspace_whose_api_access_is_off_is_refused_at_once()
     setup = Setup()
     key = new_key()
     setup.known(key)
-    setup.workspaces.change_settings(WORKSPACE, api_access=False)
+    setup.workspaces.put_workspace(WorkspaceNode(WORKSPACE, ROOT, ROOT, api_access=False))
     assert await refused(setup.verifier, key) == NOT_VALID
 
 

@@ -75,13 +75,14 @@ def test_rights_never_flow_up_or_sideways(elsewhere: uuid.UUID) -> None:
 
 def test_a_deleted_workspace_is_nobodys() -> None:
     projection = tree(Membership(CHILD, "ann", Role.SUPER_ADMIN))
-    projection.mark(CHILD, WorkspaceStatus.DELETED)
+    projection.put_workspace(WorkspaceNode(CHILD, ROOT, ROOT, True, WorkspaceStatus.DELETED))
     assert effective_access(projection, "ann", CHILD) is None
+    assert projection.role_of("ann", CHILD) is None
 
 
 def test_a_workspace_being_deleted_keeps_its_members_and_says_so() -> None:
     projection = tree(Membership(CHILD, "ann", Role.VIEWER))
-    projection.mark(CHILD, WorkspaceStatus.DELETING)
+    projection.put_workspace(WorkspaceNode(CHILD, ROOT, ROOT, True, WorkspaceStatus.DELETING))
     access = effective_access(projection, "ann", CHILD)
     assert access is not None
     assert access.status is WorkspaceStatus.DELETING
@@ -93,13 +94,6 @@ def test_a_membership_that_arrived_before_its_workspace_counts_already() -> None
     assert effective_access(projection, "ann", later) == Access(later, Role.DEVELOPER, False)
     projection.put_workspace(WorkspaceNode(later, CHILD, ROOT, api_access=True))
     assert effective_access(projection, "ann", later) == Access(later, Role.DEVELOPER, False)
-
-
-def test_a_workspace_created_again_after_it_was_deleted_stays_deleted() -> None:
-    projection = tree()
-    projection.mark(CHILD, WorkspaceStatus.DELETED)
-    projection.put_workspace(WorkspaceNode(CHILD, ROOT, ROOT, api_access=True))
-    assert projection.is_deleted(CHILD)
 
 
 def test_a_removed_member_has_no_access() -> None:

@@ -56,34 +56,34 @@ async def test_a_workspace_the_projection_does_not_know_yet_is_granted_on_identi
     assert identity.asked == 1
 
 
-async def test_once_the_event_arrives_the_projection_decides_again() -> None:
+async def test_once_the_change_reaches_the_projection_it_decides_again() -> None:
     access, identity, _ = resolver()
     workspace = uuid.uuid4()
     identity.answers[("ann", workspace)] = Access(workspace, Role.SUPER_ADMIN, False)
     await access.access(ANN, workspace)
 
-    access.member_changed(workspace, "ann", Role.SUPER_ADMIN)
-    access.member_changed(workspace, "ann", None)
+    access.membership_loaded(workspace, "ann", Role.SUPER_ADMIN)
+    access.membership_loaded(workspace, "ann", None)
 
     assert await access.access(ANN, workspace) is not None  # identity still says yes
     del identity.answers[("ann", workspace)]
-    access.member_changed(workspace, "ann", None)
+    access.membership_loaded(workspace, "ann", None)
     assert await access.access(ANN, workspace) is None
 
 
-async def test_a_removal_event_ends_a_provisional_grant_at_once() -> None:
+async def test_a_removal_ends_a_provisional_grant_at_once() -> None:
     access, identity, _ = resolver()
     workspace = uuid.uuid4()
     identity.answers[("ann", workspace)] = Access(workspace, Role.VIEWER, False)
     assert await access.access(ANN, workspace) is not None
 
     del identity.answers[("ann", workspace)]
-    access.member_changed(workspace, "ann", None)
+    access.membership_loaded(workspace, "ann", None)
 
     assert await access.access(ANN, workspace) is None
 
 
-async def test_an_answer_overtaken_by_an_event_is_not_remembered() -> None:
+async def test_an_answer_overtaken_by_a_change_is_not_remembered() -> None:
     access, identity, _ = resolver()
     workspace = uuid.uuid4()
     identity.answers[("ann", workspace)] = Access(workspace, Role.VIEWER, False)
@@ -91,7 +91,7 @@ async def test_an_answer_overtaken_by_an_event_is_not_remembered() -> None:
 
     async def overtaken(caller: Principal, asked: uuid.UUID) -> Access | None:
         answer = await asking(caller, asked)
-        access.member_changed(asked, "ann", None)  # the removal arrives meanwhile
+        access.membership_loaded(asked, "ann", None)  # the removal arrives meanwhile
         return answer
 
     access.ask_identity = overtaken
@@ -141,8 +141,9 @@ async def test_an_unreachable_identity_means_no_access_and_is_asked_again() -> N
 async def test_identity_is_not_asked_about_a_workspace_known_to_be_deleted() -> None:
     access, identity, _ = resolver()
     workspace = uuid.uuid4()
-    access.workspace_created(WorkspaceNode(workspace, None, workspace, api_access=True))
-    access.status_changed(workspace, WorkspaceStatus.DELETED)
+    access.workspace_loaded(
+        workspace, WorkspaceNode(workspace, None, workspace, True, WorkspaceStatus.DELETED)
+    )
 
     assert await access.access(ANN, workspace) is None
     assert identity.asked == 0
