@@ -28,6 +28,13 @@ logger = logging.getLogger(__name__)
 PROVISIONAL_SECONDS = 30.0
 NEGATIVE_SECONDS = 0.25
 
+
+class IdentityUnavailableError(Exception):
+    """identity could not say whether the caller may see a workspace the projection does
+    not know: the gateway cannot tell a workspace made a moment ago from no workspace, so
+    it says neither (no 404 for a workspace that may exist)."""
+
+
 AskIdentity = Callable[[Principal, uuid.UUID], Awaitable[Access | None]]
 """identity's own answer for (caller, workspace): their access, or None for none. It
 raises when identity cannot answer."""
@@ -58,9 +65,9 @@ class AccessResolver:
             return await self._answers.ask(
                 (workspace_id, user_id), lambda: self.ask_identity(caller, workspace_id)
             )
-        except Exception:  # noqa: BLE001 - identity unreachable: the projection's answer stands
+        except Exception as failed:
             logger.warning("identity could not say whether %s may see %s", user_id, workspace_id)
-            return None
+            raise IdentityUnavailableError from failed
 
     # Rows of the gateway's tables, read again because a notification said they changed
     # (`services.gateway.projection_changes`), in every process. Each makes the projection

@@ -31,7 +31,7 @@ from contracts import problems
 from contracts.permissions import Role
 from contracts.problems import ProblemType
 from services.gateway import metrics, models
-from services.gateway.access import AccessResolver
+from services.gateway.access import AccessResolver, IdentityUnavailableError
 from services.gateway.auth import API_KEY_PREFIX, Authenticator, credentials_from
 from services.gateway.authz import Access, key_refusal, refusal
 from services.gateway.consumers import register_consumers
@@ -347,7 +347,14 @@ class Gateway:
             )
         if matched.workspace_id is None:
             return caller
-        access = await self.resolver.access(caller, matched.workspace_id)
+        try:
+            access = await self.resolver.access(caller, matched.workspace_id)
+        except IdentityUnavailableError as unavailable:
+            raise _Refused(
+                problems.SERVICE_UNAVAILABLE,
+                "Your access to this workspace cannot be checked just now; try again in a moment.",
+                headers={"retry-after": "1"},
+            ) from unavailable
         refused = refusal(matched.route, matched.workspace_id, access)
         if refused is not None:
             metrics.authorization_refused(refused.problem)

@@ -44,6 +44,8 @@ class StubUpstream:
     access_checks: list[tuple[str, Principal]] = field(default_factory=list)
     access_answers: dict[tuple[str | None, str], dict[str, Any]] = field(default_factory=dict)
     """identity's answer to (user_id, workspace_id); absent: 404."""
+    access_unavailable: bool = False
+    """identity cannot answer about access (503)."""
     delay_seconds: float = 0.0
     statuses: dict[tuple[str, str], int] = field(default_factory=dict)
     """The status of a forwarded (method, path); absent: 200."""
@@ -63,6 +65,8 @@ class StubUpstream:
         if request.path.startswith("/internal/"):
             workspace_id = request.path.split("/")[4]
             self.access_checks.append((workspace_id, principal))
+            if self.access_unavailable:
+                return web.json_response({"type": "service-unavailable"}, status=503)
             answer = self.access_answers.get((principal.user_id, workspace_id))
             if answer is None:
                 return web.json_response({"type": "not-found"}, status=404)

@@ -5,8 +5,15 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from contracts.permissions import Role
-from services.gateway.access import NEGATIVE_SECONDS, PROVISIONAL_SECONDS, AccessResolver
+from services.gateway.access import (
+    NEGATIVE_SECONDS,
+    PROVISIONAL_SECONDS,
+    AccessResolver,
+    IdentityUnavailableError,
+)
 from services.gateway.authz import Access
 from services.gateway.projections import AccessProjection, WorkspaceNode, WorkspaceStatus
 from shared.principal import Principal
@@ -128,14 +135,18 @@ async def test_no_is_remembered_only_for_a_moment() -> None:
     assert NEGATIVE_SECONDS <= 0.5
 
 
-async def test_an_unreachable_identity_means_no_access_and_is_asked_again() -> None:
+async def test_an_unreachable_identity_is_said_so_and_asked_again() -> None:
     access, identity, _ = resolver()
     identity.failing = True
     workspace = uuid.uuid4()
 
-    assert await access.access(ANN, workspace) is None
-    assert await access.access(ANN, workspace) is None
+    for _ in range(2):
+        with pytest.raises(IdentityUnavailableError):
+            await access.access(ANN, workspace)
     assert identity.asked == 2
+    identity.failing = False
+    identity.answers[("ann", workspace)] = Access(workspace, Role.DEVELOPER, False)
+    assert await access.access(ANN, workspace) == Access(workspace, Role.DEVELOPER, False)
 
 
 async def test_identity_is_not_asked_about_a_workspace_known_to_be_deleted() -> None:
@@ -182,5 +193,21 @@ async def test_through_the_gateway_identitys_no_is_a_404(
     )
 
     assert response.status_code == 404
+    assert len(stub.access_checks) == 1
+    assert stub.forwarded == []
+
+
+async def test_through_the_gateway_an_identity_that_cannot_answer_is_a_503_not_a_404(
+    in_process: InProcessGateway, stub: StubUpstream
+) -> None:
+    stub.access_unavailable = True
+
+    response = await in_process.client.get(
+        f"/v1/workspaces/{uuid.uuid4()}/members", headers=bearer("ann")
+    )
+
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert response.headers["content-type"] == "application/problem+json"
     assert len(stub.access_checks) == 1
     assert stub.forwarded == []
