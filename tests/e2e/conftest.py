@@ -11,11 +11,14 @@ import pytest
 from infra.processes import free_port
 from infra.sandbox import Sandbox
 from shared.settings import ServiceName
-from shared.testing import ServiceProcess, start_together
+from shared.testing import ServiceProcess, start_together, stop_together
 
 
 @dataclass
 class RunningSystem:
+    """Each service as many processes on its one URL as the settings say
+    (`Settings.processes_for`: the gateway as two by default)."""
+
     identity: ServiceProcess
     billing: ServiceProcess
     assets: ServiceProcess
@@ -55,7 +58,11 @@ def system(
 
     def process(service: ServiceName) -> ServiceProcess:
         return ServiceProcess(
-            service, port=ports[service], environment=environment, log_dir=log_dir
+            service,
+            port=ports[service],
+            environment=environment,
+            log_dir=log_dir,
+            processes=atrium.settings.processes_for(service),
         )
 
     running = RunningSystem(
@@ -73,5 +80,4 @@ def system(
     try:
         yield running
     finally:
-        for service in started:
-            service.stop()
+        stop_together(started)
