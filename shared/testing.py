@@ -166,8 +166,13 @@ class ServiceProcess:
         return self.pids[0]
 
     def start(self, *, extra_environment: dict[str, str] | None = None) -> ServiceProcess:
+        """The processes started and ready; stopped again when they do not get ready."""
         self.spawn(extra_environment=extra_environment)
-        self.wait_ready()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def spawn(self, *, extra_environment: dict[str, str] | None = None) -> ServiceProcess:
@@ -194,7 +199,7 @@ class ServiceProcess:
                 )
         return self
 
-    def wait_ready(self, timeout: float = 30) -> None:
+    def wait_ready(self, timeout: float = 60) -> None:
         """Wait until every process listens on the port (a process listens only once it
         has started) and the service's /readyz answers 200."""
         deadline = time.monotonic() + timeout
