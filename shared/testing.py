@@ -199,7 +199,7 @@ class ServiceProcess:
                 )
         return self
 
-    def wait_ready(self, timeout: float = 60) -> None:
+    def wait_ready(self, timeout: float = 120) -> None:
         """Wait until every process listens on the port (a process listens only once it
         has started) and the service's /readyz answers 200."""
         deadline = time.monotonic() + timeout
@@ -299,7 +299,7 @@ LISTEN_STATE = "0A"
 
 
 def start_together(
-    processes: Sequence[ServiceProcess], *, timeout: float = 60
+    processes: Sequence[ServiceProcess], *, timeout: float = 120
 ) -> list[ServiceProcess]:
     """Every process spawned at once, then each waited for until ready: services start in
     parallel, and one that depends on others (the gateway) is ready once they are. When

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -27,7 +28,7 @@ from infra.sandbox import Sandbox
 from shared.settings import ServiceName, Settings
 from shared.testing import ServiceProcess, eventually, root_created
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 ACCOUNTS = 3_000
 REPLICAS = 3
@@ -138,6 +139,7 @@ async def limits_announced_on_kafka(settings: Settings, expected: set[uuid.UUID]
 async def test_a_replica_killed_mid_stream_loses_nothing_and_applies_nothing_twice(
     billing: ServiceProcess, settings: Settings, admin_engine: AsyncEngine
 ) -> None:
+    started = time.monotonic()
     event_ids = await announce_new_accounts(settings, ACCOUNTS)
     roots = [str(root) for root in event_ids]
     ours = [str(event_id) for event_id in event_ids.values()]
@@ -167,6 +169,7 @@ async def test_a_replica_killed_mid_stream_loses_nothing_and_applies_nothing_twi
         return True if await applied() == ACCOUNTS else None
 
     await eventually(every_event_applied, timeout=180, what="every account opened")
+    all_applied = time.monotonic() - started
 
     async def every_event_published() -> bool | None:
         unpublished = await scalar(
@@ -224,6 +227,7 @@ async def test_a_replica_killed_mid_stream_loses_nothing_and_applies_nothing_twi
     billing.stop()
     assert billing.returncodes() == [0, -9, 0]
     print(
-        f"\n{ACCOUNTS} accounts over {REPLICAS} billing processes; one killed after"
-        f" {applied_at_the_kill} were opened"
+        f"\n{ACCOUNTS} accounts over {REPLICAS} billing processes, one killed after"
+        f" {applied_at_the_kill} were opened: all opened {all_applied:.1f}s after the first"
+        " was announced"
     )
