@@ -108,8 +108,9 @@ async def slow_bodies(port: int, settings: Settings, count: int) -> list[tuple[i
     return await asyncio.gather(*(one(n) for n in range(count)))
 
 
-def open_files(process: ServiceProcess) -> int:
-    return sum(1 for _ in Path(f"/proc/{process.pid}/fd").iterdir())
+def open_files(service: ServiceProcess) -> int:
+    """Files open in every process of the service."""
+    return sum(1 for pid in service.pids for _ in Path(f"/proc/{pid}/fd").iterdir())
 
 
 def describe(latencies: list[float]) -> str:

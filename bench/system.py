@@ -15,7 +15,7 @@ from pathlib import Path
 from infra.processes import free_port
 from services.gateway.auth import development_token
 from shared.settings import ServiceName, Settings
-from shared.testing import ServiceProcess, start_together
+from shared.testing import ServiceProcess, start_together, stop_together
 
 SYSTEM = (
     ServiceName.IDENTITY,
@@ -45,10 +45,12 @@ def running_system(
     *,
     overrides: dict[str, str] | None = None,
     services: tuple[ServiceName, ...] = SYSTEM,
+    processes: dict[ServiceName, int] | None = None,
 ) -> Iterator[dict[ServiceName, ServiceProcess]]:
     """`services` started together on free ports with the sandbox's `environment`
-    (plus `overrides`), each logging at WARNING into `logs`; all stopped on the way out
-    whatever happened."""
+    (plus `overrides`), each logging at WARNING into `logs`, each as many processes on
+    its port as `processes` says or else the settings (`Settings.processes_for`: the
+    gateway as two); all stopped on the way out whatever happened."""
     ports = {service: free_port() for service in ServiceName}
     environment = {
         **environment,
@@ -59,17 +61,25 @@ def running_system(
         "ATRIUM_LOG_LEVEL": "WARNING",
         **(overrides or {}),
     }
-    processes = start_together(
+    settings = Settings()
+    counts = {service: settings.processes_for(service) for service in services}
+    processes_of = counts | (processes or {})
+    started = start_together(
         [
-            ServiceProcess(service, port=ports[service], environment=environment, log_dir=logs)
+            ServiceProcess(
+                service,
+                port=ports[service],
+                environment=environment,
+                log_dir=logs,
+                processes=processes_of[service],
+            )
             for service in services
         ]
     )
     try:
-        yield {process.service: process for process in processes}
+        yield {process.service: process for process in started}
     finally:
-        for process in reversed(processes):
-            process.stop()
+        stop_together(started)
 
 
 def as_person(email: str, settings: Settings) -> dict[str, str]:

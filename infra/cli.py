@@ -29,6 +29,7 @@ from infra import events
 from infra.kafka_acls import ensure_acls
 from infra.local_kafka import LocalKafka, ensure_topics
 from infra.local_postgres import LocalPostgres
+from infra.processes import port_is_free
 from infra.provision import provision
 from infra.secrets_file import (
     ensure_installation_secrets,
@@ -37,6 +38,7 @@ from infra.secrets_file import (
     service_environment,
 )
 from infra.supervisor import Program, Supervisor
+from shared.lifecycle import LONGEST_STOP_SECONDS
 from shared.metrics import MULTIPROCESS_DIRECTORY, empty_multiprocess_directory, forget_process
 from shared.migrations import upgrade_all
 from shared.settings import (
@@ -144,18 +146,29 @@ def runnable_services() -> list[ServiceName]:
 
 
 def run_in_foreground(settings: Settings) -> int:
-    """Every service, each with the installation's secrets in its environment (and of
-    the Kafka passwords, its own only), kept running until Ctrl-C. The processes of a
-    service write their metrics to one directory of their own, so that a scrape of any
-    of them counts them all (`shared.metrics`)."""
+    """Every service, as `ATRIUM_<SERVICE>_PROCESSES` processes on its one address, each
+    with the installation's secrets in its environment (and of the Kafka passwords, its
+    own only), kept running until Ctrl-C. The processes of a service write their metrics
+    to one directory of their own, so that a scrape of any of them counts them all
+    (`shared.metrics`)."""
     installation = read_secrets(installation_secrets_file())
+    services = runnable_services()
+    taken = [service for service in services if not _address_is_free(settings, service)]
+    if taken:
+        for service in taken:
+            print(
+                f"{settings.base_url_for(service)} ({service.value}) is in use: is Atrium "
+                "already running? Its processes would share the address with this one's.",
+                file=sys.stderr,
+            )
+        return 1
     metrics = {
         service: empty_multiprocess_directory(atrium_home() / "metrics" / service.value)
-        for service in runnable_services()
+        for service in services
     }
     programs = [
         Program(
-            service.value,
+            name,
             [sys.executable, "-m", f"services.{service.value}.app"],
             environment={
                 **service_environment(service, installation, os.environ),
@@ -165,17 +178,38 @@ def run_in_foreground(settings: Settings) -> int:
             cwd=REPO,
             on_exit=functools.partial(forget_process, metrics[service]),
         )
-        for service in runnable_services()
+        for service in services
+        for name in process_names(service, settings.processes_for(service))
     ]
     print("\nAtrium is starting:", flush=True)
-    for service in runnable_services():
-        print(f"  {service.value:<9} {settings.base_url_for(service)}", flush=True)
+    for service in services:
+        processes = settings.processes_for(service)
+        count = f"{processes} processes" if processes > 1 else "1 process"
+        print(f"  {service.value:<9} {settings.base_url_for(service):<24} {count}", flush=True)
     print(
         f"  API docs  {settings.gateway_url}/docs\n"
-        "A service that stops is started again; Ctrl-C stops everything.\n",
+        "A process that stops is started again; Ctrl-C stops everything.\n",
         flush=True,
     )
-    return asyncio.run(Supervisor(programs).run())
+    supervisor = Supervisor(
+        programs, stop_timeout=settings.stop_drain_seconds + LONGEST_STOP_SECONDS
+    )
+    return asyncio.run(supervisor.run())
+
+
+def process_names(service: ServiceName, processes: int) -> list[str]:
+    """How the log prefixes name the processes of `service`: by the service's name alone
+    when it runs as one."""
+    if processes == 1:
+        return [service.value]
+    return [f"{service.value}-{n}" for n in range(1, processes + 1)]
+
+
+def _address_is_free(settings: Settings, service: ServiceName) -> bool:
+    """Whether nothing listens on the service's port yet. Its processes share the port
+    (`SO_REUSEPORT`), and so would those of an earlier `make run` that still runs."""
+    port = urlsplit(settings.base_url_for(service)).port or 80
+    return port_is_free(port)
 
 
 COMMANDS = {

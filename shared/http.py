@@ -22,6 +22,10 @@ _ACCEPTABLE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 ReadinessCheck = Callable[[], Awaitable[None]]
 
 
+class NotReadyError(Exception):
+    """Raised by a readiness check that says in a word what is missing (`stopping`)."""
+
+
 class RequestIdMiddleware:
     """Echo the caller's `X-Request-Id` (or make one) on every response, and carry it
     in the logs and as the correlation id of every event the request causes."""
@@ -74,6 +78,8 @@ def health_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
         for name, check in checks.items():
             try:
                 await check()
+            except NotReadyError as exc:
+                results[name] = str(exc)
             except Exception as exc:  # noqa: BLE001 - any failure means not ready
                 results[name] = f"unavailable: {type(exc).__name__}"
             else:

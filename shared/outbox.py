@@ -236,24 +236,38 @@ class OutboxRelay:
         lanes: int = 4,
         poll_seconds: float = 1.0,
         batch_size: int = 500,
+        stop_grace_seconds: float = 5.0,
     ) -> None:
+        """`stop_grace_seconds`: how long stopping waits for the batches being published."""
         self.database = database
         self.table = table
         self.kafka = kafka
         self.lanes = lanes
         self.poll_seconds = poll_seconds
         self.batch_size = batch_size
+        self.stop_grace_seconds = stop_grace_seconds
         self._wakes = [asyncio.Event() for _ in range(lanes)]
         self._producer: AIOKafkaProducer | None = None
         self._producer_starting = asyncio.Lock()
         self._listener: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
+        self._lanes: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
         self._lock_space = f"atrium.outbox.{database.schema}"
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self.database.schema}")
 
     async def stop(self) -> None:
+        """Let each lane finish the batch it is publishing, for `stop_grace_seconds` at most
+        (a batch cut short is published again, by whichever relay takes the lane next),
+        then stop."""
+        self._stopping.set()
+        self._wake_every_lane()
+        if self._lanes:
+            _, publishing = await asyncio.wait(self._lanes, timeout=self.stop_grace_seconds)
+            if publishing:
+                logger.warning("outbox: %d lanes cut short by the stop", len(publishing))
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -362,7 +376,6 @@ class OutboxRelay:
         """Keeps the LISTEN connection up and deletes old rows. The lanes start once it
         first listens, so that no notification falls between a lane's first look and its
         first wait."""
-        lanes: list[asyncio.Task[None]] = []
         next_cleanup = time.monotonic()
         try:
             while True:
@@ -370,8 +383,8 @@ class OutboxRelay:
                     if await self._ensure_listener():
                         # Notifications sent while nobody listened are lost: look everywhere.
                         self._wake_every_lane()
-                    if not lanes:
-                        lanes = [
+                    if not self._lanes:
+                        self._lanes = [
                             asyncio.create_task(
                                 self._keep_publishing(lane),
                                 name=f"outbox-lane-{self.database.schema}-{lane}",
@@ -385,19 +398,21 @@ class OutboxRelay:
                     logger.warning("outbox relay housekeeping failed; retrying", exc_info=True)
                 await asyncio.sleep(self.poll_seconds)
         finally:
-            for task in lanes:
+            for task in self._lanes:
                 task.cancel()
-            await asyncio.gather(*lanes, return_exceptions=True)
+            await asyncio.gather(*self._lanes, return_exceptions=True)
 
     async def _keep_publishing(self, lane: int) -> None:
         wake = self._wakes[lane]
         backoff = 0.1
-        while True:
+        while not self._stopping.is_set():
             try:
                 # Cleared before looking, so that a notification arriving while a batch
                 # is published wakes the next round instead of being lost.
                 wake.clear()
-                while await self.publish_lane(lane) == self.batch_size:
+                while (
+                    await self.publish_lane(lane) == self.batch_size and not self._stopping.is_set()
+                ):
                     pass
                 backoff = 0.1
                 with contextlib.suppress(TimeoutError):
@@ -406,7 +421,8 @@ class OutboxRelay:
                 logger.warning(
                     "outbox lane %d failed; retrying in %.1fs", lane, backoff, exc_info=True
                 )
-                await asyncio.sleep(backoff)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=backoff)
                 backoff = min(backoff * 2, 5.0)
 
     async def _discard_producer(self, failed: AIOKafkaProducer) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -22,6 +23,14 @@ from shared.http import ReadinessCheck, install_http_plumbing
 from shared.http_protocol import HttpLimits, guarded_protocol
 from shared.idempotency import IdempotencyKeys, ResponseSeal
 from shared.inbox import EventConsumer, Inbox, RetryPolicy
+from shared.lifecycle import (
+    IN_FLIGHT_GRACE_SECONDS,
+    STARTUP_FAILURE,
+    WORK_IN_HAND_GRACE_SECONDS,
+    GracefulServer,
+    check_not_stopping,
+    shared_socket,
+)
 from shared.logging import configure_logging
 from shared.metrics import ServiceSamples, install_metrics
 from shared.outbox import Outbox, OutboxRelay
@@ -58,6 +67,7 @@ class ServiceRuntime:
         default_factory=list, init=False
     )
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _closers: list[Callable[[], Awaitable[object]]] = field(default_factory=list, init=False)
     _tracing: TracerProvider | None = field(default=None, init=False)
 
@@ -97,6 +107,7 @@ class ServiceRuntime:
                 lanes=settings.outbox_lanes,
                 poll_seconds=settings.outbox_poll_seconds,
                 batch_size=settings.outbox_batch_size,
+                stop_grace_seconds=WORK_IN_HAND_GRACE_SECONDS,
             ),
             inbox=inbox,
             consumer=EventConsumer(
@@ -136,12 +147,13 @@ class ServiceRuntime:
     async def _repeat(
         self, name: str, seconds: float, job: Callable[[], Awaitable[object]]
     ) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 await job()
             except Exception:
                 logger.exception("periodic job %s failed", name)
-            await asyncio.sleep(seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
 
     def on_stop(self, close: Callable[[], Awaitable[object]]) -> None:
         """Run `close` when the service stops, after its periodic jobs (a client the
@@ -161,21 +173,35 @@ class ServiceRuntime:
             await self.relay.start()
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Finish the work in hand, each for `WORK_IN_HAND_GRACE_SECONDS` at most, then
+        let go of every connection: the consumers finish their batch and commit its
+        offsets, the relay its batch, a periodic job that runs its run, all at once."""
+        self._stopping.set()
+        await asyncio.gather(
+            self.broker.stop(),
+            self.relay.stop(),
+            self._stop_periodic(),
+        )
         for close in self._closers:
             await close()
-        await self.relay.stop()
-        await self.broker.stop()
         await self.arrivals.close()
         await self.database.dispose()
         await stop_tracing(self._tracing)
 
+    async def _stop_periodic(self) -> None:
+        if not self._tasks:
+            return
+        _, running = await asyncio.wait(self._tasks, timeout=WORK_IN_HAND_GRACE_SECONDS)
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+
     def readiness_checks(self) -> dict[str, ReadinessCheck]:
-        return {"postgres": self.database.ping, "kafka": self.relay.ping}
+        return {
+            "process": check_not_stopping,
+            "postgres": self.database.ping,
+            "kafka": self.relay.ping,
+        }
 
 
 def kafka_broker(kafka: KafkaConnection, *, client_id: str) -> KafkaBroker:
@@ -185,6 +211,8 @@ def kafka_broker(kafka: KafkaConnection, *, client_id: str) -> KafkaBroker:
         security=_broker_security(kafka),
         client_id=client_id,
         log_level=logging.DEBUG,
+        # How long stopping waits for the batch a subscriber is applying.
+        graceful_timeout=WORK_IN_HAND_GRACE_SECONDS,
     )
 
 
@@ -235,9 +263,10 @@ def serve(
     *,
     max_connections_per_address: int | None = None,
 ) -> None:
-    """Run one service in the foreground on the host and port of its own URL, with the
+    """Run one process of a service in the foreground on the host and port of its URL,
+    beside any other process of the service there (`shared.lifecycle`), with the
     deadlines and limits of `shared.http_protocol`; `max_connections_per_address` caps
-    what one client address may hold open (for the public edge)."""
+    what one client address may hold open in this process (for the public edge)."""
     configure_logging(service.value, level=settings.log_level, as_json=settings.log_json)
     address = urlsplit(settings.base_url_for(service))
     limits = HttpLimits(
@@ -246,10 +275,8 @@ def serve(
         max_header_bytes=settings.http_max_header_bytes,
         max_connections_per_address=max_connections_per_address,
     )
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
-        host=address.hostname or "127.0.0.1",
-        port=address.port or 80,
         http=guarded_protocol(limits),
         # The client's address is the connection's own. uvicorn would otherwise take it
         # from `X-Forwarded-For` when the peer is 127.0.0.1, and a local client could
@@ -258,5 +285,11 @@ def serve(
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
         log_config=None,
         access_log=False,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=IN_FLIGHT_GRACE_SECONDS,
     )
+    sock = shared_socket(address.hostname or "127.0.0.1", address.port or 80)
+    logger.info("%s listens on %s once started", service.value, settings.base_url_for(service))
+    server = GracefulServer(config, drain_seconds=settings.stop_drain_seconds)
+    server.run(sockets=[sock])
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)

@@ -199,6 +199,31 @@ class Settings(BaseSettings):
         "none is set, nothing is traced.",
     )
 
+    identity_processes: int = Field(
+        default=1,
+        ge=1,
+        description="Processes of identity that `make run` starts on its one address "
+        "(the kernel spreads the connections among them).",
+    )
+    billing_processes: int = Field(default=1, ge=1, description="Processes of billing.")
+    assets_processes: int = Field(default=1, ge=1, description="Processes of assets.")
+    apikeys_processes: int = Field(default=1, ge=1, description="Processes of apikeys.")
+    gateway_processes: int = Field(
+        default=2,
+        ge=1,
+        description="Processes of the gateway: more than one by default, so that the "
+        "scaled shape is the one that runs and is tested.",
+    )
+    stop_drain_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        le=60,
+        description="How long a process asked to stop (SIGTERM) still answers on the "
+        "connections it holds, its /readyz 503 `stopping`, before it closes them and "
+        "finishes; it takes no new connection meanwhile. For a load balancer that "
+        "polls readiness over kept-alive connections.",
+    )
+
     def database_url_for(self, service: ServiceName) -> str:
         """The service's own login: explicit `ATRIUM_<SERVICE>_DATABASE_URL`, or the
         administrative URL with the user and password replaced by `atrium_<service>`."""
@@ -207,6 +232,11 @@ class Settings(BaseSettings):
             return explicit
         role = service_role(service)
         return _with_credentials(self.database_url, user=role, password=role)
+
+    def processes_for(self, service: ServiceName) -> int:
+        """How many processes of `service` share its address."""
+        processes: int = getattr(self, f"{service.value}_processes")
+        return processes
 
     def base_url_for(self, service: ServiceName) -> str:
         url: str = getattr(self, f"{service.value}_url")

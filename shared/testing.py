@@ -124,7 +124,9 @@ class SignedAs(httpx.Auth):
 
 
 class ServiceProcess:
-    """One service started as `python -m services.<name>.app` on a free port."""
+    """A service started as `processes` processes of `python -m services.<name>.app`, all
+    on one free port (the kernel spreads the connections among them): to a test, one
+    service at one URL. Each process logs to a file of its own."""
 
     def __init__(
         self,
@@ -133,29 +135,49 @@ class ServiceProcess:
         port: int,
         environment: dict[str, str],
         log_dir: Path,
+        processes: int = 1,
     ) -> None:
         self.service = service
         self.port = port
         self.environment = environment
-        self.log_file = log_dir / f"{service.value}-{port}.log"
-        self._process: subprocess.Popen[bytes] | None = None
+        self.log_files = (
+            [log_dir / f"{service.value}-{port}.log"]
+            if processes == 1
+            else [log_dir / f"{service.value}-{port}-{n}.log" for n in range(1, processes + 1)]
+        )
+        self._processes: list[subprocess.Popen[bytes]] = []
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def log_file(self) -> Path:
+        """The first process's log."""
+        return self.log_files[0]
+
+    @property
+    def pids(self) -> list[int]:
+        assert self._processes, f"{self.service.value} is not started"
+        return [process.pid for process in self._processes]
+
+    @property
     def pid(self) -> int:
-        assert self._process is not None, f"{self.service.value} is not started"
-        return self._process.pid
+        """The first process's pid."""
+        return self.pids[0]
 
     def start(self, *, extra_environment: dict[str, str] | None = None) -> ServiceProcess:
+        """The processes started and ready; stopped again when they do not get ready."""
         self.spawn(extra_environment=extra_environment)
-        self.wait_ready()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def spawn(self, *, extra_environment: dict[str, str] | None = None) -> ServiceProcess:
-        """The process started, not yet waited for (`wait_ready`)."""
+        """The processes started, not yet waited for (`wait_ready`)."""
         environment = {
             **os.environ,
             **self.environment,
@@ -163,59 +185,122 @@ class ServiceProcess:
             "ATRIUM_LOG_JSON": "false",
             **(extra_environment or {}),
         }
-        with self.log_file.open("ab") as log:
-            self._process = subprocess.Popen(
-                [sys.executable, "-m", f"services.{self.service.value}.app"],
-                env=environment,
-                cwd=REPO,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
+        self._processes = []
+        for log_file in self.log_files:
+            with log_file.open("ab") as log:
+                self._processes.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", f"services.{self.service.value}.app"],
+                        env=environment,
+                        cwd=REPO,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                    )
+                )
         return self
 
-    def wait_ready(self, timeout: float = 30) -> None:
+    def wait_ready(self, timeout: float = 120) -> None:
+        """Wait until every process listens on the port (a process listens only once it
+        has started) and the service's /readyz answers 200."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._process is not None and self._process.poll() is not None:
-                msg = f"{self.service.value} exited at start-up:\n{self.log_tail()}"
-                raise RuntimeError(msg)
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
+            for process in self._processes:
+                if process.poll() is not None:
+                    msg = f"{self.service.value} exited at start-up:\n{self.log_tail()}"
+                    raise RuntimeError(msg)
+            if all(listens_on(process.pid, self.port) for process in self._processes):
+                try:
+                    if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
             time.sleep(0.1)
         msg = f"{self.service.value} not ready after {timeout}s:\n{self.log_tail()}"
         raise TimeoutError(msg)
 
-    def kill(self) -> None:
-        """SIGKILL: the process gets no chance to finish anything."""
-        self._signal(signal.SIGKILL)
+    def kill(self, pid: int | None = None) -> None:
+        """SIGKILL every process, or only `pid`: it gets no chance to finish anything."""
+        self._wait(self._send(signal.SIGKILL, pid))
 
-    def stop(self) -> None:
-        self._signal(signal.SIGTERM)
+    def stop(self, pid: int | None = None) -> None:
+        """SIGTERM every process, or only `pid`, and wait until it has finished (killed
+        if it has not within `STOP_TIMEOUT_SECONDS`)."""
+        self._wait(self._send(signal.SIGTERM, pid))
 
-    def _signal(self, signum: signal.Signals) -> None:
-        if self._process is None or self._process.poll() is not None:
-            return
-        self._process.send_signal(signum)
-        try:
-            self._process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+    def ask_to_stop(self, pid: int | None = None) -> None:
+        """SIGTERM every process, or only `pid`, without waiting (`wait_stopped`)."""
+        self._send(signal.SIGTERM, pid)
+
+    def wait_stopped(self) -> None:
+        self._wait([process for process in self._processes if process.poll() is None])
+
+    def returncodes(self) -> list[int | None]:
+        """Each process's exit status, None while it runs."""
+        return [process.poll() for process in self._processes]
+
+    def _send(self, signum: signal.Signals, pid: int | None) -> list[subprocess.Popen[bytes]]:
+        targets = [
+            process
+            for process in self._processes
+            if process.poll() is None and pid in {None, process.pid}
+        ]
+        for process in targets:
+            process.send_signal(signum)
+        return targets
+
+    @staticmethod
+    def _wait(processes: list[subprocess.Popen[bytes]]) -> None:
+        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+        for process in processes:
+            try:
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
     def log_tail(self, characters: int = 4000) -> str:
-        return (
-            self.log_file.read_text(errors="replace")[-characters:]
-            if self.log_file.exists()
-            else ""
+        """The end of each process's log."""
+        return "\n".join(
+            (f"--- {log_file.name} ---\n" if len(self.log_files) > 1 else "")
+            + log_file.read_text(errors="replace")[-characters:]
+            for log_file in self.log_files
+            if log_file.exists()
         )
 
 
+STOP_TIMEOUT_SECONDS = 30
+"""How long a test waits for a process it asked to stop, before it kills it: more than
+a process takes to finish its requests and its work in hand (`shared.lifecycle`)."""
+
+
+def listens_on(pid: int, port: int) -> bool:
+    """Whether process `pid` holds a TCP socket listening on `port` (from Linux's /proc:
+    the sockets listening on the port, then the process's open files)."""
+    listening = set()
+    for table in ("tcp", "tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+                fields = line.split()
+                local, state, inode = fields[1], fields[3], fields[9]
+                if state == LISTEN_STATE and int(local.rsplit(":", 1)[1], 16) == port:
+                    listening.add(f"socket:[{inode}]")
+    if not listening:
+        return False
+    with contextlib.suppress(OSError):
+        for descriptor in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                if str(descriptor.readlink()) in listening:
+                    return True
+    return False
+
+
+LISTEN_STATE = "0A"
+"""TCP_LISTEN, as /proc/net/tcp writes a socket's state."""
+
+
 def start_together(
-    processes: Sequence[ServiceProcess], *, timeout: float = 60
+    processes: Sequence[ServiceProcess], *, timeout: float = 120
 ) -> list[ServiceProcess]:
     """Every process spawned at once, then each waited for until ready: services start in
     parallel, and one that depends on others (the gateway) is ready once they are. When
@@ -227,10 +312,18 @@ def start_together(
         for process in spawned:
             process.wait_ready(timeout=timeout)
     except BaseException:
-        for process in spawned:
-            process.stop()
+        stop_together(spawned)
         raise
     return spawned
+
+
+def stop_together(processes: Sequence[ServiceProcess]) -> None:
+    """Every process asked to stop at once, then each waited for: the system stops in the
+    time its slowest process takes, not in the sum of them all."""
+    for process in processes:
+        process.ask_to_stop()
+    for process in processes:
+        process.wait_stopped()
 
 
 async def eventually(

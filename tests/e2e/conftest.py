@@ -12,11 +12,14 @@ from infra.processes import free_port
 from infra.sandbox import Sandbox
 from shared.metrics import MULTIPROCESS_DIRECTORY
 from shared.settings import ServiceName
-from shared.testing import ServiceProcess, start_together
+from shared.testing import ServiceProcess, start_together, stop_together
 
 
 @dataclass
 class RunningSystem:
+    """Each service as many processes on its one URL as the settings say
+    (`Settings.processes_for`: the gateway as two by default)."""
+
     identity: ServiceProcess
     billing: ServiceProcess
     assets: ServiceProcess
@@ -76,6 +79,7 @@ def system(
             port=ports[service],
             environment={**environment, **metrics_environment(metrics_dir, service)},
             log_dir=log_dir,
+            processes=atrium.settings.processes_for(service),
         )
 
     running = RunningSystem(
@@ -94,5 +98,4 @@ def system(
     try:
         yield running
     finally:
-        for service in started:
-            service.stop()
+        stop_together(started)
