@@ -12,18 +12,19 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Generator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
 import httpx
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts.envelope import EventPayload, RawEnvelope, new_envelope
 from contracts.events.identity import BillingMode, WorkspaceCreated
 from contracts.permissions import Role
 from shared.principal import PRINCIPAL_HEADER, Principal, request_target, sign_principal
-from shared.settings import KafkaConnection, ServiceName, get_settings
+from shared.settings import KafkaConnection, ServiceName, Settings, get_settings
 
 T = TypeVar("T")
 
@@ -67,6 +68,20 @@ def as_delivered(
 
 
 _WORKSPACE_IN_PATH = re.compile(r"^(?:/internal)?/v1/workspaces/([0-9a-fA-F-]{36})(/|$)")
+
+
+@contextlib.asynccontextmanager
+async def producer_as(service: ServiceName, settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
+    """A Kafka producer with `service`'s own principal, as its relay has one: what a test
+    publishes with it is what that service could publish."""
+    producer = AIOKafkaProducer(
+        **settings.kafka_for(service).client_options(), acks="all", enable_idempotence=True
+    )
+    await producer.start()
+    try:
+        yield producer
+    finally:
+        await producer.stop()
 
 
 class SignedAs(httpx.Auth):

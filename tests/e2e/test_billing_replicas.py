@@ -6,18 +6,16 @@ twice, every event billing owes is published; and the two stop cleanly."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.errors import ClusterAuthorizationFailedError
+from aiokafka import AIOKafkaConsumer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -26,7 +24,7 @@ from contracts.topics import Topic
 from infra.processes import free_port
 from infra.sandbox import Sandbox
 from shared.settings import ServiceName, Settings
-from shared.testing import ServiceProcess, eventually, root_created
+from shared.testing import ServiceProcess, eventually, producer_as, root_created
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -51,34 +49,10 @@ def billing(atrium: Sandbox, log_dir: Path) -> Iterator[ServiceProcess]:
         replicas.stop()
 
 
-@contextlib.asynccontextmanager
-async def as_identity(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
-    """A producer with identity's own principal. Right after the session's Kafka was
-    provisioned, the broker may not apply the new ACLs yet: starting is retried."""
-    for attempt in range(30):
-        producer = AIOKafkaProducer(
-            **settings.kafka_for(ServiceName.IDENTITY).client_options(),
-            acks="all",
-            enable_idempotence=True,
-        )
-        try:
-            await producer.start()
-            break
-        except ClusterAuthorizationFailedError:
-            await producer.stop()
-            if attempt == 29:
-                raise
-            await asyncio.sleep(0.5)
-    try:
-        yield producer
-    finally:
-        await producer.stop()
-
-
 async def announce_new_accounts(settings: Settings, count: int) -> dict[uuid.UUID, uuid.UUID]:
     """`count` new accounts announced as identity does; returns each event's id by root."""
     event_ids = {}
-    async with as_identity(settings) as producer:
+    async with producer_as(ServiceName.IDENTITY, settings) as producer:
         for _ in range(count):
             created = root_created()
             envelope = new_envelope(

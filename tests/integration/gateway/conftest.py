@@ -3,9 +3,6 @@ builds the projection from identity's events, published here as identity would."
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -13,7 +10,6 @@ from dataclasses import dataclass
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import ClusterAuthorizationFailedError
 
 from contracts.envelope import EventPayload, new_envelope
 from contracts.events.identity import (
@@ -26,7 +22,7 @@ from contracts.events.identity import (
 from contracts.permissions import Role
 from services.gateway.app import Gateway, create_app
 from shared.settings import ServiceName, Settings
-from shared.testing import eventually
+from shared.testing import eventually, producer_as
 from tests.unit.gateway.support import StubUpstream, bearer, gateway_settings, running_stub
 
 
@@ -126,35 +122,9 @@ class Identity(Publisher):
         )
 
 
-@contextlib.asynccontextmanager
-async def kafka_producer(
-    settings: Settings, service: ServiceName
-) -> AsyncIterator[AIOKafkaProducer]:
-    """A producer with `service`'s own Kafka principal. Right after the session's Kafka
-    is provisioned, the broker may not apply the new ACLs yet: starting is retried for a
-    few seconds while it says that the principal may not write."""
-    deadline = time.monotonic() + 15
-    while True:
-        producer = AIOKafkaProducer(
-            **settings.kafka_for(service).client_options(), acks="all", enable_idempotence=True
-        )
-        try:
-            await producer.start()
-            break
-        except ClusterAuthorizationFailedError:
-            await producer.stop()
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.5)
-    try:
-        yield producer
-    finally:
-        await producer.stop()
-
-
 @pytest.fixture(scope="module")
 async def identity(settings: Settings) -> AsyncIterator[Identity]:
-    async with kafka_producer(settings, ServiceName.IDENTITY) as producer:
+    async with producer_as(ServiceName.IDENTITY, settings) as producer:
         yield Identity(producer)
 
 

@@ -45,9 +45,9 @@ from services.gateway.repository import KeyRepository
 from shared.api_keys import display_prefix, key_hash, last4, new_key
 from shared.principal import PRINCIPAL_HEADER, verify_principal
 from shared.settings import ServiceName, Settings, get_settings
-from shared.testing import ServiceProcess, eventually
+from shared.testing import ServiceProcess, eventually, producer_as
 
-from .conftest import Publisher, kafka_producer
+from .conftest import Publisher
 
 pytestmark = pytest.mark.integration
 
@@ -259,7 +259,7 @@ async def gateways(atrium: Sandbox, settings: Settings, log_dir: Path) -> AsyncI
     processes: list[ServiceProcess] = []
     async with (
         serving(backstage),
-        kafka_producer(settings, ServiceName.APIKEYS) as producer,
+        producer_as(ServiceName.APIKEYS, settings) as producer,
         httpx.AsyncClient(timeout=10) as client,
     ):
         try:
