@@ -428,7 +428,14 @@ def main(argv: list[str] | None = None) -> None:
     with (
         sandbox("atrium-bench") as env,
         tempfile.TemporaryDirectory(prefix="atrium-bench-logs-") as logs,
-        running_system(env.environment, Path(logs), overrides=NO_RATE_LIMITS) as running,
+        running_system(
+            env.environment,
+            Path(logs),
+            overrides=NO_RATE_LIMITS,
+            # One process on the system's gateway address: each measured process is reached
+            # on an address of its own.
+            processes={ServiceName.GATEWAY: 1},
+        ) as running,
     ):
         first = running[ServiceName.GATEWAY]
         others = [
