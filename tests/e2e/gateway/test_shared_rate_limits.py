@@ -91,6 +91,7 @@ async def test_a_callers_limit_holds_across_two_gateway_processes(
     seconds = time.monotonic() - started
 
     admitted = admitted_by(answers)
+    print(f"\na caller's {PER_MINUTE}/min, {2 * PER_MINUTE} requests: {admitted} in {seconds:.1f}s")
     assert within_tolerance(sum(admitted.values()), PER_MINUTE), (admitted, seconds)
     assert all(admitted.values()), f"both processes admit some: {admitted}"
 
@@ -113,6 +114,9 @@ async def test_a_keys_own_limit_holds_across_two_gateway_processes(
     seconds = time.monotonic() - started
 
     admitted = admitted_by(answers)
+    print(
+        f"\na key's {KEY_PER_MINUTE}/min: {2 * KEY_PER_MINUTE} requests: {admitted} in {seconds:.1f}s"
+    )
     assert within_tolerance(sum(admitted.values()), KEY_PER_MINUTE), (admitted, seconds)
     assert all(admitted.values()), f"both processes admit some: {admitted}"
     assert {answer.headers["ratelimit-limit"] for _, answer in answers} == {str(KEY_PER_MINUTE)}
