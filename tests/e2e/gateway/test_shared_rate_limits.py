@@ -115,7 +115,8 @@ async def test_a_keys_own_limit_holds_across_two_gateway_processes(
 
     admitted = admitted_by(answers)
     print(
-        f"\na key's {KEY_PER_MINUTE}/min: {2 * KEY_PER_MINUTE} requests: {admitted} in {seconds:.1f}s"
+        f"\na key's {KEY_PER_MINUTE}/min, {2 * KEY_PER_MINUTE} requests: "
+        f"{admitted} in {seconds:.1f}s"
     )
     assert within_tolerance(sum(admitted.values()), KEY_PER_MINUTE), (admitted, seconds)
     assert all(admitted.values()), f"both processes admit some: {admitted}"
