@@ -31,7 +31,6 @@ from typing import Any
 import httpx
 
 from bench.system import NO_RATE_LIMITS, as_person, percentile, running_system
-from infra.processes import free_port
 from infra.sandbox import sandbox
 from shared.settings import ServiceName, Settings
 from shared.testing import ServiceProcess, eventually, settled_consumers
@@ -162,7 +161,7 @@ class RemovalTrials:
 
 @contextlib.asynccontextmanager
 async def another_gateway(
-    first: ServiceProcess, settings: Settings, logs: Path
+    first: ServiceProcess, settings: Settings
 ) -> AsyncIterator[ServiceProcess]:
     """A second gateway process beside `first`, with its environment, on a port of its
     own, yielded once it consumes its share of the events (the gateways' consumer group
@@ -171,9 +170,7 @@ async def another_gateway(
     alone = await eventually(
         lambda: settled_consumers(kafka, GATEWAY_GROUP), timeout=60, what="the gateways' group"
     )
-    second = ServiceProcess(
-        ServiceName.GATEWAY, port=free_port(), environment=first.environment, log_dir=logs
-    ).spawn()
+    second = first.another().spawn()
     try:
         # It answers once it has joined the group; on a loaded machine that takes a while.
         await asyncio.to_thread(second.wait_ready, timeout=120)
@@ -191,9 +188,9 @@ async def another_gateway(
         second.stop()
 
 
-async def measure(first: ServiceProcess, settings: Settings, logs: Path, trials: int) -> Removals:
+async def measure(first: ServiceProcess, settings: Settings, trials: int) -> Removals:
     async with (
-        another_gateway(first, settings, logs) as second,
+        another_gateway(first, settings) as second,
         httpx.AsyncClient(timeout=15) as client,
     ):
         removals = RemovalTrials(client, (first.url, second.url), settings)
@@ -246,9 +243,7 @@ def main(argv: list[str] | None = None) -> None:
             processes={ServiceName.GATEWAY: 1},
         ) as running,
     ):
-        removals = asyncio.run(
-            measure(running[ServiceName.GATEWAY], env.settings, Path(logs), args.trials)
-        )
+        removals = asyncio.run(measure(running[ServiceName.GATEWAY], env.settings, args.trials))
     print(f"\n{args.trials} trials:")
     report(removals)
     worst = percentile([refusal.seconds for refusal in removals.other], 99)

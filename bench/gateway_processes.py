@@ -42,7 +42,6 @@ import httpx
 
 from bench.gateway_latency import load
 from bench.system import NO_RATE_LIMITS, as_person, running_system
-from infra.processes import free_port
 from infra.sandbox import Sandbox, sandbox
 from shared.settings import ServiceName
 from shared.testing import ServiceProcess
@@ -322,11 +321,10 @@ def summarise_profiles(folder: Path) -> None:
 # --- The run ----------------------------------------------------------------------
 
 
-def another_gateway(first: ServiceProcess, logs: Path, *, shared: bool) -> ServiceProcess:
-    process = ServiceProcess(
-        ServiceName.GATEWAY, port=free_port(), environment=first.environment, log_dir=logs
+def another_gateway(first: ServiceProcess, *, shared: bool) -> ServiceProcess:
+    return first.another().spawn(
+        extra_environment={"ATRIUM_SHARED_RATE_LIMITS": str(shared).lower()}
     )
-    return process.spawn(extra_environment={"ATRIUM_SHARED_RATE_LIMITS": str(shared).lower()})
 
 
 async def prepare(env: Sandbox, gateways: list[ServiceProcess]) -> tuple[str, dict[str, str]]:
@@ -439,9 +437,9 @@ def main(argv: list[str] | None = None) -> None:
     ):
         first = running[ServiceName.GATEWAY]
         others = [
-            another_gateway(first, Path(logs), shared=False),
-            another_gateway(first, Path(logs), shared=True),
-            another_gateway(first, Path(logs), shared=True),
+            another_gateway(first, shared=False),
+            another_gateway(first, shared=True),
+            another_gateway(first, shared=True),
         ]
         try:
             for gateway in others:

@@ -23,6 +23,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from contracts.envelope import EventPayload, RawEnvelope, new_envelope
 from contracts.events.identity import BillingMode, WorkspaceCreated
 from contracts.permissions import Role
+from infra.processes import free_port
 from shared.principal import PRINCIPAL_HEADER, Principal, request_target, sign_principal
 from shared.settings import KafkaConnection, ServiceName, Settings, get_settings
 
@@ -165,6 +166,16 @@ class ServiceProcess:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def another(self) -> ServiceProcess:
+        """One more process of this service, with its environment, on a port of its own
+        (not started): a replica that can be reached apart from the others."""
+        return ServiceProcess(
+            self.service,
+            port=free_port(),
+            environment=self.environment,
+            log_dir=self.log_file.parent,
+        )
 
     @property
     def log_file(self) -> Path:

@@ -4,6 +4,27 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
+EVERY_SERVICE = [
+    "atrium_http_requests",
+    "atrium_http_request_duration_seconds",
+    "atrium_consumer_lag",
+    "atrium_events_applied",
+    "atrium_events_retried",
+    "atrium_events_parked",
+    "atrium_parked_events",
+    "atrium_outbox_backlog",
+    "atrium_outbox_oldest_unpublished_age_seconds",
+    "atrium_relay_publish_duration_seconds",
+]
+GATEWAY_ONLY = [
+    "atrium_gateway_authentication_refusals",
+    "atrium_gateway_authorization_refusals",
+    "atrium_gateway_rate_limit_refusals",
+    "atrium_gateway_key_verification_duration_seconds",
+]
+"""The metric families a scrape of every service shows, and those of the gateway alone
+(without the `_total` of counters, as the parser names families)."""
+
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 

@@ -250,11 +250,7 @@ class Gateway:
         except ApikeysUnavailableError as unavailable:
             # Not a 401: the key may be one made a moment ago, and a client that is told
             # its key is not valid may well throw it away.
-            raise _Refused(
-                problems.SERVICE_UNAVAILABLE,
-                "This API key cannot be checked just now; try again in a moment.",
-                headers={"retry-after": "1"},
-            ) from unavailable
+            raise _cannot_check_now("This API key") from unavailable
 
     def _known_key(self, request: Request) -> KeyRecord | None:
         try:
@@ -350,11 +346,7 @@ class Gateway:
         try:
             access = await self.resolver.access(caller, matched.workspace_id)
         except IdentityUnavailableError as unavailable:
-            raise _Refused(
-                problems.SERVICE_UNAVAILABLE,
-                "Your access to this workspace cannot be checked just now; try again in a moment.",
-                headers={"retry-after": "1"},
-            ) from unavailable
+            raise _cannot_check_now("Your access to this workspace") from unavailable
         refused = refusal(matched.route, matched.workspace_id, access)
         if refused is not None:
             metrics.authorization_refused(refused.problem)
@@ -457,6 +449,16 @@ class _Refused(Exception):  # noqa: N818 - a refusal, not an error of the gatewa
         super().__init__(detail)
         self.problem = problem
         self.response = problem_response(problem, detail, headers=headers, errors=errors)
+
+
+def _cannot_check_now(what: str) -> _Refused:
+    """503 with `Retry-After`: the service that would say is slow or down, and the caller
+    may well be entitled; a moment later it may be answered."""
+    return _Refused(
+        problems.SERVICE_UNAVAILABLE,
+        f"{what} cannot be checked just now; try again in a moment.",
+        headers={"retry-after": "1"},
+    )
 
 
 def _refuse_keys_in_query(request: Request) -> None:

@@ -25,20 +25,6 @@ class RunningSystem:
     assets: ServiceProcess
     apikeys: ServiceProcess
     gateway: ServiceProcess
-    environment: dict[str, str]
-    """What every process of the system runs with (the sandbox's settings, the URLs)."""
-    log_dir: Path
-    metrics_dir: Path
-
-    def another(self, service: ServiceName) -> ServiceProcess:
-        """One more process of `service`, on a port of its own (not started): a replica
-        that a test can reach apart from the others."""
-        return ServiceProcess(
-            service,
-            port=free_port(),
-            environment={**self.environment, **metrics_environment(self.metrics_dir, service)},
-            log_dir=self.log_dir,
-        )
 
 
 def metrics_environment(directory: Path, service: ServiceName) -> dict[str, str]:
@@ -88,9 +74,6 @@ def system(
         assets=process(ServiceName.ASSETS),
         apikeys=process(ServiceName.APIKEYS),
         gateway=process(ServiceName.GATEWAY),
-        environment=environment,
-        log_dir=log_dir,
-        metrics_dir=metrics_dir,
     )
     started = start_together(
         [running.identity, running.billing, running.assets, running.apikeys, running.gateway]

@@ -11,30 +11,12 @@ import pytest
 from contracts.topics import Topic
 from shared.testing import ServiceProcess, eventually
 from tests.e2e.apikeys.support import Api, Person
-from tests.scrapes import families, moved, samples, value
+from tests.scrapes import EVERY_SERVICE, GATEWAY_ONLY, families, moved, samples, value
 
 from .conftest import RunningSystem
 
 pytestmark = pytest.mark.e2e
 
-EVERY_SERVICE = [
-    "atrium_http_requests",
-    "atrium_http_request_duration_seconds",
-    "atrium_consumer_lag",
-    "atrium_events_applied",
-    "atrium_events_retried",
-    "atrium_events_parked",
-    "atrium_parked_events",
-    "atrium_outbox_backlog",
-    "atrium_outbox_oldest_unpublished_age_seconds",
-    "atrium_relay_publish_duration_seconds",
-]
-GATEWAY_ONLY = [
-    "atrium_gateway_authentication_refusals",
-    "atrium_gateway_authorization_refusals",
-    "atrium_gateway_rate_limit_refusals",
-    "atrium_gateway_key_verification_duration_seconds",
-]
 CONSUMED = {
     "identity": [Topic.BILLING_LIMITS],
     "billing": [Topic.IDENTITY_WORKSPACE, Topic.IDENTITY_MEMBERSHIP, Topic.APIKEYS_KEY],

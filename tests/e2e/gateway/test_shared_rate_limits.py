@@ -11,7 +11,6 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from shared.settings import ServiceName
 from tests.e2e.apikeys.support import Api, Person, bearer, problem_type
 from tests.e2e.conftest import RunningSystem
 
@@ -36,7 +35,7 @@ def service_environment() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def gateways(system: RunningSystem) -> Iterator[tuple[str, str]]:
-    second = system.another(ServiceName.GATEWAY).spawn()
+    second = system.gateway.another().spawn()
     try:
         # Its consumers join the first one's groups: that rebalance may take a while.
         second.wait_ready(timeout=120)

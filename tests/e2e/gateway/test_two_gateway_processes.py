@@ -31,7 +31,7 @@ def service_environment() -> dict[str, str]:
 @pytest.fixture(scope="module")
 async def gateways(system: RunningSystem, settings: Settings) -> AsyncIterator[tuple[str, str]]:
     """The system's gateway and a second process of it, both consuming."""
-    async with another_gateway(system.gateway, settings, system.log_dir) as second:
+    async with another_gateway(system.gateway, settings) as second:
         yield system.gateway.url, second.url
 
 

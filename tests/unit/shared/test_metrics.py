@@ -17,25 +17,9 @@ from services.gateway import metrics as gateway_metrics
 from shared import metrics
 from shared.metrics import exposition, forget_process, install_metrics
 from shared.testing import REPO
-from tests.scrapes import families, samples, value
+from tests.scrapes import EVERY_SERVICE, GATEWAY_ONLY, families, samples, value
 
-FAMILIES = [
-    "atrium_http_requests",
-    "atrium_http_request_duration_seconds",
-    "atrium_consumer_lag",
-    "atrium_events_applied",
-    "atrium_events_retried",
-    "atrium_events_parked",
-    "atrium_parked_events",
-    "atrium_outbox_backlog",
-    "atrium_outbox_oldest_unpublished_age_seconds",
-    "atrium_relay_publish_duration_seconds",
-    "atrium_events_published",
-    "atrium_gateway_authentication_refusals",
-    "atrium_gateway_authorization_refusals",
-    "atrium_gateway_rate_limit_refusals",
-    "atrium_gateway_key_verification_duration_seconds",
-]
+FAMILIES = [*EVERY_SERVICE, "atrium_events_published", *GATEWAY_ONLY]
 
 
 def test_the_exposition_names_every_metric_family() -> None:
