@@ -295,15 +295,10 @@ class ServiceSamples:
                     ).where(outbox.c.published_at.is_(None))
                 )
             ).one()
-            held: dict[str, int] = dict(
-                (
-                    await session.execute(
-                        select(parked.c.state, func.count()).group_by(parked.c.state)
-                    )
-                )
-                .tuples()
-                .all()
+            rows = await session.execute(
+                select(parked.c.state, func.count().label("held")).group_by(parked.c.state)
             )
+            held: dict[str, int] = {row.state: row.held for row in rows}
         OUTBOX_BACKLOG.labels(self.service).set(backlog[0])
         OUTBOX_OLDEST_AGE.labels(self.service).set(float(backlog[1]))
         for state in ParkedState:
