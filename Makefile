@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit lint format migrate up down status docs bench clean
+.PHONY: run test test-unit lint format migrate up down status docs bench bench-tools clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,7 +52,14 @@ docs: $(STAMP)
 
 BENCHMARKS := outbox_latency identity_throughput gateway_latency billing_spend key_budget_spend edge_flood apikey_verification apikeys_usage apikey_revocation apikey_throughput apikey_usage_latency assets_listing metrics_overhead gateway_processes tracing_overhead access_propagation
 
-bench: $(STAMP)
+# The HTTP benchmarks load the system with wrk; where it is missing and this is a root
+# shell on Debian or Ubuntu it is installed, else they fall back to a slower aiohttp load.
+bench-tools:
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; } } \
+		|| echo "wrk not installed: the HTTP benchmarks use an aiohttp load instead"
+
+bench: $(STAMP) bench-tools
 	for benchmark in $(BENCHMARKS); do $(BIN)/python -m bench.$$benchmark || exit 1; done
 
 clean:
