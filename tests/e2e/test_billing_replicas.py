@@ -26,7 +26,7 @@ from infra.sandbox import Sandbox
 from shared.settings import ServiceName, Settings
 from shared.testing import ServiceProcess, eventually, producer_as, root_created
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.e2e, pytest.mark.own_system, pytest.mark.timeout(900)]
 
 ACCOUNTS = 3_000
 REPLICAS = 3

@@ -18,7 +18,7 @@ from shared.settings import get_settings
 from shared.testing import eventually
 from tests.e2e.conftest import RunningSystem
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.own_system]
 
 DRAIN_SECONDS = 10
 

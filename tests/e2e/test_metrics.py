@@ -15,7 +15,7 @@ from tests.scrapes import EVERY_SERVICE, GATEWAY_ONLY, families, moved, samples,
 
 from .conftest import RunningSystem
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.own_system]
 
 CONSUMED = {
     "identity": [Topic.BILLING_LIMITS],

@@ -19,7 +19,7 @@ from shared.testing import ServiceProcess, SignedAs
 
 from .conftest import RunningSystem
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.own_system]
 
 PUBLISHED_JWT_SECRET = "atrium-development-jwt-secret-change-me"
 PUBLISHED_INTERNAL_SECRET = "atrium-development-internal-secret-change-me"

@@ -27,7 +27,7 @@ from shared.testing import eventually
 
 from .conftest import RunningSystem
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.own_system]
 
 ROUNDS = 20
 HELD_BACK_SECONDS = 0.3

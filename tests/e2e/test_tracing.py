@@ -29,7 +29,7 @@ from shared.testing import eventually
 
 from .conftest import RunningSystem
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.own_system]
 
 CONSUMERS_OF_WORKSPACE_CREATED = {
     "atrium-billing",

@@ -24,7 +24,7 @@ from shared.testing import eventually
 
 from .conftest import RunningSystem
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.own_system]
 
 
 def as_user(user_id: str) -> dict[str, str]:

@@ -17,7 +17,7 @@ from tests.e2e.conftest import RunningSystem
 
 from .conftest import Account, avatar_fees, ok, settled
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.own_system]
 
 SLOTS = 10
 

@@ -27,7 +27,7 @@ from shared.settings import ServiceName, get_settings
 from shared.testing import ServiceProcess, hold_half_open_connections, still_open
 from tests.e2e.conftest import RunningSystem
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.own_system]
 
 FLOOD = int(os.environ.get("ATRIUM_TEST_FLOOD_CONNECTIONS", "2000"))
 """Half-open connections from one address: above the gateway's file-descriptor limit

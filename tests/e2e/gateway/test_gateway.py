@@ -14,7 +14,7 @@ from shared.settings import get_settings
 from shared.testing import eventually
 from tests.e2e.conftest import RunningSystem
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.own_system]
 
 
 def as_user(name: str) -> dict[str, str]:

@@ -17,7 +17,7 @@ from shared.settings import ServiceName, get_settings
 from shared.testing import ServiceProcess
 from tests.e2e.conftest import RunningSystem
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.own_system]
 
 
 @pytest.fixture(scope="module")

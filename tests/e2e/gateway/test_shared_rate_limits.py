@@ -14,7 +14,7 @@ import pytest
 from tests.e2e.apikeys.support import Api, Person, bearer, problem_type
 from tests.e2e.conftest import RunningSystem
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.own_system]
 
 PER_MINUTE = 30
 """The limit per caller: 30 at once, 30 a minute."""

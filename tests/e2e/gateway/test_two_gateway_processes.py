@@ -15,7 +15,7 @@ from shared.settings import Settings
 from tests.e2e.conftest import RunningSystem
 
 # Fifty trials of several requests each, after a second process has joined the group.
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.e2e, pytest.mark.own_system, pytest.mark.timeout(900)]
 
 TRIALS = 50
 BOUND_SECONDS = 1.0
