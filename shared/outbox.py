@@ -52,11 +52,13 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    any_,
+    bindparam,
     func,
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -254,6 +256,12 @@ class OutboxRelay:
         self._lanes: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
         self._lock_space = f"atrium.outbox.{database.schema}"
+        # The whole batch in one statement with one array parameter, prepared once.
+        self._mark_published = (
+            update(table)
+            .where(table.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+            .values(published_at=func.now())
+        )
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self.database.schema}")
@@ -324,11 +332,7 @@ class OutboxRelay:
                 return 0
             with metrics.RELAY_PUBLISH_SECONDS.labels(self.database.schema).time():
                 await self._send(producer, rows)
-            await session.execute(
-                update(outbox)
-                .where(outbox.c.id.in_([row.id for row in rows]))
-                .values(published_at=func.now()),
-            )
+            await session.execute(self._mark_published, {"ids": [row.id for row in rows]})
         metrics.count_published(self.database.schema, (row.topic for row in rows))
         return len(rows)
 
@@ -440,6 +444,12 @@ class OutboxRelay:
                     acks="all",
                     enable_idempotence=True,
                     linger_ms=2,
+                    # A lane hands over up to a batch of rows at once: records of a
+                    # partition go in batches of up to this many bytes (a few hundred
+                    # events, not aiokafka's default of about twenty), so a burst takes a
+                    # few produce requests rather than hundreds. Below the broker's
+                    # default limit of a record batch (1 MiB).
+                    max_batch_size=PRODUCER_BATCH_BYTES,
                     request_timeout_ms=10_000,
                     client_id=f"atrium-{self.database.schema}-relay",
                 )
@@ -471,6 +481,8 @@ class OutboxRelay:
         for wake in self._wakes:
             wake.set()
 
+
+PRODUCER_BATCH_BYTES = 256 * 1024
 
 PRODUCER_STOP_SECONDS = 10.0
 """A producer's stop waits for what it still has in flight; a broker that never answers
