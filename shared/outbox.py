@@ -66,6 +66,7 @@ from contracts.envelope import Envelope, EventPayload, new_envelope
 from shared import metrics
 from shared.db import Database, plain_url, tls_arguments
 from shared.logging import correlation_id_var
+from shared.record_batches import RecordBatches
 from shared.settings import KafkaConnection
 from shared.tracing import publishing, staged_context
 
@@ -350,28 +351,30 @@ class OutboxRelay:
         rows: Sequence[Row[int, UUID, str, str, str, str, dict[str, str] | None]],
     ) -> None:
         """Send the rows in order and return once Kafka acknowledged every one, each in
-        its own span (`shared.tracing.publishing`)."""
+        its own span (`shared.tracing.publishing`), in batches built here
+        (`shared.record_batches`)."""
         try:
-            # send() only enqueues, in order; the idempotent producer keeps that order
-            # per partition.
-            deliveries = []
-            for row in rows:
-                with publishing(
-                    topic=row.topic,
-                    message_key=row.message_key,
-                    event_id=row.event_id,
-                    event_type=row.event_type,
-                    row_headers=row.headers,
-                ) as publication:
-                    delivery = await producer.send(
-                        row.topic,
-                        value=row.envelope.encode(),
-                        key=row.message_key.encode(),
-                        headers=[("content-type", b"application/json"), *publication.headers],
+            batches = RecordBatches(producer)
+            with contextlib.ExitStack() as spans:
+                for row in rows:
+                    publication = spans.enter_context(
+                        publishing(
+                            topic=row.topic,
+                            message_key=row.message_key,
+                            event_id=row.event_id,
+                            event_type=row.event_type,
+                            row_headers=row.headers,
+                        )
                     )
-                    publication.follow(delivery)
-                deliveries.append(delivery)
-            await asyncio.gather(*deliveries)
+                    await batches.add(
+                        row.topic,
+                        key=row.message_key.encode(),
+                        value=row.envelope.encode(),
+                        headers=[("content-type", b"application/json"), *publication.headers],
+                        on_handed_over=publication.follow,
+                    )
+                await batches.close()
+            await asyncio.gather(*batches.deliveries)
         except Exception:
             await self._discard_producer(producer)
             raise

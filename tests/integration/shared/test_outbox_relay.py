@@ -154,3 +154,45 @@ async def test_events_written_while_kafka_is_down_all_arrive_in_commit_order_per
     for key, event_ids in committed.items():
         first_deliveries = list(dict.fromkeys(envelope.event_id for envelope in delivered[key]))
         assert first_deliveries == event_ids
+
+
+async def published_flags(database: Database, root_id: uuid.UUID) -> list[bool]:
+    """Whether each of the key's rows is marked published, in outbox order."""
+    async with database.transaction() as session:
+        marked = await session.scalars(
+            select(models.outbox.c.published_at.is_not(None))
+            .where(models.outbox.c.message_key == str(root_id))
+            .order_by(models.outbox.c.id)
+        )
+    return list(marked)
+
+
+async def test_a_published_batch_is_marked_whole_and_the_rows_after_it_wait_for_the_next(
+    settings: Settings, identity_database: Database
+) -> None:
+    outbox = Outbox(models.outbox, producer="identity")
+    relay = OutboxRelay(
+        identity_database,
+        models.outbox,
+        kafka=settings.kafka_for(ServiceName.IDENTITY),
+        lanes=1,
+        batch_size=5,
+    )
+    root_id = uuid.uuid4()
+    try:
+        while await relay.publish_pending():  # what earlier tests left
+            pass
+        staged = [await stage(identity_database, outbox, root_id, f"e{n}") for n in range(12)]
+
+        first = await relay.publish_lane(0)
+        after_first = await published_flags(identity_database, root_id)
+        rest = [await relay.publish_lane(0) for _ in range(3)]
+    finally:
+        await relay.stop()
+
+    assert first == 5
+    assert after_first == [True] * 5 + [False] * 7
+    assert rest == [5, 2, 0]
+    assert await published_flags(identity_database, root_id) == [True] * 12
+    delivered = await read_topic(settings, {str(root_id)}, expected=12)
+    assert list(dict.fromkeys(e.event_id for e in delivered[str(root_id)])) == staged
