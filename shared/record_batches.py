@@ -3,9 +3,9 @@
 `AIOKafkaProducer.send` costs, for every record, a check of the topic's metadata, the
 partitioner's work, a place in the producer's own batch and a future of its own: for
 the outbox relay, which hands over hundreds of rows at once, that was about a third of
-its time under a burst. `RecordBatches` builds the producer's record batches itself, one open batch per
-partition, and hands each one over whole (`AIOKafkaProducer.send_batch`), with one
-future for all its records.
+its time under a burst. `RecordBatches` builds the producer's record batches itself,
+one open batch per partition, and hands each one over whole
+(`AIOKafkaProducer.send_batch`), with one future for all its records.
 
 A record goes to the partition the producer's default partitioner gives its key, so
 a key's records land where `send` would put them (and where other producers of the
