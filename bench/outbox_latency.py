@@ -5,17 +5,23 @@ Everything runs in one throwaway sandbox (its own PostgreSQL and Kafka):
 * raw aiokafka: an idempotent `acks=all` producer sends to `atrium.gateway.usage` and a
   consumer assigned to all its partitions receives. A message's latency runs from just
   before `send` (a `perf_counter_ns` carried in the message) to its receipt.
-* atrium: identity's `Outbox` stages a `WorkspaceCreated` in its own transaction, its
-  `OutboxRelay` publishes it, and a FastStream `KafkaBroker` hands it to an
-  `EventConsumer` whose handler runs in the transaction that records the event in
-  billing's inbox (with the others of its batch). An event's
-  latency runs from its commit returning (and, second, from its command starting: a
-  `perf_counter_ns` carried in the payload's `name`) to its handler running.
+* atrium: identity's `Outbox` stages a `WorkspaceCreated`, its `OutboxRelay` publishes
+  it, and a FastStream `KafkaBroker` hands it to an `EventConsumer` whose handler (a
+  trivial effect: it notes the event) runs in the transaction that records the event in
+  billing's inbox, with the others of its batch. An event counts as consumed when that
+  transaction has committed. Its latency runs from its commit returning (and, for one
+  event at a time, also from its command starting: a `perf_counter_ns` carried in the
+  payload's `name`) to then.
 
 Each path is measured one message at a time, each waiting for the previous one to be
-consumed (p50/p99 latency), then flat out (events/s, from the first send or first
-commit to the last message consumed). Producer, relay and consumers share this
-process and its event loop, as a service's relay and consumers do.
+consumed (p50/p99 latency); then on a burst of 5,000 messages made available at once
+(atrium: staged by one command, under as many keys, and committed together; raw: sent
+one after the other without waiting), each message's latency until consumed
+(p50/p99/max); then flat out on a flow of 20,000 the same way (events/s, from the
+first send or the commit to the last message consumed). Producer, relay and consumers
+share this process and its event loop, as a service's relay and consumers do: uvloop,
+which uvicorn picks for a service's process when it is installed (as `uvicorn[standard]`
+installs it).
 
 The consumers are also measured alone, on a backlog: messages already on the topic,
 read from the beginning (events/s from the first message consumed to the last). For
@@ -24,7 +30,8 @@ which the atrium path does not read), each under its own key, consumed by an
 `EventConsumer` into billing's inbox; for raw aiokafka, the messages its own burst
 left on its topic.
 
-Run: `.venv/bin/python -m bench.outbox_latency`; `--quick` sends a tenth as many.
+Run: `.venv/bin/python -m bench.outbox_latency`; `--quick` sends a tenth as many. The
+figures are saved in `bench/results/outbox_latency.json`.
 """
 
 from __future__ import annotations
@@ -36,13 +43,17 @@ import os
 import statistics
 import time
 from collections.abc import Hashable, Iterable
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from dataclasses import asdict, dataclass
+from typing import Any, Generic, TypeVar
 from uuid import UUID, uuid4
 
+import uvloop
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from sqlalchemy import event as orm_events
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
+from bench import results
 from contracts.envelope import RawEnvelope, new_envelope
 from contracts.events.billing import LimitsChanged
 from contracts.events.identity import BillingMode, WorkspaceCreated
@@ -70,19 +81,14 @@ K = TypeVar("K", bound=Hashable)
 @dataclass(frozen=True)
 class Sizes:
     raw_sequential: int
-    raw_burst: int
     atrium_sequential: int
-    atrium_burst: int
+    burst: int
+    flow: int
     backlog: int
-    writers: int = 8
 
 
-FULL = Sizes(
-    raw_sequential=500, raw_burst=20_000, atrium_sequential=300, atrium_burst=5_000, backlog=10_000
-)
-QUICK = Sizes(
-    raw_sequential=50, raw_burst=2_000, atrium_sequential=30, atrium_burst=500, backlog=1_000
-)
+FULL = Sizes(raw_sequential=500, atrium_sequential=300, burst=5_000, flow=20_000, backlog=10_000)
+QUICK = Sizes(raw_sequential=50, atrium_sequential=30, burst=500, flow=2_000, backlog=1_000)
 
 
 @dataclass(frozen=True)
@@ -141,15 +147,16 @@ def per_second(count: int, started_ns: int, ended_ns: int) -> float:
 @dataclass(frozen=True)
 class PathResult:
     one_at_a_time: Latencies
-    under_burst: Latencies
-    burst_size: int
+    burst: Latencies
+    """Each message's latency in a burst made available at once."""
+    burst_events_per_second: float
     events_per_second: float
+    """On the flow: the first send or the commit to the last message consumed."""
 
 
 @dataclass(frozen=True)
 class AtriumResult(PathResult):
     from_command_start: Latencies
-    commits_per_second: float
 
 
 def workspace_created(root_id: UUID, started_ns: int) -> WorkspaceCreated:
@@ -178,10 +185,6 @@ def envelope_size() -> int:
         correlation_id=None,
     )
     return len(envelope.model_dump_json())
-
-
-def split(total: int, parts: int) -> list[int]:
-    return [total // parts + (1 if part < total % parts else 0) for part in range(parts)]
 
 
 class RawKafka:
@@ -243,12 +246,22 @@ class RawKafka:
         return sequences
 
     async def burst(self, count: int) -> list[int]:
+        """`count` messages sent one after the other without waiting for Kafka."""
         first = self._next_sequence
         arrived = len(self.arrivals.by_key)
         deliveries = [await self.send() for _ in range(count)]
         await asyncio.gather(*deliveries)
         await self.arrivals.wait_until(arrived + count)
         return list(range(first, first + count))
+
+    def rate(self, sequences: list[int]) -> float:
+        """Events per second from the first send to the last message received."""
+        arrivals = self.arrivals.by_key
+        return per_second(
+            len(sequences),
+            min(arrivals[s].started_ns for s in sequences),
+            max(arrivals[s].arrived_ns for s in sequences),
+        )
 
 
 async def measure_raw(settings: Settings, sizes: Sizes) -> PathResult:
@@ -263,18 +276,15 @@ async def measure_raw(settings: Settings, sizes: Sizes) -> PathResult:
 
         await raw.one_at_a_time(WARM_UP)
         sequential = await raw.one_at_a_time(sizes.raw_sequential)
-        burst = await raw.burst(sizes.raw_burst)
+        burst = await raw.burst(sizes.burst)
+        flow = await raw.burst(sizes.flow)
 
     arrivals = raw.arrivals.by_key
     return PathResult(
         one_at_a_time=latencies([arrival_latency(arrivals[s]) for s in sequential]),
-        under_burst=latencies([arrival_latency(arrivals[s]) for s in burst]),
-        burst_size=len(burst),
-        events_per_second=per_second(
-            len(burst),
-            min(arrivals[s].started_ns for s in burst),
-            max(arrivals[s].arrived_ns for s in burst),
-        ),
+        burst=latencies([arrival_latency(arrivals[s]) for s in burst]),
+        burst_events_per_second=raw.rate(burst),
+        events_per_second=raw.rate(flow),
     )
 
 
@@ -416,47 +426,67 @@ class AtriumPath:
         )
 
         @self.consumer.on(WorkspaceCreated)
-        async def record(_: AsyncSession, event: WorkspaceCreated, envelope: RawEnvelope) -> None:
-            self.arrivals.record(envelope.event_id, int(event.name.removeprefix(NAME_PREFIX)))
+        async def record(
+            session: AsyncSession, event: WorkspaceCreated, envelope: RawEnvelope
+        ) -> None:
+            """Arrived once the inbox's transaction commits."""
+            started_ns = int(event.name.removeprefix(NAME_PREFIX))
+            applied = session.info.setdefault("bench_applied", [])
+            if not applied:
 
-    async def commit(self) -> UUID:
-        """One command: one event staged and committed in its own transaction."""
-        root_id = uuid4()
+                @orm_events.listens_for(session.sync_session, "after_commit", once=True)
+                def arrived(_: Session) -> None:
+                    for event_id, started in applied:
+                        self.arrivals.record(event_id, started)
+
+            applied.append((envelope.event_id, started_ns))
+
+    async def commit(self, events: int = 1) -> list[UUID]:
+        """One command: `events` events, each under a key of its own, staged and
+        committed in one transaction."""
         started_ns = time.perf_counter_ns()
+        event_ids = []
         async with self.identity.transaction() as session:
-            envelope = await self.outbox.stage(
-                session,
-                workspace_created(root_id, started_ns),
-                root_id=root_id,
-                workspace_id=root_id,
-                actor="system",
-            )
-        self.committed_ns[envelope.event_id] = time.perf_counter_ns()
-        return envelope.event_id
+            for _ in range(events):
+                root_id = uuid4()
+                envelope = await self.outbox.stage(
+                    session,
+                    workspace_created(root_id, started_ns),
+                    root_id=root_id,
+                    workspace_id=root_id,
+                    actor="system",
+                )
+                event_ids.append(envelope.event_id)
+        committed_ns = time.perf_counter_ns()
+        for event_id in event_ids:
+            self.committed_ns[event_id] = committed_ns
+        return event_ids
 
     async def one_at_a_time(self, count: int) -> list[UUID]:
         event_ids = []
         for _ in range(count):
             arrived = len(self.arrivals.by_key)
-            event_ids.append(await self.commit())
+            event_ids.extend(await self.commit())
             await self.arrivals.wait_until(arrived + 1)
         return event_ids
 
-    async def burst(self, count: int, writers: int) -> tuple[list[UUID], int]:
-        """`count` commands from `writers` concurrent writers; also returns when the last
-        commit returned."""
-
-        async def write(commands: int) -> list[UUID]:
-            return [await self.commit() for _ in range(commands)]
-
+    async def burst(self, count: int) -> list[UUID]:
+        """`count` events committed at once."""
         arrived = len(self.arrivals.by_key)
-        written = await asyncio.gather(*(write(part) for part in split(count, writers)))
-        last_commit_ns = time.perf_counter_ns()
+        event_ids = await self.commit(count)
         await self.arrivals.wait_until(arrived + count)
-        return [event_id for event_ids in written for event_id in event_ids], last_commit_ns
+        return event_ids
 
     def since_commit(self, event_ids: Iterable[UUID]) -> list[int]:
         return [self.arrivals.by_key[e].arrived_ns - self.committed_ns[e] for e in event_ids]
+
+    def rate(self, event_ids: list[UUID]) -> float:
+        """Events per second from the commit to the last event consumed."""
+        return per_second(
+            len(event_ids),
+            min(self.committed_ns[e] for e in event_ids),
+            max(self.arrivals.by_key[e].arrived_ns for e in event_ids),
+        )
 
 
 async def measure_atrium(settings: Settings, sizes: Sizes) -> AtriumResult:
@@ -472,21 +502,16 @@ async def measure_atrium(settings: Settings, sizes: Sizes) -> AtriumResult:
 
         await path.one_at_a_time(WARM_UP)
         sequential = await path.one_at_a_time(sizes.atrium_sequential)
-        burst_started_ns = time.perf_counter_ns()
-        burst, last_commit_ns = await path.burst(sizes.atrium_burst, sizes.writers)
+        burst = await path.burst(sizes.burst)
+        flow = await path.burst(sizes.flow)
 
     arrivals = path.arrivals.by_key
     return AtriumResult(
         one_at_a_time=latencies(path.since_commit(sequential)),
-        under_burst=latencies(path.since_commit(burst)),
-        burst_size=len(burst),
-        events_per_second=per_second(
-            len(burst),
-            min(path.committed_ns[e] for e in burst),
-            max(arrivals[e].arrived_ns for e in burst),
-        ),
+        burst=latencies(path.since_commit(burst)),
+        burst_events_per_second=path.rate(burst),
+        events_per_second=path.rate(flow),
         from_command_start=latencies([arrival_latency(arrivals[e]) for e in sequential]),
-        commits_per_second=per_second(len(burst), burst_started_ns, last_commit_ns),
     )
 
 
@@ -502,56 +527,72 @@ def report(
     raw: PathResult, atrium: AtriumResult, backlogs: Backlogs, settings: Settings, sizes: Sizes
 ) -> None:
     def row(path: str, *cells: int | str) -> None:
-        print(f"{path:<36}" + "".join(f"{cell:>10}" for cell in cells))
+        print(f"{path:<40}" + "".join(f"{cell:>10}" for cell in cells))
 
-    def latency_row(path: str, measured: Latencies, rate: str = "") -> None:
+    def latency_row(path: str, measured: Latencies, rate: float | None = None) -> None:
         row(
             path,
             measured.count,
             f"{measured.p50_ms:.2f}",
             f"{measured.p99_ms:.2f}",
             f"{measured.max_ms:.1f}",
-            rate,
+            "" if rate is None else f"{rate:.0f}",
         )
 
     print()
     row("path", "n", "p50 ms", "p99 ms", "max ms", "events/s")
-    latency_row("raw aiokafka produce->consume", raw.one_at_a_time, f"{raw.events_per_second:.0f}")
-    latency_row(
-        "outbox->kafka->inbox (atrium)", atrium.one_at_a_time, f"{atrium.events_per_second:.0f}"
-    )
-    row(
-        "ratio atrium/raw",
-        "",
-        f"{atrium.one_at_a_time.p50_ms / raw.one_at_a_time.p50_ms:.1f}",
-        f"{atrium.one_at_a_time.p99_ms / raw.one_at_a_time.p99_ms:.1f}",
-        "",
-        f"{atrium.events_per_second / raw.events_per_second:.3f}",
-    )
+    latency_row("raw aiokafka, one at a time", raw.one_at_a_time)
+    latency_row("atrium, one at a time", atrium.one_at_a_time)
     latency_row("atrium from command start", atrium.from_command_start)
-    latency_row("raw, latency during its burst", raw.under_burst)
-    latency_row("atrium, latency during its burst", atrium.under_burst)
+    latency_row("raw aiokafka, burst sent at once", raw.burst, raw.burst_events_per_second)
+    latency_row("atrium, burst committed at once", atrium.burst, atrium.burst_events_per_second)
     row(
-        f"atrium commits alone, {sizes.writers} writers",
-        atrium.burst_size,
+        "raw aiokafka produce->consume, flow",
+        sizes.flow,
         "",
         "",
         "",
-        f"{atrium.commits_per_second:.0f}",
+        f"{raw.events_per_second:.0f}",
     )
+    row(
+        "outbox->kafka->inbox (atrium), flow",
+        sizes.flow,
+        "",
+        "",
+        "",
+        f"{atrium.events_per_second:.0f}",
+    )
+    row("ratio atrium/raw, flow", "", "", "", "", f"{throughput_ratio(raw, atrium):.3f}")
     row("raw consumer alone, on a backlog", sizes.backlog, "", "", "", f"{backlogs.raw:.0f}")
     row("inbox consumer alone, on a backlog", sizes.backlog, "", "", "", f"{backlogs.atrium:.0f}")
     print()
     print(
-        f"latency: one message at a time; events/s: bursts of {raw.burst_size} (raw) and "
-        f"{atrium.burst_size} (atrium), first send/commit to last consumed"
+        f"bursts of {sizes.burst} and flows of {sizes.flow} messages, each message under its "
+        "own key; latency from the send (raw) or the commit (atrium) to consumed"
     )
-    print(f"machine: {os.cpu_count()} CPUs; senders, relay and consumers share one event loop")
+    print(f"machine: {os.cpu_count()} CPUs; senders, relay and consumers share one uvloop loop")
     print(
         f"relay: lanes={settings.outbox_lanes}, poll_seconds={settings.outbox_poll_seconds}, "
         f"batch_size={settings.outbox_batch_size}, woken by LISTEN/NOTIFY; "
         f"topics: {settings.kafka_topic_partitions} partitions"
     )
+
+
+def throughput_ratio(raw: PathResult, atrium: PathResult) -> float:
+    return atrium.events_per_second / raw.events_per_second
+
+
+def figures(
+    raw: PathResult, atrium: AtriumResult, backlogs: Backlogs, sizes: Sizes
+) -> dict[str, Any]:
+    return {
+        "sizes": asdict(sizes),
+        "raw_aiokafka": asdict(raw),
+        "atrium": asdict(atrium),
+        "events_per_second_ratio": throughput_ratio(raw, atrium),
+        "burst_p99_ratio": atrium.burst.p99_ms / raw.burst.p99_ms,
+        "backlog_events_per_second": asdict(backlogs),
+    }
 
 
 async def measure(settings: Settings, sizes: Sizes) -> tuple[PathResult, AtriumResult, Backlogs]:
@@ -567,11 +608,13 @@ async def measure(settings: Settings, sizes: Sizes) -> tuple[PathResult, AtriumR
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="a tenth of the messages")
-    sizes = QUICK if parser.parse_args(argv).quick else FULL
+    quick = parser.parse_args(argv).quick
+    sizes = QUICK if quick else FULL
     with sandbox("atrium-bench") as env:
-        raw, atrium, backlogs = asyncio.run(measure(env.settings, sizes))
+        raw, atrium, backlogs = uvloop.run(measure(env.settings, sizes))
         settings = env.settings
     report(raw, atrium, backlogs, settings, sizes)
+    results.save("outbox_latency", figures(raw, atrium, backlogs, sizes), quick=quick)
 
 
 if __name__ == "__main__":

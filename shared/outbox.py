@@ -52,11 +52,13 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    any_,
+    bindparam,
     func,
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -64,6 +66,7 @@ from contracts.envelope import Envelope, EventPayload, new_envelope
 from shared import metrics
 from shared.db import Database, plain_url, tls_arguments
 from shared.logging import correlation_id_var
+from shared.record_batches import RecordBatches
 from shared.settings import KafkaConnection
 from shared.tracing import publishing, staged_context
 
@@ -254,6 +257,12 @@ class OutboxRelay:
         self._lanes: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
         self._lock_space = f"atrium.outbox.{database.schema}"
+        # The whole batch in one statement with one array parameter, prepared once.
+        self._mark_published = (
+            update(table)
+            .where(table.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+            .values(published_at=func.now())
+        )
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self.database.schema}")
@@ -324,11 +333,7 @@ class OutboxRelay:
                 return 0
             with metrics.RELAY_PUBLISH_SECONDS.labels(self.database.schema).time():
                 await self._send(producer, rows)
-            await session.execute(
-                update(outbox)
-                .where(outbox.c.id.in_([row.id for row in rows]))
-                .values(published_at=func.now()),
-            )
+            await session.execute(self._mark_published, {"ids": [row.id for row in rows]})
         metrics.count_published(self.database.schema, (row.topic for row in rows))
         return len(rows)
 
@@ -346,28 +351,30 @@ class OutboxRelay:
         rows: Sequence[Row[int, UUID, str, str, str, str, dict[str, str] | None]],
     ) -> None:
         """Send the rows in order and return once Kafka acknowledged every one, each in
-        its own span (`shared.tracing.publishing`)."""
+        its own span (`shared.tracing.publishing`), in batches built here
+        (`shared.record_batches`)."""
         try:
-            # send() only enqueues, in order; the idempotent producer keeps that order
-            # per partition.
-            deliveries = []
-            for row in rows:
-                with publishing(
-                    topic=row.topic,
-                    message_key=row.message_key,
-                    event_id=row.event_id,
-                    event_type=row.event_type,
-                    row_headers=row.headers,
-                ) as publication:
-                    delivery = await producer.send(
-                        row.topic,
-                        value=row.envelope.encode(),
-                        key=row.message_key.encode(),
-                        headers=[("content-type", b"application/json"), *publication.headers],
+            batches = RecordBatches(producer)
+            with contextlib.ExitStack() as spans:
+                for row in rows:
+                    publication = spans.enter_context(
+                        publishing(
+                            topic=row.topic,
+                            message_key=row.message_key,
+                            event_id=row.event_id,
+                            event_type=row.event_type,
+                            row_headers=row.headers,
+                        )
                     )
-                    publication.follow(delivery)
-                deliveries.append(delivery)
-            await asyncio.gather(*deliveries)
+                    await batches.add(
+                        row.topic,
+                        key=row.message_key.encode(),
+                        value=row.envelope.encode(),
+                        headers=[("content-type", b"application/json"), *publication.headers],
+                        on_handed_over=publication.follow,
+                    )
+                await batches.close()
+            await asyncio.gather(*batches.deliveries)
         except Exception:
             await self._discard_producer(producer)
             raise
@@ -440,6 +447,12 @@ class OutboxRelay:
                     acks="all",
                     enable_idempotence=True,
                     linger_ms=2,
+                    # A lane hands over up to a batch of rows at once: records of a
+                    # partition go in batches of up to this many bytes (a few hundred
+                    # events, not aiokafka's default of about twenty), so a burst takes a
+                    # few produce requests rather than hundreds. Below the broker's
+                    # default limit of a record batch (1 MiB).
+                    max_batch_size=PRODUCER_BATCH_BYTES,
                     request_timeout_ms=10_000,
                     client_id=f"atrium-{self.database.schema}-relay",
                 )
@@ -471,6 +484,8 @@ class OutboxRelay:
         for wake in self._wakes:
             wake.set()
 
+
+PRODUCER_BATCH_BYTES = 256 * 1024
 
 PRODUCER_STOP_SECONDS = 10.0
 """A producer's stop waits for what it still has in flight; a broker that never answers

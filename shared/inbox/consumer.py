@@ -64,7 +64,11 @@ EventHandler = Callable[[AsyncSession, Any, RawEnvelope], Awaitable[None]]
 REDELIVERY_DELAY_SECONDS = 1.0
 """The pause before Kafka redelivers events that could be neither applied nor parked
 (the database is unreachable)."""
-BATCH_SIZE = 100
+BATCH_SIZE = 500
+"""The most events applied in one transaction. A transaction costs a few round trips
+to PostgreSQL and an offset commit to Kafka whatever its size, so a burst drains in
+few of them; a batch that fails is applied one event at a time, so this also bounds
+that slower path."""
 BATCH_WAIT_MS = 50
 """How long a subscriber waits for records before it looks again. FastStream's batch
 subscriber sleeps as long again after a wait that found nothing, so an event that

@@ -12,13 +12,13 @@ applied in order whoever applies them.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Row, Table, delete, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Row, Table, Text, any_, bindparam, delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.envelope import RawEnvelope
@@ -34,10 +34,11 @@ class Delivery:
     topic: str
     envelope: RawEnvelope
     trace_context: tuple[tuple[str, str], ...] = ()
+    queue: QueueKey = field(init=False)
+    """Worked out once: a batch looks at each event's queue several times."""
 
-    @property
-    def queue(self) -> QueueKey:
-        return QueueKey(self.topic, str(self.envelope.root_id))
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "queue", QueueKey(self.topic, str(self.envelope.root_id)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +119,8 @@ class ParkedEvents:
         t = self.table
         rows = await session.execute(
             select(t.c.topic, t.c.message_key, t.c.state, t.c.dependency_deadline_at)
-            .where(t.c.message_key.in_(sorted(set(keys))))
+            # One array parameter: one statement whatever the number of keys.
+            .where(t.c.message_key == any_(bindparam("keys", sorted(set(keys)), ARRAY(Text))))
             .with_for_update(read=True, key_share=True)
         )
         return [

@@ -10,7 +10,7 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from shared.inbox import Delivery, InboxOutcome, ParkedState
+from shared.inbox import Delivery, InboxEntry, InboxOutcome, ParkedState
 from shared.settings import Settings
 from shared.testing import eventually
 from tests.integration.shared.conftest import (
@@ -155,3 +155,51 @@ async def test_a_redelivered_batch_has_no_second_effect(service: MiniService) ->
 
     assert await service.applied_ids() == [envelope.event_id for envelope in envelopes]
     assert sum(len(times) for times in consumer.handlers.attempts.values()) == 20
+
+
+async def test_an_event_twice_in_one_batch_is_applied_once(service: MiniService) -> None:
+    envelopes = [created() for _ in range(4)]
+    twice = envelopes[1]
+    batch = [Delivery(topic_of(envelope), envelope) for envelope in [*envelopes, twice]]
+    consumer = Watching(service)
+
+    await consumer.consume_batch(batch)
+
+    assert await service.applied_ids() == [envelope.event_id for envelope in envelopes]
+    assert len(consumer.handlers.attempts[twice.event_id]) == 1
+    assert await service.parked() == []
+
+
+async def test_recording_a_batch_with_an_event_twice_and_one_already_recorded_records_each_once(
+    service: MiniService,
+) -> None:
+    earlier, first, second = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    async with service.database.transaction() as session:
+        await service.inbox.record(session, [InboxEntry(earlier, "workspace.created")])
+
+    async with service.database.transaction() as session:
+        recorded = await service.inbox.record(
+            session,
+            [
+                InboxEntry(first, "workspace.created"),
+                InboxEntry(earlier, "workspace.created"),
+                InboxEntry(second, "workspace.updated", InboxOutcome.REJECTED, "no name"),
+                InboxEntry(first, "workspace.created"),
+            ],
+        )
+
+    assert recorded == {first, second}
+    inbox = service.inbox.table
+    async with service.database.transaction() as session:
+        rows = (
+            await session.execute(
+                select(inbox.c.event_id, inbox.c.event_type, inbox.c.outcome, inbox.c.rejection)
+            )
+        ).all()
+    assert sorted(rows) == sorted(
+        [
+            (earlier, "workspace.created", InboxOutcome.APPLIED, None),
+            (first, "workspace.created", InboxOutcome.APPLIED, None),
+            (second, "workspace.updated", InboxOutcome.REJECTED, "no name"),
+        ]
+    )

@@ -154,3 +154,83 @@ async def test_events_written_while_kafka_is_down_all_arrive_in_commit_order_per
     for key, event_ids in committed.items():
         first_deliveries = list(dict.fromkeys(envelope.event_id for envelope in delivered[key]))
         assert first_deliveries == event_ids
+
+
+async def published_flags(database: Database, root_id: uuid.UUID) -> list[bool]:
+    """Whether each of the key's rows is marked published, in outbox order."""
+    async with database.transaction() as session:
+        marked = await session.scalars(
+            select(models.outbox.c.published_at.is_not(None))
+            .where(models.outbox.c.message_key == str(root_id))
+            .order_by(models.outbox.c.id)
+        )
+    return list(marked)
+
+
+async def test_a_published_batch_is_marked_whole_and_the_rows_after_it_wait_for_the_next(
+    settings: Settings, identity_database: Database
+) -> None:
+    outbox = Outbox(models.outbox, producer="identity")
+    relay = OutboxRelay(
+        identity_database,
+        models.outbox,
+        kafka=settings.kafka_for(ServiceName.IDENTITY),
+        lanes=1,
+        batch_size=5,
+    )
+    root_id = uuid.uuid4()
+    try:
+        while await relay.publish_pending():  # what earlier tests left
+            pass
+        staged = [await stage(identity_database, outbox, root_id, f"e{n}") for n in range(12)]
+
+        first = await relay.publish_lane(0)
+        after_first = await published_flags(identity_database, root_id)
+        rest = [await relay.publish_lane(0) for _ in range(3)]
+    finally:
+        await relay.stop()
+
+    assert first == 5
+    assert after_first == [True] * 5 + [False] * 7
+    assert rest == [5, 2, 0]
+    assert await published_flags(identity_database, root_id) == [True] * 12
+    delivered = await read_topic(settings, {str(root_id)}, expected=12)
+    assert list(dict.fromkeys(e.event_id for e in delivered[str(root_id)])) == staged
+
+
+async def test_a_batch_larger_than_a_kafka_record_batch_arrives_whole_in_order_per_key(
+    settings: Settings, identity_database: Database
+) -> None:
+    outbox = Outbox(models.outbox, producer="identity")
+    roots = [uuid.uuid4() for _ in range(3)]
+    committed: dict[str, list[uuid.UUID]] = defaultdict(list)
+    async with identity_database.transaction() as session:
+        # 500 events of a key take more than one record batch of its partition.
+        for sequence in range(1_500):
+            root_id = roots[sequence % len(roots)]
+            envelope = await outbox.stage(
+                session,
+                root_created(root_id, name=f"event {sequence}"),
+                root_id=root_id,
+                workspace_id=root_id,
+                actor="system",
+            )
+            committed[str(root_id)].append(envelope.event_id)
+    relay = OutboxRelay(
+        identity_database,
+        models.outbox,
+        kafka=settings.kafka_for(ServiceName.IDENTITY),
+        lanes=1,
+        batch_size=2_000,
+    )
+    try:
+        while await relay.publish_pending():
+            pass
+    finally:
+        await relay.stop()
+
+    delivered = await read_topic(settings, set(committed), expected=1_500)
+    for key, event_ids in committed.items():
+        assert list(dict.fromkeys(envelope.event_id for envelope in delivered[key])) == event_ids
+    for root_id in roots:
+        assert await published_flags(identity_database, root_id) == [True] * 500
