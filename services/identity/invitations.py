@@ -98,13 +98,14 @@ async def invite(
     if await invitations.pending_exists(workspace.id, email):
         msg = f"{email} already has a pending invitation to this workspace."
         raise AlreadyInvitedError(msg)
-    invitation = await invitations.add(
-        workspace_id=workspace.id,
-        email=email,
-        role=role,
-        invited_by=invited_by,
-        expires_at=expires_at,
-    )
+    async with seat_pool.changing(uow, [workspace.billing_root_id], emails=[email]):
+        invitation = await invitations.add(
+            workspace_id=workspace.id,
+            email=email,
+            role=role,
+            invited_by=invited_by,
+            expires_at=expires_at,
+        )
     await uow.stage(
         InvitationCreated(
             invitation_id=invitation.id,
@@ -151,11 +152,14 @@ async def accept_invitation(
     await members.remember_user(user_id, email)
     member = await members.get(workspace.id, user_id)
     joined = member is None
-    if joined:
-        await members.add(workspace.id, user_id, invitation.role, email=email)
-        member = await members.get(workspace.id, user_id)
+    async with seat_pool.changing(
+        uow, [workspace.billing_root_id], people=[user_id], emails=[email]
+    ):
+        if joined:
+            await members.add(workspace.id, user_id, invitation.role, email=email)
+            member = await members.get(workspace.id, user_id)
+        await InvitationRepository(uow.session).set_status(invitation.id, InvitationStatus.ACCEPTED)
     assert member is not None
-    await InvitationRepository(uow.session).set_status(invitation.id, InvitationStatus.ACCEPTED)
     usage = await seat_pool.admit(uow, workspace, before, policy)
     if joined:
         await uow.stage(
@@ -222,7 +226,8 @@ async def end_invitation(
     uow: UnitOfWork, invitation: Invitation, workspace: Workspace, status: InvitationStatus
 ) -> None:
     """Revoke, decline or expire a pending invitation; its seat frees up."""
-    await InvitationRepository(uow.session).set_status(invitation.id, status)
+    async with seat_pool.changing(uow, [workspace.billing_root_id], emails=[invitation.email]):
+        await InvitationRepository(uow.session).set_status(invitation.id, status)
     await uow.stage(
         _ENDED[status](
             invitation_id=invitation.id,

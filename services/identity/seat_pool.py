@@ -4,17 +4,23 @@ set from above, and billing's word on a pool's limit.
 
 Every change of who takes or holds a seat locks the seat pool's row first, so that two
 requests racing for the last seat are served one after the other and the second sees
-the first's result. A change that adds people is measured by its outcome: the pool is
-counted before it and again after it (the change made, not yet committed), the way
-`GET …/seats` counts, and the change is refused when it left the pool fuller than
-before and past its limit, or the workspace fuller than before and past its cap. One
-rule serves every path — an invitation, an acceptance under any token's subject, a
-sub-workspace created with members, a workspace moving to another pool.
+the first's result. The pool's row keeps its count, and every such change goes through
+`changing`, which measures what the people and emails it touches take in the pool
+before and after it and moves the count by the difference: the count is the pool
+counted, without counting the whole pool on a request's way. A change that adds people
+is measured by its outcome: the pool as counted before it and again after it (the
+change made, not yet committed), and the change is refused when it left the pool
+fuller than before and past its limit, or a capped workspace fuller than before and
+past its cap. One rule serves every path — an invitation, an acceptance under any
+token's subject, a sub-workspace created with members, a workspace moving to another
+pool, a removal, an invitation ended or expired, a workspace deleted.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from contracts.events.identity import SeatsCapChanged, SeatsUsageChanged
@@ -53,13 +59,41 @@ async def seat_pool(
 async def occupancy(
     uow: UnitOfWork, workspace: Workspace, *, at: datetime | None = None
 ) -> Occupancy:
-    """The workspace's pool and the workspace itself, as counted now. Call it holding the
-    pool's lock, before a change that may add people and (through `admit`) after it."""
+    """The workspace's pool and, when it is capped, the workspace itself, as counted
+    now. Call it holding the pool's lock, before a change that may add people and
+    (through `admit`) after it."""
     now = at or datetime.now(UTC)
-    pool, in_workspace = await SeatPoolRepository(uow.session).occupancy(
-        workspace.billing_root_id, workspace.id, now=now
+    pools = SeatPoolRepository(uow.session)
+    pool = await pools.usage(workspace.billing_root_id, now=now)
+    in_workspace = (
+        None if workspace.seats_cap is None else await pools.in_workspace(workspace.id, now=now)
     )
     return Occupancy(pool=pool, in_workspace=in_workspace, at=now)
+
+
+@asynccontextmanager
+async def changing(
+    uow: UnitOfWork,
+    pool_ids: Iterable[uuid.UUID],
+    *,
+    people: Sequence[str] = (),
+    emails: Sequence[str] = (),
+) -> AsyncIterator[None]:
+    """Keep the count of each pool (locked by the caller) right across a change of who
+    takes or holds a seat in it, a change that touches only these people (user ids)
+    and emails: those of the memberships and invitations it adds, ends or moves, and
+    the emails those members joined with."""
+    pools = SeatPoolRepository(uow.session)
+    before = {
+        pool_id: await pools.held_by(pool_id, people=people, emails=emails)
+        for pool_id in sorted(set(pool_ids))
+    }
+    yield
+    for pool_id, held in before.items():
+        after = await pools.held_by(pool_id, people=people, emails=emails)
+        await pools.add_to_count(
+            pool_id, SeatUsage(used=after.used - held.used, pending=after.pending - held.pending)
+        )
 
 
 async def admit(
@@ -89,7 +123,10 @@ async def cap_seats(uow: UnitOfWork, command: CapSeats, policy: IdentityPolicy) 
     workspace = access.workspace
     workspace.ensure_active()
     await SeatPoolRepository(uow.session).lock(workspace.billing_root_id)
-    ensure_cap_covers(command.cap, in_workspace=(await occupancy(uow, workspace)).in_workspace)
+    in_workspace = await SeatPoolRepository(uow.session).in_workspace(
+        workspace.id, now=datetime.now(UTC)
+    )
+    ensure_cap_covers(command.cap, in_workspace=in_workspace)
     if command.cap != workspace.seats_cap:
         await WorkspaceRepository(uow.session).set_seats_cap(workspace.id, command.cap)
         await uow.stage(

@@ -46,9 +46,14 @@ async def create_root_workspace(uow: UnitOfWork, command: CreateRootWorkspace) -
     pools = SeatPoolRepository(uow.session)
     await pools.open(workspace.id, workspace.root_id)
     await pools.lock(workspace.billing_root_id)
-    await members.add(
-        workspace.id, founder_id, FOUNDER_ROLE, email=authorization.known_email(command.caller)
-    )
+    email = authorization.known_email(command.caller)
+    async with seat_pool.changing(
+        uow,
+        [workspace.billing_root_id],
+        people=[founder_id],
+        emails=[] if email is None else [email],
+    ):
+        await members.add(workspace.id, founder_id, FOUNDER_ROLE, email=email)
     await _stage_created(uow, workspace)
     await uow.stage(
         MemberJoined(
@@ -132,7 +137,14 @@ async def update_workspace(
     moving_in = None
     if command.billing_mode is not None:
         after, moving_in = await _change_billing_mode(uow, after, command)
-    saved = await WorkspaceRepository(uow.session).save(after)
+    if moving_in is None:
+        saved = await WorkspaceRepository(uow.session).save(after)
+    else:
+        people, emails = await SeatPoolRepository(uow.session).seat_takers_in(after.id)
+        async with seat_pool.changing(
+            uow, [before.billing_root_id, after.billing_root_id], people=people, emails=emails
+        ):
+            saved = await WorkspaceRepository(uow.session).save(after)
     if moving_in is not None:
         await seat_pool.admit(uow, saved, moving_in, policy)
     if (saved.name, saved.image_url) != (before.name, before.image_url):

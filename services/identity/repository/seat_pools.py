@@ -2,15 +2,33 @@
 
 A person (a user id) counts once per pool, however many of its workspaces they are
 in; a pending invitation holds a seat unless a member of the pool joined with its
-email."""
+email.
+
+The pool's row keeps the count (`seated`, `held`), moved under its lock by each change
+as measured on the people and emails the change touches (`held_by`, indexed existence
+checks), so that nothing counts the whole pool on the way of a request. Invitations
+expire without a write: `held` counts pending invitations whatever their expiry, and
+a read takes away the emails whose every pending invitation has expired — the few that
+housekeeping has not closed yet (`ix_invitations_pending_by_expiry`)."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ScalarSelect, Select, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    ScalarSelect,
+    Select,
+    and_,
+    exists,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,6 +45,8 @@ class PoolRecord:
     """Billing's last word; None until its first `limits.changed` arrives."""
     published: SeatUsage
     """The usage last announced in `seats.usage_changed`."""
+    counted: SeatUsage
+    """People seated, and emails held by pending invitations whatever their expiry."""
 
 
 class SeatPoolRepository:
@@ -85,62 +105,147 @@ class SeatPoolRepository:
         )
 
     async def usage(self, billing_root_id: uuid.UUID, *, now: datetime) -> SeatUsage:
+        """The pool's usage now, from its count."""
         row = (
             await self.session.execute(
-                select(_used(billing_root_id), _pending(billing_root_id, now=now))
+                select(
+                    seat_pools.c.seated, seat_pools.c.held - _expired_holds(billing_root_id, now)
+                ).where(seat_pools.c.billing_root_id == billing_root_id)
             )
         ).one()
         return SeatUsage(used=int(row[0]), pending=int(row[1]))
 
-    async def occupancy(
-        self, billing_root_id: uuid.UUID, workspace_id: uuid.UUID, *, now: datetime
-    ) -> tuple[SeatUsage, int]:
-        """The pool's usage, and the workspace's members plus its pending invitations
-        (what a cap limits), in one statement."""
-        in_workspace = (
-            select(func.count()).where(memberships.c.workspace_id == workspace_id).scalar_subquery()
-        ) + (
-            select(func.count())
-            .where(
-                invitations.c.workspace_id == workspace_id,
-                invitations.c.status == InvitationStatus.PENDING.value,
-                invitations.c.expires_at > now,
-            )
-            .scalar_subquery()
-        )
-        row = (
-            await self.session.execute(
-                select(_used(billing_root_id), _pending(billing_root_id, now=now), in_workspace)
-            )
-        ).one()
-        return SeatUsage(used=int(row[0]), pending=int(row[1])), int(row[2])
-
-
-def _used(billing_root_id: uuid.UUID) -> ScalarSelect[int]:
-    """Distinct people who are members of a workspace in the pool."""
-    return (
-        select(func.count(func.distinct(memberships.c.user_id)))
-        .where(memberships.c.workspace_id.in_(_live_workspaces_of(billing_root_id)))
-        .scalar_subquery()
-    )
-
-
-def _pending(billing_root_id: uuid.UUID, *, now: datetime) -> ScalarSelect[int]:
-    """Open invitations in the pool to emails that no member of it joined with, each
-    email once."""
-    pool_workspaces = _live_workspaces_of(billing_root_id)
-    member_emails = select(memberships.c.email).where(
-        memberships.c.workspace_id.in_(pool_workspaces), memberships.c.email.is_not(None)
-    )
-    return (
-        select(func.count(func.distinct(invitations.c.email)))
-        .where(
-            invitations.c.workspace_id.in_(pool_workspaces),
+    async def in_workspace(self, workspace_id: uuid.UUID, *, now: datetime) -> int:
+        """The workspace's members plus its pending invitations: what a cap limits (at
+        most the cap, or what the workspace held when capped, so counting is cheap)."""
+        members = select(func.count()).where(memberships.c.workspace_id == workspace_id)
+        pending = select(func.count()).where(
+            invitations.c.workspace_id == workspace_id,
             invitations.c.status == InvitationStatus.PENDING.value,
             invitations.c.expires_at > now,
-            invitations.c.email.not_in(member_emails),
+        )
+        return int(
+            await self.session.scalar(select(members.scalar_subquery() + pending.scalar_subquery()))
+            or 0
+        )
+
+    async def held_by(
+        self, billing_root_id: uuid.UUID, *, people: Sequence[str], emails: Sequence[str]
+    ) -> SeatUsage:
+        """What these people and emails take in the pool, as its count counts them: the
+        people seated, and the emails held by pending invitations whatever their expiry.
+        Measured before and after a change that touches only them, the difference is
+        what the change did to the pool's count."""
+        row = (
+            await self.session.execute(
+                select(_used(billing_root_id, among=people), _held(billing_root_id, among=emails))
+            )
+        ).one()
+        return SeatUsage(used=int(row[0]), pending=int(row[1]))
+
+    async def add_to_count(self, billing_root_id: uuid.UUID, change: SeatUsage) -> None:
+        """Move the pool's count by what a change did to it; call it holding the lock."""
+        if change == SeatUsage(used=0, pending=0):
+            return
+        await self.session.execute(
+            update(seat_pools)
+            .where(seat_pools.c.billing_root_id == billing_root_id)
+            .values(
+                seated=seat_pools.c.seated + change.used,
+                held=seat_pools.c.held + change.pending,
+            )
+        )
+
+    async def seat_takers_in(
+        self, workspace_id: uuid.UUID, *, user_id: str | None = None
+    ) -> tuple[list[str], list[str]]:
+        """The people (user ids) and emails that the workspace's memberships (only this
+        person's, when given) and pending invitations take or hold seats by."""
+        member_rows = select(memberships.c.user_id, memberships.c.email).where(
+            memberships.c.workspace_id == workspace_id
+        )
+        if user_id is not None:
+            member_rows = member_rows.where(memberships.c.user_id == user_id)
+        people: list[str] = []
+        emails: set[str] = set()
+        for person, email in (await self.session.execute(member_rows)).all():
+            people.append(person)
+            if email is not None:
+                emails.add(email)
+        if user_id is None:
+            invited = select(invitations.c.email).where(
+                invitations.c.workspace_id == workspace_id,
+                invitations.c.status == InvitationStatus.PENDING.value,
+            )
+            emails.update((await self.session.scalars(invited)).all())
+        return people, sorted(emails)
+
+    async def recount(self, billing_root_id: uuid.UUID) -> SeatUsage:
+        """The pool counted from every row, as `counted` should say (to check the count,
+        never on a request's way)."""
+        row = (
+            await self.session.execute(select(_used(billing_root_id), _held(billing_root_id)))
+        ).one()
+        return SeatUsage(used=int(row[0]), pending=int(row[1]))
+
+
+def _used(billing_root_id: uuid.UUID, *, among: Sequence[str] | None = None) -> ScalarSelect[int]:
+    """Distinct people (among these) who are members of a workspace in the pool."""
+    query = select(func.count(func.distinct(memberships.c.user_id))).where(
+        memberships.c.workspace_id.in_(_live_workspaces_of(billing_root_id))
+    )
+    if among is not None:
+        query = query.where(memberships.c.user_id.in_(among))
+    return query.scalar_subquery()
+
+
+def _held(billing_root_id: uuid.UUID, *, among: Sequence[str] | None = None) -> ScalarSelect[int]:
+    """Emails (among these), each once, that a pending invitation in the pool holds a
+    seat for, whatever its expiry: no member of the pool joined with them."""
+    query = select(func.count(func.distinct(invitations.c.email))).where(
+        _pending_in_pool(invitations, billing_root_id),
+        ~_a_member_joined_with(billing_root_id, invitations.c.email),
+    )
+    if among is not None:
+        query = query.where(invitations.c.email.in_(among))
+    return query.scalar_subquery()
+
+
+def _expired_holds(billing_root_id: uuid.UUID, now: datetime) -> ScalarSelect[int]:
+    """Emails that `held` counts but hold no seat any more: every pending invitation
+    to them in the pool has expired. Found from the invitations past their expiry that
+    are still pending, which housekeeping keeps few."""
+    due = invitations.alias("due")
+    still_open = invitations.alias("still_open")
+    return (
+        select(func.count(func.distinct(due.c.email)))
+        .where(
+            _pending_in_pool(due, billing_root_id),
+            due.c.expires_at <= now,
+            ~_a_member_joined_with(billing_root_id, due.c.email),
+            ~exists().where(
+                _pending_in_pool(still_open, billing_root_id),
+                still_open.c.email == due.c.email,
+                still_open.c.expires_at > now,
+            ),
         )
         .scalar_subquery()
+    )
+
+
+def _pending_in_pool(table: FromClause, billing_root_id: uuid.UUID) -> ColumnElement[bool]:
+    return and_(
+        table.c.status == InvitationStatus.PENDING.value,
+        table.c.workspace_id.in_(_live_workspaces_of(billing_root_id)),
+    )
+
+
+def _a_member_joined_with(
+    billing_root_id: uuid.UUID, email: ColumnElement[str]
+) -> ColumnElement[bool]:
+    return exists().where(
+        memberships.c.email == email,
+        memberships.c.workspace_id.in_(_live_workspaces_of(billing_root_id)),
     )
 
 
@@ -157,4 +262,5 @@ def _pool(row: RowMapping) -> PoolRecord:
         root_id=row["root_id"],
         seats_limit=row["seats_limit"],
         published=SeatUsage(used=row["used"], pending=row["pending"]),
+        counted=SeatUsage(used=row["seated"], pending=row["held"]),
     )
