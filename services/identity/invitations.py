@@ -65,7 +65,6 @@ async def invite_member(
     )
     workspace = access.workspace
     workspace.ensure_active()
-    await SeatPoolRepository(uow.session).lock(workspace.billing_root_id)
     before = await seat_pool.occupancy(uow, workspace)
     invitation = await invite(
         uow,
@@ -75,8 +74,8 @@ async def invite_member(
         invited_by=authorization.person(command.caller),
         expires_at=before.at + policy.invitation_lifetime,
     )
-    usage = await seat_pool.admit(uow, workspace, before, policy)
-    await seat_pool.announce_usage(uow, workspace.billing_root_id, usage=usage)
+    pool = await seat_pool.admit(uow, workspace, before, policy)
+    await seat_pool.announce_usage(uow, workspace.billing_root_id, pool=pool)
     return invitation
 
 
@@ -160,7 +159,7 @@ async def accept_invitation(
             member = await members.get(workspace.id, user_id)
         await InvitationRepository(uow.session).set_status(invitation.id, InvitationStatus.ACCEPTED)
     assert member is not None
-    usage = await seat_pool.admit(uow, workspace, before, policy)
+    pool = await seat_pool.admit(uow, workspace, before, policy)
     if joined:
         await uow.stage(
             MemberJoined(
@@ -186,7 +185,7 @@ async def accept_invitation(
         root_id=workspace.root_id,
         workspace_id=workspace.id,
     )
-    await seat_pool.announce_usage(uow, workspace.billing_root_id, usage=usage)
+    await seat_pool.announce_usage(uow, workspace.billing_root_id, pool=pool)
     return Membership(workspace_id=workspace.id, member=member)
 
 

@@ -31,13 +31,12 @@ from services.identity.domain import (
     IdentityPolicy,
     Occupancy,
     SeatPool,
-    SeatUsage,
     Workspace,
     WorkspaceSeats,
     ensure_cap_covers,
     ensure_room,
 )
-from services.identity.repository.seat_pools import SeatPoolRepository
+from services.identity.repository.seat_pools import PoolRecord, SeatPoolRepository
 from services.identity.repository.workspaces import WorkspaceRepository
 from shared.unit_of_work import UnitOfWork
 
@@ -45,30 +44,23 @@ from shared.unit_of_work import UnitOfWork
 async def seat_pool(
     uow: UnitOfWork, billing_root_id: uuid.UUID, policy: IdentityPolicy
 ) -> SeatPool:
-    pools = SeatPoolRepository(uow.session)
-    record = await pools.get(billing_root_id)
-    usage = await pools.usage(billing_root_id, now=datetime.now(UTC))
+    record = await SeatPoolRepository(uow.session).get(billing_root_id)
+    assert record is not None
     return SeatPool(
         billing_root_id=billing_root_id,
-        limit=policy.seats_limit(None if record is None else record.seats_limit),
-        used=usage.used,
-        pending=usage.pending,
+        limit=policy.seats_limit(record.seats_limit),
+        used=record.usage.used,
+        pending=record.usage.pending,
     )
 
 
 async def occupancy(
     uow: UnitOfWork, workspace: Workspace, *, at: datetime | None = None
 ) -> Occupancy:
-    """The workspace's pool and, when it is capped, the workspace itself, as counted
-    now. Call it holding the pool's lock, before a change that may add people and
-    (through `admit`) after it."""
-    now = at or datetime.now(UTC)
-    pools = SeatPoolRepository(uow.session)
-    pool = await pools.usage(workspace.billing_root_id, now=now)
-    in_workspace = (
-        None if workspace.seats_cap is None else await pools.in_workspace(workspace.id, now=now)
-    )
-    return Occupancy(pool=pool, in_workspace=in_workspace, at=now)
+    """Lock the workspace's pool (if this transaction holds it already, the lock costs
+    no wait) and count it and, when the workspace is capped, the workspace: before a
+    change that may add people and (through `admit`) after it."""
+    return (await _counted(uow, workspace, at or datetime.now(UTC)))[1]
 
 
 @asynccontextmanager
@@ -90,26 +82,32 @@ async def changing(
     }
     yield
     for pool_id, held in before.items():
-        after = await pools.held_by(pool_id, people=people, emails=emails)
-        await pools.add_to_count(
-            pool_id, SeatUsage(used=after.used - held.used, pending=after.pending - held.pending)
-        )
+        await pools.move_count(pool_id, people=people, emails=emails, before=held)
 
 
 async def admit(
     uow: UnitOfWork, workspace: Workspace, before: Occupancy, policy: IdentityPolicy
-) -> SeatUsage:
+) -> PoolRecord:
     """Refuse the change just made in `workspace` if it took its pool past the limit or
     the workspace past its cap (409 `seat-limit-reached`; the unit of work then rolls
-    it back); the pool's usage with it, to announce. `workspace` as it is after the
-    change, read under the locks that keep its pool and its cap as they are."""
-    after = await occupancy(uow, workspace, at=before.at)
-    record = await SeatPoolRepository(uow.session).get(workspace.billing_root_id)
-    assert record is not None
+    it back); the pool as it is after the change, to announce. `workspace` as it is
+    after the change, read under the locks that keep its pool and its cap as they are."""
+    record, after = await _counted(uow, workspace, before.at)
     ensure_room(
         before, after, limit=policy.seats_limit(record.seats_limit), cap=workspace.seats_cap
     )
-    return after.pool
+    return record
+
+
+async def _counted(
+    uow: UnitOfWork, workspace: Workspace, now: datetime
+) -> tuple[PoolRecord, Occupancy]:
+    pools = SeatPoolRepository(uow.session)
+    record = await pools.lock(workspace.billing_root_id, now=now)
+    in_workspace = (
+        None if workspace.seats_cap is None else await pools.in_workspace(workspace.id, now=now)
+    )
+    return record, Occupancy(pool=record.usage, in_workspace=in_workspace, at=now)
 
 
 async def cap_seats(uow: UnitOfWork, command: CapSeats, policy: IdentityPolicy) -> WorkspaceSeats:
@@ -145,14 +143,13 @@ async def cap_seats(uow: UnitOfWork, command: CapSeats, policy: IdentityPolicy) 
 
 
 async def announce_usage(
-    uow: UnitOfWork, billing_root_id: uuid.UUID, *, usage: SeatUsage | None = None
+    uow: UnitOfWork, billing_root_id: uuid.UUID, *, pool: PoolRecord | None = None
 ) -> None:
-    """Announce the pool's usage if it changed; `usage` when the caller just counted it
-    under the pool's lock."""
+    """Announce the pool's usage if it changed; `pool` when the caller just read it
+    under the pool's lock, after its change."""
     pools = SeatPoolRepository(uow.session)
-    record = await pools.lock(billing_root_id)
-    if usage is None:
-        usage = await pools.usage(billing_root_id, now=datetime.now(UTC))
+    record = pool or await pools.lock(billing_root_id)
+    usage = record.usage
     if usage == record.published:
         return
     await pools.record_published_usage(billing_root_id, usage)

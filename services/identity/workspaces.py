@@ -95,7 +95,6 @@ async def create_sub_workspace(
     pools = SeatPoolRepository(uow.session)
     if workspace.is_billing_root:
         await pools.open(workspace.id, workspace.root_id)
-    await pools.lock(workspace.billing_root_id)
     before = await seat_pool.occupancy(uow, workspace)
     await _stage_created(uow, workspace)
     invited = [
@@ -109,8 +108,8 @@ async def create_sub_workspace(
         )
         for member in command.members
     ]
-    usage = await seat_pool.admit(uow, workspace, before, policy)
-    await seat_pool.announce_usage(uow, workspace.billing_root_id, usage=usage)
+    pool = await seat_pool.admit(uow, workspace, before, policy)
+    await seat_pool.announce_usage(uow, workspace.billing_root_id, pool=pool)
     return SubWorkspaceWithInvitations(workspace, invited)
 
 

@@ -9,27 +9,37 @@ as measured on the people and emails the change touches (`held_by`, indexed exis
 checks), so that nothing counts the whole pool on the way of a request. Invitations
 expire without a write: `held` counts pending invitations whatever their expiry, and
 a read takes away the emails whose every pending invitation has expired — the few that
-housekeeping has not closed yet (`ix_invitations_pending_by_expiry`)."""
+housekeeping has not closed yet (`ix_invitations_pending_by_expiry`).
+
+The statements on a request's way are built once, with parameters: building them
+again for every request cost more than running them.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import (
     ColumnElement,
+    DateTime,
     FromClause,
+    Integer,
     ScalarSelect,
     Select,
+    Text,
+    Uuid,
     and_,
+    any_,
+    bindparam,
     exists,
     func,
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,8 +55,8 @@ class PoolRecord:
     """Billing's last word; None until its first `limits.changed` arrives."""
     published: SeatUsage
     """The usage last announced in `seats.usage_changed`."""
-    counted: SeatUsage
-    """People seated, and emails held by pending invitations whatever their expiry."""
+    usage: SeatUsage
+    """The usage when it was read: its count, less the holds that have expired."""
 
 
 class SeatPoolRepository:
@@ -63,28 +73,23 @@ class SeatPoolRepository:
             )
         )
 
-    async def lock(self, billing_root_id: uuid.UUID) -> PoolRecord:
-        """Lock the pool: every change of who holds a seat in it goes one at a time."""
+    async def lock(self, billing_root_id: uuid.UUID, *, now: datetime | None = None) -> PoolRecord:
+        """Lock the pool: every change of who holds a seat in it goes one at a time.
+        Locking it again in the same transaction reads it again."""
+        at = now or datetime.now(UTC)
         row = (
-            (
-                await self.session.execute(
-                    select(seat_pools)
-                    .where(seat_pools.c.billing_root_id == billing_root_id)
-                    .with_for_update()
-                )
-            )
+            (await self.session.execute(_LOCKED_POOL, {"pool": billing_root_id, "now": at}))
             .mappings()
             .one()
         )
         return _pool(row)
 
-    async def get(self, billing_root_id: uuid.UUID) -> PoolRecord | None:
+    async def get(
+        self, billing_root_id: uuid.UUID, *, now: datetime | None = None
+    ) -> PoolRecord | None:
+        at = now or datetime.now(UTC)
         row = (
-            (
-                await self.session.execute(
-                    select(seat_pools).where(seat_pools.c.billing_root_id == billing_root_id)
-                )
-            )
+            (await self.session.execute(_POOL, {"pool": billing_root_id, "now": at}))
             .mappings()
             .one_or_none()
         )
@@ -99,35 +104,19 @@ class SeatPoolRepository:
 
     async def record_published_usage(self, billing_root_id: uuid.UUID, usage: SeatUsage) -> None:
         await self.session.execute(
-            update(seat_pools)
-            .where(seat_pools.c.billing_root_id == billing_root_id)
-            .values(used=usage.used, pending=usage.pending)
+            _RECORD_PUBLISHED,
+            {
+                "pool": billing_root_id,
+                "published_used": usage.used,
+                "published_pending": usage.pending,
+            },
         )
-
-    async def usage(self, billing_root_id: uuid.UUID, *, now: datetime) -> SeatUsage:
-        """The pool's usage now, from its count."""
-        row = (
-            await self.session.execute(
-                select(
-                    seat_pools.c.seated, seat_pools.c.held - _expired_holds(billing_root_id, now)
-                ).where(seat_pools.c.billing_root_id == billing_root_id)
-            )
-        ).one()
-        return SeatUsage(used=int(row[0]), pending=int(row[1]))
 
     async def in_workspace(self, workspace_id: uuid.UUID, *, now: datetime) -> int:
         """The workspace's members plus its pending invitations: what a cap limits (at
         most the cap, or what the workspace held when capped, so counting is cheap)."""
-        members = select(func.count()).where(memberships.c.workspace_id == workspace_id)
-        pending = select(func.count()).where(
-            invitations.c.workspace_id == workspace_id,
-            invitations.c.status == InvitationStatus.PENDING.value,
-            invitations.c.expires_at > now,
-        )
-        return int(
-            await self.session.scalar(select(members.scalar_subquery() + pending.scalar_subquery()))
-            or 0
-        )
+        found = await self.session.scalar(_IN_WORKSPACE, {"workspace": workspace_id, "now": now})
+        return int(found or 0)
 
     async def held_by(
         self, billing_root_id: uuid.UUID, *, people: Sequence[str], emails: Sequence[str]
@@ -138,22 +127,30 @@ class SeatPoolRepository:
         what the change did to the pool's count."""
         row = (
             await self.session.execute(
-                select(_used(billing_root_id, among=people), _held(billing_root_id, among=emails))
+                _HELD_BY, {"pool": billing_root_id, "people": people, "emails": emails}
             )
         ).one()
         return SeatUsage(used=int(row[0]), pending=int(row[1]))
 
-    async def add_to_count(self, billing_root_id: uuid.UUID, change: SeatUsage) -> None:
-        """Move the pool's count by what a change did to it; call it holding the lock."""
-        if change == SeatUsage(used=0, pending=0):
-            return
+    async def move_count(
+        self,
+        billing_root_id: uuid.UUID,
+        *,
+        people: Sequence[str],
+        emails: Sequence[str],
+        before: SeatUsage,
+    ) -> None:
+        """Move the pool's count by what a change did to what these people and emails
+        take (`before` it, by `held_by`); call it holding the lock."""
         await self.session.execute(
-            update(seat_pools)
-            .where(seat_pools.c.billing_root_id == billing_root_id)
-            .values(
-                seated=seat_pools.c.seated + change.used,
-                held=seat_pools.c.held + change.pending,
-            )
+            _MOVE_COUNT,
+            {
+                "pool": billing_root_id,
+                "people": people,
+                "emails": emails,
+                "used_before": before.used,
+                "held_before": before.pending,
+            },
         )
 
     async def seat_takers_in(
@@ -180,38 +177,58 @@ class SeatPoolRepository:
             emails.update((await self.session.scalars(invited)).all())
         return people, sorted(emails)
 
-    async def recount(self, billing_root_id: uuid.UUID) -> SeatUsage:
-        """The pool counted from every row, as `counted` should say (to check the count,
-        never on a request's way)."""
+    async def recount(self, billing_root_id: uuid.UUID) -> tuple[SeatUsage, SeatUsage]:
+        """The pool's count as kept, and counted from every row (to check the one
+        against the other, never on a request's way)."""
         row = (
-            await self.session.execute(select(_used(billing_root_id), _held(billing_root_id)))
+            await self.session.execute(
+                select(seat_pools.c.seated, seat_pools.c.held, _used(), _held()).where(
+                    seat_pools.c.billing_root_id == _POOL_ID
+                ),
+                {"pool": billing_root_id},
+            )
         ).one()
-        return SeatUsage(used=int(row[0]), pending=int(row[1]))
+        return (
+            SeatUsage(used=int(row[0]), pending=int(row[1])),
+            SeatUsage(used=int(row[2]), pending=int(row[3])),
+        )
 
 
-def _used(billing_root_id: uuid.UUID, *, among: Sequence[str] | None = None) -> ScalarSelect[int]:
-    """Distinct people (among these) who are members of a workspace in the pool."""
+_POOL_ID = bindparam("pool", type_=Uuid)
+_NOW = bindparam("now", type_=DateTime(timezone=True))
+_PEOPLE = bindparam("people", type_=ARRAY(Text))
+_EMAILS = bindparam("emails", type_=ARRAY(Text))
+
+
+def _live_workspaces() -> Select[tuple[uuid.UUID]]:
+    return select(workspaces.c.id).where(
+        workspaces.c.billing_root_id == _POOL_ID,
+        workspaces.c.status != WorkspaceStatus.DELETED.value,
+    )
+
+
+def _used(*, among: ColumnElement[bool] | None = None) -> ScalarSelect[int]:
+    """Distinct people (among some) who are members of a workspace in the pool."""
     query = select(func.count(func.distinct(memberships.c.user_id))).where(
-        memberships.c.workspace_id.in_(_live_workspaces_of(billing_root_id))
+        memberships.c.workspace_id.in_(_live_workspaces())
     )
     if among is not None:
-        query = query.where(memberships.c.user_id.in_(among))
+        query = query.where(among)
     return query.scalar_subquery()
 
 
-def _held(billing_root_id: uuid.UUID, *, among: Sequence[str] | None = None) -> ScalarSelect[int]:
-    """Emails (among these), each once, that a pending invitation in the pool holds a
+def _held(*, among: ColumnElement[bool] | None = None) -> ScalarSelect[int]:
+    """Emails (among some), each once, that a pending invitation in the pool holds a
     seat for, whatever its expiry: no member of the pool joined with them."""
     query = select(func.count(func.distinct(invitations.c.email))).where(
-        _pending_in_pool(invitations, billing_root_id),
-        ~_a_member_joined_with(billing_root_id, invitations.c.email),
+        _pending_in_pool(invitations), ~_a_member_joined_with(invitations.c.email)
     )
     if among is not None:
-        query = query.where(invitations.c.email.in_(among))
+        query = query.where(among)
     return query.scalar_subquery()
 
 
-def _expired_holds(billing_root_id: uuid.UUID, now: datetime) -> ScalarSelect[int]:
+def _expired_holds() -> ScalarSelect[int]:
     """Emails that `held` counts but hold no seat any more: every pending invitation
     to them in the pool has expired. Found from the invitations past their expiry that
     are still pending, which housekeeping keeps few."""
@@ -220,40 +237,72 @@ def _expired_holds(billing_root_id: uuid.UUID, now: datetime) -> ScalarSelect[in
     return (
         select(func.count(func.distinct(due.c.email)))
         .where(
-            _pending_in_pool(due, billing_root_id),
-            due.c.expires_at <= now,
-            ~_a_member_joined_with(billing_root_id, due.c.email),
+            _pending_in_pool(due),
+            due.c.expires_at <= _NOW,
+            ~_a_member_joined_with(due.c.email),
             ~exists().where(
-                _pending_in_pool(still_open, billing_root_id),
+                _pending_in_pool(still_open),
                 still_open.c.email == due.c.email,
-                still_open.c.expires_at > now,
+                still_open.c.expires_at > _NOW,
             ),
         )
         .scalar_subquery()
     )
 
 
-def _pending_in_pool(table: FromClause, billing_root_id: uuid.UUID) -> ColumnElement[bool]:
+def _pending_in_pool(table: FromClause) -> ColumnElement[bool]:
     return and_(
         table.c.status == InvitationStatus.PENDING.value,
-        table.c.workspace_id.in_(_live_workspaces_of(billing_root_id)),
+        table.c.workspace_id.in_(_live_workspaces()),
     )
 
 
-def _a_member_joined_with(
-    billing_root_id: uuid.UUID, email: ColumnElement[str]
-) -> ColumnElement[bool]:
+def _a_member_joined_with(email: ColumnElement[str]) -> ColumnElement[bool]:
     return exists().where(
-        memberships.c.email == email,
-        memberships.c.workspace_id.in_(_live_workspaces_of(billing_root_id)),
+        memberships.c.email == email, memberships.c.workspace_id.in_(_live_workspaces())
     )
 
 
-def _live_workspaces_of(billing_root_id: uuid.UUID) -> Select[tuple[uuid.UUID]]:
-    return select(workspaces.c.id).where(
-        workspaces.c.billing_root_id == billing_root_id,
-        workspaces.c.status != WorkspaceStatus.DELETED.value,
+_USED_BY = _used(among=memberships.c.user_id == any_(_PEOPLE))
+_HELD_FOR = _held(among=invitations.c.email == any_(_EMAILS))
+
+_POOL = select(
+    seat_pools,
+    (seat_pools.c.held - _expired_holds()).label("held_now"),
+).where(seat_pools.c.billing_root_id == _POOL_ID)
+_LOCKED_POOL = _POOL.with_for_update(of=seat_pools)
+
+_HELD_BY = select(_USED_BY, _HELD_FOR)
+
+_MOVE_COUNT = (
+    update(seat_pools)
+    .where(seat_pools.c.billing_root_id == _POOL_ID)
+    .values(
+        seated=seat_pools.c.seated + _USED_BY - bindparam("used_before", type_=Integer),
+        held=seat_pools.c.held + _HELD_FOR - bindparam("held_before", type_=Integer),
     )
+)
+
+_RECORD_PUBLISHED = (
+    update(seat_pools)
+    .where(seat_pools.c.billing_root_id == _POOL_ID)
+    .values(
+        used=bindparam("published_used", type_=Integer),
+        pending=bindparam("published_pending", type_=Integer),
+    )
+)
+
+_WORKSPACE_ID = bindparam("workspace", type_=Uuid)
+_IN_WORKSPACE = select(
+    select(func.count()).where(memberships.c.workspace_id == _WORKSPACE_ID).scalar_subquery()
+    + select(func.count())
+    .where(
+        invitations.c.workspace_id == _WORKSPACE_ID,
+        invitations.c.status == InvitationStatus.PENDING.value,
+        invitations.c.expires_at > _NOW,
+    )
+    .scalar_subquery()
+)
 
 
 def _pool(row: RowMapping) -> PoolRecord:
@@ -262,5 +311,5 @@ def _pool(row: RowMapping) -> PoolRecord:
         root_id=row["root_id"],
         seats_limit=row["seats_limit"],
         published=SeatUsage(used=row["used"], pending=row["pending"]),
-        counted=SeatUsage(used=row["seated"], pending=row["held"]),
+        usage=SeatUsage(used=row["seated"], pending=row["held_now"]),
     )
