@@ -90,11 +90,12 @@ async def invite(
 ) -> Invitation:
     """Invite someone who is neither a member nor invited yet. Call it holding the
     pool's lock, with the pool counted before, and admit the change afterwards."""
-    if await MemberRepository(uow.session).email_is_member(workspace.id, email):
+    invitations = InvitationRepository(uow.session)
+    is_member, is_invited = await invitations.standing_of(workspace.id, email)
+    if is_member:
         msg = f"{email} is already a member of this workspace."
         raise AlreadyMemberError(msg)
-    invitations = InvitationRepository(uow.session)
-    if await invitations.pending_exists(workspace.id, email):
+    if is_invited:
         msg = f"{email} already has a pending invitation to this workspace."
         raise AlreadyInvitedError(msg)
     async with seat_pool.changing(uow, [workspace.billing_root_id], emails=[email]):
