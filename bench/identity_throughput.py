@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy import text
 
+from bench import results as saved_results
 from contracts.events.billing import LimitsChanged
 from contracts.events.identity import BillingMode
 from contracts.permissions import Role
@@ -168,7 +169,8 @@ async def measure(settings: Settings, total: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a tenth of the writes")
-    total = 160 if parser.parse_args().quick else 1600
+    args = parser.parse_args()
+    total = 160 if args.quick else 1600
     with sandbox("atrium-bench") as environment:
         results = asyncio.run(measure(environment.settings, total))
     baseline = results["baseline: one-row INSERT transactions"]
@@ -178,6 +180,16 @@ def main() -> None:
     print(
         f"\n{total} writes each, {WRITERS} concurrent writers; {os.cpu_count()} CPUs; "
         "relay publishing in the same process"
+    )
+    saved_results.save(
+        "identity_throughput",
+        {
+            "writes": total,
+            "writers": WRITERS,
+            "per_second": {name: round(rate, 1) for name, rate in results.items()},
+            "vs_baseline": {name: round(rate / baseline, 3) for name, rate in results.items()},
+        },
+        quick=args.quick,
     )
 
 

@@ -67,7 +67,9 @@ async def finish_deletion(uow: UnitOfWork, command: FinishDeletion) -> bool:
     pending = await InvitationRepository(uow.session).pending(workspace.id, now=datetime.now(UTC))
     for invitation in pending:
         await invitations.end_invitation(uow, invitation, workspace, InvitationStatus.REVOKED)
-    gone = await workspaces.save(replace(workspace, status=WorkspaceStatus.DELETED))
+    people, emails = await SeatPoolRepository(uow.session).seat_takers_in(workspace.id)
+    async with seat_pool.changing(uow, [workspace.billing_root_id], people=people, emails=emails):
+        gone = await workspaces.save(replace(workspace, status=WorkspaceStatus.DELETED))
     await uow.stage(
         WorkspaceDeleted(
             id=gone.id,

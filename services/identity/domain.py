@@ -375,8 +375,9 @@ class Occupancy:
 
     pool: SeatUsage
     """The workspace's pool."""
-    in_workspace: int
-    """The workspace's members plus its pending invitations: what its cap limits."""
+    in_workspace: int | None
+    """The workspace's members plus its pending invitations: what its cap limits (None
+    when it has no cap: then nothing needs it counted)."""
     at: datetime
     """When it was counted: invitations expire."""
 
@@ -392,7 +393,11 @@ def ensure_room(before: Occupancy, after: Occupancy, *, limit: int, cap: int | N
             f"{before.pool.pending} held by pending invitations. Remove someone to free a seat."
         )
         raise SeatLimitReachedError(msg)
-    if cap is not None and after.in_workspace > max(before.in_workspace, cap):
+    if (
+        cap is not None
+        and after.in_workspace is not None
+        and after.in_workspace > max(before.in_workspace or 0, cap)
+    ):
         msg = f"This workspace is capped at {cap} seats, and {before.in_workspace} are taken."
         raise SeatLimitReachedError(msg)
 

@@ -65,7 +65,6 @@ async def invite_member(
     )
     workspace = access.workspace
     workspace.ensure_active()
-    await SeatPoolRepository(uow.session).lock(workspace.billing_root_id)
     before = await seat_pool.occupancy(uow, workspace)
     invitation = await invite(
         uow,
@@ -75,8 +74,8 @@ async def invite_member(
         invited_by=authorization.person(command.caller),
         expires_at=before.at + policy.invitation_lifetime,
     )
-    usage = await seat_pool.admit(uow, workspace, before, policy)
-    await seat_pool.announce_usage(uow, workspace.billing_root_id, usage=usage)
+    pool = await seat_pool.admit(uow, workspace, before, policy)
+    await seat_pool.announce_usage(uow, workspace.billing_root_id, pool=pool)
     return invitation
 
 
@@ -91,20 +90,22 @@ async def invite(
 ) -> Invitation:
     """Invite someone who is neither a member nor invited yet. Call it holding the
     pool's lock, with the pool counted before, and admit the change afterwards."""
-    if await MemberRepository(uow.session).email_is_member(workspace.id, email):
+    invitations = InvitationRepository(uow.session)
+    is_member, is_invited = await invitations.standing_of(workspace.id, email)
+    if is_member:
         msg = f"{email} is already a member of this workspace."
         raise AlreadyMemberError(msg)
-    invitations = InvitationRepository(uow.session)
-    if await invitations.pending_exists(workspace.id, email):
+    if is_invited:
         msg = f"{email} already has a pending invitation to this workspace."
         raise AlreadyInvitedError(msg)
-    invitation = await invitations.add(
-        workspace_id=workspace.id,
-        email=email,
-        role=role,
-        invited_by=invited_by,
-        expires_at=expires_at,
-    )
+    async with seat_pool.changing(uow, [workspace.billing_root_id], emails=[email]):
+        invitation = await invitations.add(
+            workspace_id=workspace.id,
+            email=email,
+            role=role,
+            invited_by=invited_by,
+            expires_at=expires_at,
+        )
     await uow.stage(
         InvitationCreated(
             invitation_id=invitation.id,
@@ -151,12 +152,15 @@ async def accept_invitation(
     await members.remember_user(user_id, email)
     member = await members.get(workspace.id, user_id)
     joined = member is None
-    if joined:
-        await members.add(workspace.id, user_id, invitation.role, email=email)
-        member = await members.get(workspace.id, user_id)
+    async with seat_pool.changing(
+        uow, [workspace.billing_root_id], people=[user_id], emails=[email]
+    ):
+        if joined:
+            await members.add(workspace.id, user_id, invitation.role, email=email)
+            member = await members.get(workspace.id, user_id)
+        await InvitationRepository(uow.session).set_status(invitation.id, InvitationStatus.ACCEPTED)
     assert member is not None
-    await InvitationRepository(uow.session).set_status(invitation.id, InvitationStatus.ACCEPTED)
-    usage = await seat_pool.admit(uow, workspace, before, policy)
+    pool = await seat_pool.admit(uow, workspace, before, policy)
     if joined:
         await uow.stage(
             MemberJoined(
@@ -182,7 +186,7 @@ async def accept_invitation(
         root_id=workspace.root_id,
         workspace_id=workspace.id,
     )
-    await seat_pool.announce_usage(uow, workspace.billing_root_id, usage=usage)
+    await seat_pool.announce_usage(uow, workspace.billing_root_id, pool=pool)
     return Membership(workspace_id=workspace.id, member=member)
 
 
@@ -222,7 +226,8 @@ async def end_invitation(
     uow: UnitOfWork, invitation: Invitation, workspace: Workspace, status: InvitationStatus
 ) -> None:
     """Revoke, decline or expire a pending invitation; its seat frees up."""
-    await InvitationRepository(uow.session).set_status(invitation.id, status)
+    async with seat_pool.changing(uow, [workspace.billing_root_id], emails=[invitation.email]):
+        await InvitationRepository(uow.session).set_status(invitation.id, status)
     await uow.stage(
         _ENDED[status](
             invitation_id=invitation.id,

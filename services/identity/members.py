@@ -65,7 +65,13 @@ async def remove_member(uow: UnitOfWork, command: RemoveMember) -> None:
 async def end_membership(
     uow: UnitOfWork, workspace: Workspace, member: Member, reason: RemovalReason
 ) -> None:
-    await MemberRepository(uow.session).remove(workspace.id, member.user_id)
+    """The member's seat frees up unless they hold another place in the pool (call it
+    holding the pool's lock)."""
+    people, emails = await SeatPoolRepository(uow.session).seat_takers_in(
+        workspace.id, user_id=member.user_id
+    )
+    async with seat_pool.changing(uow, [workspace.billing_root_id], people=people, emails=emails):
+        await MemberRepository(uow.session).remove(workspace.id, member.user_id)
     await uow.stage(
         MemberRemoved(
             workspace_id=workspace.id,

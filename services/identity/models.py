@@ -91,6 +91,8 @@ memberships = Table(
     ),
 )
 
+Index("ix_memberships_email", memberships.c.email)
+
 invitations = Table(
     "invitations",
     metadata,
@@ -143,6 +145,22 @@ seat_pools = Table(
     ),
     Column("used", Integer, nullable=False, server_default="0", comment="Last published."),
     Column("pending", Integer, nullable=False, server_default="0", comment="Last published."),
+    Column(
+        "seated",
+        Integer,
+        nullable=False,
+        server_default="0",
+        comment="Distinct people who are members of a live workspace in the pool, kept under "
+        "the pool's lock.",
+    ),
+    Column(
+        "held",
+        Integer,
+        nullable=False,
+        server_default="0",
+        comment="Distinct emails of pending invitations in the pool (whatever their expiry) "
+        "that no member joined with, kept under the pool's lock.",
+    ),
 )
 
 outbox = outbox_table(metadata)

@@ -46,9 +46,14 @@ async def create_root_workspace(uow: UnitOfWork, command: CreateRootWorkspace) -
     pools = SeatPoolRepository(uow.session)
     await pools.open(workspace.id, workspace.root_id)
     await pools.lock(workspace.billing_root_id)
-    await members.add(
-        workspace.id, founder_id, FOUNDER_ROLE, email=authorization.known_email(command.caller)
-    )
+    email = authorization.known_email(command.caller)
+    async with seat_pool.changing(
+        uow,
+        [workspace.billing_root_id],
+        people=[founder_id],
+        emails=[] if email is None else [email],
+    ):
+        await members.add(workspace.id, founder_id, FOUNDER_ROLE, email=email)
     await _stage_created(uow, workspace)
     await uow.stage(
         MemberJoined(
@@ -90,7 +95,6 @@ async def create_sub_workspace(
     pools = SeatPoolRepository(uow.session)
     if workspace.is_billing_root:
         await pools.open(workspace.id, workspace.root_id)
-    await pools.lock(workspace.billing_root_id)
     before = await seat_pool.occupancy(uow, workspace)
     await _stage_created(uow, workspace)
     invited = [
@@ -104,8 +108,8 @@ async def create_sub_workspace(
         )
         for member in command.members
     ]
-    usage = await seat_pool.admit(uow, workspace, before, policy)
-    await seat_pool.announce_usage(uow, workspace.billing_root_id, usage=usage)
+    pool = await seat_pool.admit(uow, workspace, before, policy)
+    await seat_pool.announce_usage(uow, workspace.billing_root_id, pool=pool)
     return SubWorkspaceWithInvitations(workspace, invited)
 
 
@@ -132,7 +136,14 @@ async def update_workspace(
     moving_in = None
     if command.billing_mode is not None:
         after, moving_in = await _change_billing_mode(uow, after, command)
-    saved = await WorkspaceRepository(uow.session).save(after)
+    if moving_in is None:
+        saved = await WorkspaceRepository(uow.session).save(after)
+    else:
+        people, emails = await SeatPoolRepository(uow.session).seat_takers_in(after.id)
+        async with seat_pool.changing(
+            uow, [before.billing_root_id, after.billing_root_id], people=people, emails=emails
+        ):
+            saved = await WorkspaceRepository(uow.session).save(after)
     if moving_in is not None:
         await seat_pool.admit(uow, saved, moving_in, policy)
     if (saved.name, saved.image_url) != (before.name, before.image_url):

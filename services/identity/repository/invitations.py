@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import Text, Uuid, bindparam, exists, func, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.permissions import Role
 from services.identity.domain import Invitation, InvitationStatus, WorkspaceStatus
-from services.identity.models import invitations, workspaces
+from services.identity.models import invitations, memberships, workspaces
 
 
 class InvitationRepository:
@@ -27,25 +27,16 @@ class InvitationRepository:
         invited_by: str,
         expires_at: datetime,
     ) -> Invitation:
-        row = (
-            (
-                await self.session.execute(
-                    invitations.insert()
-                    .values(
-                        id=uuid.uuid4(),
-                        workspace_id=workspace_id,
-                        email=email,
-                        role=role.value,
-                        status=InvitationStatus.PENDING.value,
-                        invited_by=invited_by,
-                        expires_at=expires_at,
-                    )
-                    .returning(*invitations.c)
-                )
-            )
-            .mappings()
-            .one()
-        )
+        values = {
+            "id": uuid.uuid4(),
+            "workspace_id": workspace_id,
+            "email": email,
+            "role": role.value,
+            "status": InvitationStatus.PENDING.value,
+            "invited_by": invited_by,
+            "expires_at": expires_at,
+        }
+        row = (await self.session.execute(_ADD, values)).mappings().one()
         return _invitation(row)
 
     async def get(self, invitation_id: uuid.UUID, *, lock: bool = False) -> Invitation | None:
@@ -55,18 +46,14 @@ class InvitationRepository:
         row = (await self.session.execute(query)).mappings().one_or_none()
         return None if row is None else _invitation(row)
 
-    async def pending_exists(self, workspace_id: uuid.UUID, email: str) -> bool:
-        return bool(
-            await self.session.scalar(
-                select(
-                    exists().where(
-                        invitations.c.workspace_id == workspace_id,
-                        invitations.c.email == email,
-                        invitations.c.status == InvitationStatus.PENDING.value,
-                    )
-                )
-            )
-        )
+    async def standing_of(self, workspace_id: uuid.UUID, email: str) -> tuple[bool, bool]:
+        """Whether someone joined the workspace with this email, and whether an
+        invitation to it is pending there: one statement, built once, on the way of
+        every invitation."""
+        row = (
+            await self.session.execute(_STANDING, {"workspace": workspace_id, "email": email})
+        ).one()
+        return bool(row[0]), bool(row[1])
 
     async def pending(self, workspace_id: uuid.UUID, *, now: datetime) -> list[Invitation]:
         """A workspace's invitations that are still open."""
@@ -132,6 +119,19 @@ class InvitationRepository:
             )
         ).all()
         return [(row[0], row[1], row[2]) for row in rows]
+
+
+_ADD = invitations.insert().returning(*invitations.c)
+_WORKSPACE_ID = bindparam("workspace", type_=Uuid)
+_EMAIL = bindparam("email", type_=Text)
+_STANDING = select(
+    exists().where(memberships.c.workspace_id == _WORKSPACE_ID, memberships.c.email == _EMAIL),
+    exists().where(
+        invitations.c.workspace_id == _WORKSPACE_ID,
+        invitations.c.email == _EMAIL,
+        invitations.c.status == InvitationStatus.PENDING.value,
+    ),
+)
 
 
 def _invitation(row: RowMapping) -> Invitation:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Select, delete, exists, func, select, update
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -123,18 +123,6 @@ class MemberRepository:
         await self.session.execute(
             delete(memberships).where(
                 memberships.c.workspace_id == workspace_id, memberships.c.user_id == user_id
-            )
-        )
-
-    async def email_is_member(self, workspace_id: uuid.UUID, email: str) -> bool:
-        """Whether someone joined the workspace with this email."""
-        return bool(
-            await self.session.scalar(
-                select(
-                    exists().where(
-                        memberships.c.workspace_id == workspace_id, memberships.c.email == email
-                    )
-                )
             )
         )
 
