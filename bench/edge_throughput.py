@@ -30,9 +30,11 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import subprocess
 import tempfile
 import uuid
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +43,7 @@ import httpx
 
 from bench import results
 from bench.gateway_latency import hello_world
-from bench.gateway_processes import py_spy
+from bench.gateway_processes import cpu_spent, py_spy
 from bench.load import Measured, run_wrk
 from bench.system import NO_RATE_LIMITS, as_person, running_system
 from infra.processes import free_port
@@ -152,6 +154,7 @@ def profiled(target: Target, seconds: float, folder: Path | None) -> Iterator[No
                 f"{seconds:.0f}",
                 "--rate",
                 "200",
+                "--nonblocking",  # sampling without stopping the process
                 "--format",
                 "raw",
                 "--output",
@@ -169,15 +172,25 @@ def profiled(target: Target, seconds: float, folder: Path | None) -> Iterator[No
             recorder.wait(timeout=seconds + 30)
 
 
-async def measure(targets: list[Target], args: argparse.Namespace) -> list[list[Measured]]:
+async def measure(
+    targets: list[Target],
+    parts: dict[str, list[int]],
+    cpu: list[defaultdict[str, float]],
+    args: argparse.Namespace,
+) -> list[list[Measured]]:
+    """Each target's rounds; `cpu` gets the CPU seconds each of the system's `parts`
+    spent while the target was measured."""
     by_target: list[list[Measured]] = [[] for _ in targets]
     for round_number in range(args.rounds):
         last = round_number == args.rounds - 1
-        for target, measured in zip(targets, by_target, strict=True):
+        for target, measured, spent in zip(targets, by_target, cpu, strict=True):
             await run_wrk(
                 target.url, target.headers, args.connections, WARM_UP_SECONDS, script=target.script
             )
-            with profiled(target, args.seconds, args.profile if last else None):
+            with (
+                cpu_spent(parts, spent),
+                profiled(target, args.seconds, args.profile if last else None),
+            ):
                 measured.append(
                     await run_wrk(
                         target.url,
@@ -207,7 +220,10 @@ def summed(rounds: list[Measured]) -> Measured:
 
 
 def report(
-    targets: list[Target], by_target: list[list[Measured]], args: argparse.Namespace
+    targets: list[Target],
+    by_target: list[list[Measured]],
+    cpu: list[defaultdict[str, float]],
+    args: argparse.Namespace,
 ) -> dict[str, object]:
     overall = [summed(rounds) for rounds in by_target]
     hello = overall[0].per_second
@@ -262,6 +278,20 @@ def report(
         f"{args.seconds:.0f}s per target (each after {WARM_UP_SECONDS:.0f}s of warm-up); "
         f"spends spread over {args.workspaces} accounts; p50/p99: the median round's"
     )
+    names = sorted(
+        {part for spent in cpu for part in spent}, key=lambda part: part == "rest of the machine"
+    )
+    print("\nCPU ms per request, by part (what the machine's other load cannot skew much):")
+    print(f"{'':<40}" + "".join(f"{name[:11]:>12}" for name in names))
+    for target, measured, spent in zip(targets, overall, cpu, strict=True):
+        per_request = {
+            name: 1000 * spent[name] / measured.requests if measured.requests else 0.0
+            for name in names
+        }
+        print(f"{target.name:<40}" + "".join(f"{per_request[name]:>12.2f}" for name in names))
+        figures[target.name]["cpu_ms_per_request"] = {  # type: ignore[index]
+            name: round(value, 3) for name, value in per_request.items()
+        }
     figures["goals"] = {
         name: {"value": round(value, 4), "goal": goal, "met": met}
         for name, (value, goal, met) in goals.items()
@@ -326,10 +356,19 @@ def main(argv: list[str] | None = None) -> None:
                     profiled=behind,
                 ),
             ]
-            by_target = asyncio.run(measure(targets, args))
+            postmaster = int((env.postgres.data_dir / "postmaster.pid").read_text().split()[0])
+            parts = {
+                "gateway": [*gateway.pids, *shared_limits.pids],
+                "identity": running[ServiceName.IDENTITY].pids,
+                "billing": running[ServiceName.BILLING].pids,
+                "postgres": [postmaster],
+                "wrk": [os.getpid()],
+            }
+            cpu: list[defaultdict[str, float]] = [defaultdict(float) for _ in targets]
+            by_target = asyncio.run(measure(targets, parts, cpu, args))
         finally:
             shared_limits.stop()
-    figures = report(targets, by_target, args)
+    figures = report(targets, by_target, cpu, args)
     results.save("edge_throughput", figures, quick=args.quick)
 
 
