@@ -169,7 +169,11 @@ def profiled(target: Target, seconds: float, folder: Path | None) -> Iterator[No
         yield
     finally:
         for recorder in recorders:
-            recorder.wait(timeout=seconds + 30)
+            try:
+                recorder.wait(timeout=seconds + 30)
+            except subprocess.TimeoutExpired:  # a starved machine: that profile is lost
+                recorder.kill()
+                recorder.wait()
 
 
 async def measure(
