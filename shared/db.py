@@ -62,6 +62,12 @@ def plain_url(url: str) -> str:
     return "postgresql://" + asyncpg_url(url).removeprefix("postgresql+asyncpg://")
 
 
+async def _session_kept(_: asyncpg.Connection) -> None:
+    """A plain connection's session is given back as it is: its users set nothing, hold
+    no lock and listen to nothing, and asyncpg rolls back a transaction left open. The
+    default reset (`RESET ALL`, `UNLISTEN *`, unlocking…) is a round trip per use."""
+
+
 class Database:
     def __init__(self, url: str, *, schema: str, pool_size: int = 10) -> None:
         self.schema = schema
@@ -101,6 +107,7 @@ class Database:
                         min_size=0,
                         max_size=self.pool_size,
                         server_settings={"search_path": self.schema},
+                        reset=_session_kept,
                         **tls_arguments(self.url),
                     )
         return self._plain

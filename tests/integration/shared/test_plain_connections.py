@@ -4,6 +4,7 @@ request's path without a ping before each use."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -47,4 +48,25 @@ async def test_plain_connections_work_in_the_services_schema(
         async with database.plain() as connection:
             assert await connection.fetchval("SHOW search_path") == "identity"
     finally:
+        await database.dispose()
+
+
+async def test_a_transaction_left_open_on_a_plain_connection_is_rolled_back(
+    settings: Settings, admin_engine: AsyncEngine
+) -> None:
+    database = Database(settings.database_url, schema="public")
+    table = f"plain_{uuid.uuid4().hex[:10]}"
+    try:
+        async with database.plain() as connection:
+            await connection.execute(f'CREATE TABLE "{table}" (id int)')
+        async with database.plain() as connection:
+            await connection.execute("BEGIN")
+            await connection.execute(f'INSERT INTO "{table}" VALUES (1)')
+
+        async with database.plain() as connection:
+            assert not connection.is_in_transaction()
+            assert await connection.fetchval(f'SELECT count(*) FROM "{table}"') == 0
+    finally:
+        async with database.plain() as connection:
+            await connection.execute(f'DROP TABLE IF EXISTS "{table}"')
         await database.dispose()
