@@ -50,7 +50,7 @@ format: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/python -m infra.docs docs/generated
 
-BENCHMARKS := outbox_latency identity_throughput gateway_latency billing_spend key_budget_spend edge_flood apikey_verification apikeys_usage apikey_revocation apikey_throughput apikey_usage_latency assets_listing metrics_overhead gateway_processes tracing_overhead access_propagation
+BENCHMARKS := outbox_latency identity_throughput gateway_latency billing_spend key_budget_spend edge_flood apikey_verification apikeys_usage apikey_revocation apikey_throughput apikey_usage_latency assets_listing metrics_overhead gateway_processes tracing_overhead access_propagation edge_throughput identity_reads
 
 # The HTTP benchmarks load the system with wrk; where it is missing and this is a root
 # shell on Debian or Ubuntu it is installed, else they fall back to a slower aiohttp load.

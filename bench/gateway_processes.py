@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from pathlib import Path
 import httpx
 
 from bench.gateway_latency import load
+from bench.load import WRK, Measured, run_wrk
 from bench.system import NO_RATE_LIMITS, as_person, running_system
 from infra.sandbox import Sandbox, sandbox
 from shared.settings import ServiceName
@@ -48,20 +48,7 @@ from shared.testing import ServiceProcess
 
 GOAL = 1.5
 WARM_UP_SECONDS = 2.0
-WRK = shutil.which("wrk")
 TICKS = os.sysconf("SC_CLK_TCK")
-
-
-@dataclass(frozen=True)
-class Measured:
-    requests: int
-    seconds: float
-    p50_ms: float
-    p99_ms: float
-    errors: int
-    """Answers other than 2xx."""
-    unanswered: int = 0
-    """wrk's socket errors: a request unanswered after 10 s is one."""
 
 
 @dataclass(frozen=True)
@@ -89,47 +76,6 @@ class Result:
 
 
 # --- Load -------------------------------------------------------------------------
-
-
-async def run_wrk(url: str, headers: dict[str, str], connections: int, seconds: float) -> Measured:
-    assert WRK is not None
-    header_options = [
-        option for name, value in headers.items() for option in ("-H", f"{name}: {value}")
-    ]
-    process = await asyncio.create_subprocess_exec(
-        WRK,
-        "-t1",
-        "--timeout",
-        "10s",
-        f"-c{connections}",
-        f"-d{seconds:.0f}s",
-        "--latency",
-        *header_options,
-        url,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    output = (await process.communicate())[0].decode()
-    return parse_wrk(output, seconds)
-
-
-_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
-def parse_wrk(output: str, seconds: float) -> Measured:
-    def latency(percent: int) -> float:
-        found = re.search(rf"^\s+{percent}%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
-        assert found is not None, output
-        return float(found.group(1)) * _UNITS[found.group(2)]
-
-    requests = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)", output)
-    assert requests is not None, output
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    socket_errors = re.search(
-        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
-    )
-    errors = int(non_2xx.group(1)) if non_2xx else 0
-    unanswered = sum(int(count) for count in socket_errors.groups()) if socket_errors else 0
-    return Measured(int(requests.group(1)), seconds, latency(50), latency(99), errors, unanswered)
 
 
 async def run_aiohttp(

@@ -60,6 +60,7 @@ from services.identity.schemas import (
     UpdateWorkspaceRequest,
     WorkspaceResponse,
 )
+from shared.db import Database
 from shared.errors import NotFoundError
 from shared.fields import PlainText
 from shared.idempotency import Idempotency
@@ -81,7 +82,13 @@ def _policy(request: Request) -> IdentityPolicy:
     return cast("IdentityPolicy", request.app.state.policy)
 
 
+def _database(request: Request) -> Database:
+    return cast("ServiceRuntime", request.app.state.runtime).database
+
+
 Units = Annotated[UnitsOfWork, Depends(_units)]
+Plain = Annotated[Database, Depends(_database)]
+"""For the hot reads on a plain connection (`Database.plain`)."""
 Policy = Annotated[IdentityPolicy, Depends(_policy)]
 
 
@@ -123,10 +130,10 @@ async def list_my_workspaces(
 
 @router.get("/workspaces/{workspace_id}", tags=["workspaces"], summary="A workspace")
 async def get_workspace(
-    workspace_id: uuid.UUID, caller: CurrentPrincipal, units: Units
+    workspace_id: uuid.UUID, caller: CurrentPrincipal, database: Plain
 ) -> WorkspaceResponse:
-    async with units.begin(actor=caller.actor) as uow:
-        return WorkspaceResponse.of(await queries.workspace(uow, caller, workspace_id))
+    async with database.plain() as connection:
+        return WorkspaceResponse.of(await queries.workspace(connection, caller, workspace_id))
 
 
 @router.patch(
@@ -457,9 +464,9 @@ async def decline_invitation(
 
 @internal_router.get("/workspaces/{workspace_id}/access")
 async def get_access(
-    workspace_id: uuid.UUID, caller: CurrentPrincipal, units: Units
+    workspace_id: uuid.UUID, caller: CurrentPrincipal, database: Plain
 ) -> AccessResponse:
     """The caller's standing in a workspace, straight from identity's own records: the
     gateway asks when its copy (built from events) has not caught up yet."""
-    async with units.begin(actor=caller.actor) as uow:
-        return AccessResponse.of(await queries.standing(uow, caller, workspace_id))
+    async with database.plain() as connection:
+        return AccessResponse.of(await queries.standing(connection, caller, workspace_id))

@@ -1,6 +1,7 @@
 """What identity answers without changing anything: workspaces, members, seats and
 invitations as the caller may see them. Each read runs in the unit of work its entry
-point opened, and authorizes first, as a use case does."""
+point opened (the hot reads of one workspace, on a plain connection), and authorizes
+first, as a use case does."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
+
+import asyncpg
 
 from contracts.permissions import Permission, Role
 from services.identity import authorization, seat_pool
@@ -44,13 +47,19 @@ class Listing(Generic[ItemT]):
     next_cursor: str | None
 
 
-async def workspace(uow: UnitOfWork, caller: Principal, workspace_id: uuid.UUID) -> Workspace:
-    return (await standing(uow, caller, workspace_id)).workspace
+async def workspace(
+    connection: asyncpg.Connection, caller: Principal, workspace_id: uuid.UUID
+) -> Workspace:
+    return (await standing(connection, caller, workspace_id)).workspace
 
 
-async def standing(uow: UnitOfWork, caller: Principal, workspace_id: uuid.UUID) -> Access:
-    """The caller's standing in a workspace, from identity's own records."""
-    return await authorization.authorize(uow, caller, workspace_id, Permission.READ_WORKSPACE)
+async def standing(
+    connection: asyncpg.Connection, caller: Principal, workspace_id: uuid.UUID
+) -> Access:
+    """The caller's standing in a workspace, from identity's own records. These two
+    reads run on every request that names a workspace, in one statement on a plain
+    connection (`authorization.standing_to_read`) rather than in a unit of work."""
+    return await authorization.standing_to_read(connection, caller, workspace_id)
 
 
 async def my_workspaces(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, TypeVar
 
+import asyncpg
 from sqlalchemy import Select, exists, func, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -50,7 +51,7 @@ class WorkspaceRepository:
             .mappings()
             .one()
         )
-        return _workspace(created)
+        return workspace_of_row(created)
 
     async def get(
         self, workspace_id: uuid.UUID, *, lock: bool = False, share: bool = False
@@ -62,7 +63,7 @@ class WorkspaceRepository:
         if lock or share:
             query = query.with_for_update(read=not lock)
         row = (await self.session.execute(query)).mappings().one_or_none()
-        return None if row is None else _workspace(row)
+        return None if row is None else workspace_of_row(row)
 
     async def save(self, workspace: Workspace) -> Workspace:
         saved = (
@@ -88,7 +89,7 @@ class WorkspaceRepository:
             .mappings()
             .one()
         )
-        return _workspace(saved)
+        return workspace_of_row(saved)
 
     async def set_seats_cap(self, workspace_id: uuid.UUID, cap: int | None) -> None:
         await self.session.execute(
@@ -120,7 +121,7 @@ class WorkspaceRepository:
             .limit(limit)
         )
         rows = (await self.session.execute(_after(query, after))).mappings().all()
-        return [_workspace(row) for row in rows]
+        return [workspace_of_row(row) for row in rows]
 
     async def live_subtree(self, workspace_id: uuid.UUID, *, lock: bool = False) -> list[Workspace]:
         """The workspace and everything below it that is not deleted, deepest first."""
@@ -135,7 +136,7 @@ class WorkspaceRepository:
         if lock:
             query = query.with_for_update()
         rows = (await self.session.execute(query)).mappings().all()
-        return [_workspace(row) for row in rows]
+        return [workspace_of_row(row) for row in rows]
 
     async def being_deleted(self, *, limit: int) -> list[Workspace]:
         rows = (
@@ -150,7 +151,7 @@ class WorkspaceRepository:
             .mappings()
             .all()
         )
-        return [_workspace(row) for row in rows]
+        return [workspace_of_row(row) for row in rows]
 
     async def of_member(
         self, user_id: str, *, limit: int, after: Position | None
@@ -167,7 +168,7 @@ class WorkspaceRepository:
             .limit(limit)
         )
         rows = (await self.session.execute(_after(query, after))).mappings().all()
-        return [(_workspace(row), Role(row["member_role"])) for row in rows]
+        return [(workspace_of_row(row), Role(row["member_role"])) for row in rows]
 
 
 def _after(query: SelectT, after: Position | None) -> SelectT:
@@ -177,7 +178,8 @@ def _after(query: SelectT, after: Position | None) -> SelectT:
     return query.where(func.row(workspaces.c.created_at, workspaces.c.id) > func.row(*after))
 
 
-def _workspace(row: RowMapping) -> Workspace:
+def workspace_of_row(row: RowMapping | asyncpg.Record) -> Workspace:
+    """A workspace of a row read through a session or a plain connection."""
     return Workspace(
         id=row["id"],
         parent_id=row["parent_id"],
