@@ -76,7 +76,8 @@ from services.billing.schemas import (
     UsageReport,
     ledger_page,
 )
-from services.billing.spending import SpendCredits, spend_credits
+from services.billing.spend_batches import SpendBatches
+from services.billing.spending import SpendCredits
 from shared.idempotency import Idempotency, RequiredIdempotency
 from shared.openapi import problems_for
 from shared.pagination import DEFAULT_PAGE_SIZE, Cursor, PageSize
@@ -103,9 +104,14 @@ def _payments(request: Request) -> PaymentProvider:
     return cast("PaymentProvider", request.app.state.payments)
 
 
+def _spend_batches(request: Request) -> SpendBatches:
+    return cast("SpendBatches", request.app.state.spend_batches)
+
+
 Runtime = Annotated[ServiceRuntime, Depends(_runtime)]
 CurrentTerms = Annotated[Terms, Depends(_terms)]
 Payments = Annotated[PaymentProvider, Depends(_payments)]
+Spends = Annotated[SpendBatches, Depends(_spend_batches)]
 
 
 @router.get(
@@ -192,7 +198,7 @@ async def spend(
     workspace_id: uuid.UUID,
     body: SpendRequest,
     caller: CurrentPrincipal,
-    runtime: Runtime,
+    spends: Spends,
     terms: CurrentTerms,
     idempotency: RequiredIdempotency,
 ) -> Response:
@@ -204,13 +210,7 @@ async def spend(
         reference=body.reference,
         terms=terms,
     )
-    return await runtime.units_of_work.answer(
-        lambda uow: spend_credits(uow, command),
-        SpendReceipt.of,
-        actor=caller.actor,
-        status_code=status.HTTP_201_CREATED,
-        idempotency=idempotency,
-    )
+    return await spends.spend(command, idempotency)
 
 
 @router.get(

@@ -26,6 +26,16 @@ class BillingSettings(Settings):
     payment_provider: Literal["manual"] = Field(
         default="manual", description="Who takes the money for purchases."
     )
+    billing_spend_batch_ms: float = Field(
+        default=2.0,
+        ge=0,
+        le=1000,
+        description="How long a spend waits for others to share its transaction (group "
+        "commit); 0: each batch holds what came while the previous ones committed.",
+    )
+    billing_spend_batch_max: int = Field(
+        default=256, ge=1, le=10_000, description="The most spends in one transaction."
+    )
 
     @property
     def default_plan(self) -> Plan:
