@@ -29,9 +29,10 @@ class BillingSettings(Settings):
     billing_spend_batch_ms: float = Field(
         default=2.0,
         ge=0,
-        le=1000,
-        description="How long a spend waits for others to share its transaction (group "
-        "commit); 0: each batch holds what came while the previous ones committed.",
+        le=10_000,
+        description="How long the first spend of a batch waits for others to share its "
+        "transaction (group commit); 0: no wait, a batch holds the spends that came while "
+        "the previous one committed.",
     )
     billing_spend_batch_max: int = Field(
         default=256, ge=1, le=10_000, description="The most spends in one transaction."

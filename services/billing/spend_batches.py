@@ -4,10 +4,13 @@ A spend is one call of `billing.spend_batch` (migration 0009): it reserves the
 Idempotency-Key, checks and takes the credits (falling through to the parent, within
 the key's monthly budget), records the balanced transaction and its lines, stages
 `transaction.posted` (and `credits.low`) and remembers the answer, all in the
-database. The spends that arrive at one billing process within `wait_seconds` of each
-other (at most `max_spends`) go in one call and one transaction, as TigerBeetle
-batches transfers: one commit for all of them, so that many spends on one hot
-workspace no longer wait one commit each for its balance's lock.
+database. The spends that arrive at one billing process close together (at most
+`max_spends`) go in one call and one transaction, as TigerBeetle batches transfers:
+one commit for all of them, so that many spends on one hot workspace no longer wait
+one commit each for its balance's lock. "Close together" is, with `wait_seconds` > 0,
+within that long of the batch's first spend; with 0, while an earlier batch commits:
+a spend that finds none committing goes at once, and batching adds no wait when there
+is nothing to share a transaction with.
 
 Each spend of a batch is applied, in arrival order, all or nothing and on its own: a
 refused one (402, 403, 404, a reused key's 422) changes nothing, its key's reservation
@@ -113,6 +116,7 @@ class SpendBatches:
         self._queue: deque[_Pending] = deque()
         self._arrived = asyncio.Event()
         self._full = asyncio.Event()
+        self._idle = asyncio.Event()
         self._in_flight = asyncio.Semaphore(BATCHES_IN_FLIGHT)
         self._gathering: asyncio.Task[None] | None = None
         self._committing: set[asyncio.Task[None]] = set()
@@ -170,13 +174,14 @@ class SpendBatches:
             self._gathering = asyncio.create_task(self._gather(), name="spend-batches")
 
     async def _gather(self) -> None:
-        """Forever: wait for a spend, then for `wait_seconds` more or a full batch, then
-        commit what came (while the next batch gathers)."""
+        """Forever: wait for a spend, gather more (until the batch is full, or for
+        `wait_seconds`; with 0, while another batch commits), then commit them."""
         while True:
             await self._arrived.wait()
             if self.wait_seconds > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._full.wait(), self.wait_seconds)
+                await _first_of(self._full, at_most=self.wait_seconds)
+            elif self._committing:
+                await _first_of(self._full, self._idle, at_most=None)
             await self._in_flight.acquire()
             batch = self._take()
             if not self._queue:
@@ -185,6 +190,7 @@ class SpendBatches:
                 self._full.clear()
             task = asyncio.create_task(self._commit(batch), name="spend-batch")
             self._committing.add(task)
+            self._idle.clear()
             task.add_done_callback(self._committed)
 
     def _take(self) -> list[_Pending]:
@@ -207,6 +213,8 @@ class SpendBatches:
 
     def _committed(self, task: asyncio.Task[None]) -> None:
         self._committing.discard(task)
+        if not self._committing:
+            self._idle.set()
         self._in_flight.release()
 
     async def _commit(self, batch: list[_Pending]) -> None:
@@ -242,6 +250,16 @@ class SpendBatches:
             self._gathering.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._gathering
+
+
+async def _first_of(*events: asyncio.Event, at_most: float | None) -> None:
+    """Return once one of `events` is set, or after `at_most` seconds."""
+    waiting = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiting, timeout=at_most, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiting:
+            waiter.cancel()
 
 
 def _fail(batch: list[_Pending], failure: BaseException) -> None:
