@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -152,10 +151,7 @@ class SpendBatches:
                 "reference": command.reference,
                 "api_key_id": None if caller.api_key_id is None else str(caller.api_key_id),
                 "actor": caller.actor,
-                "transaction_id": str(uuid.uuid4()),
                 "threshold": command.terms.credits_low_threshold,
-                "posted_event_id": str(uuid.uuid4()),
-                "low_event_id": str(uuid.uuid4()),
                 "correlation_id": correlation_id_var.get(),
                 "headers": staged_context(),
             }
@@ -258,13 +254,16 @@ class SpendBatches:
             return self._connections
 
     async def stop(self) -> None:
-        """Let the batches being committed finish, then stop gathering."""
-        if self._committing:
-            await asyncio.gather(*self._committing, return_exceptions=True)
+        """Stop gathering, commit the spends already waiting and let the batches being
+        committed finish: no spend that came is left without an answer."""
         if self._gathering is not None:
             self._gathering.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._gathering
+        while self._queue:
+            await self._commit(self._take())
+        if self._committing:
+            await asyncio.gather(*self._committing, return_exceptions=True)
         if self._connections is not None:
             await self._connections.close()
 

@@ -43,10 +43,7 @@ TYPES = [
         reference text,
         api_key_id uuid,
         actor text,
-        transaction_id uuid,
         threshold bigint,
-        posted_event_id uuid,
-        low_event_id uuid,
         correlation_id text,
         headers jsonb
     )
@@ -102,6 +99,9 @@ TAKE_SPEND = """
         own_after bigint;
         lines jsonb := '[]';
         moved bigint;
+        spend_id uuid := gen_random_uuid();
+        posted_id uuid := gen_random_uuid();
+        low_id uuid := gen_random_uuid();
     BEGIN
         IF r.api_key_id IS NOT NULL THEN
             SELECT k.workspace_id, k.budget_id, k.monthly_credit_limit, k.suspended,
@@ -180,7 +180,7 @@ TAKE_SPEND = """
             (id, kind, workspace_id, root_id, actor, pool, amount, operation, quantity,
              reference, api_key_id)
         VALUES
-            (r.transaction_id, 'spend', r.workspace_id, account.root_id, r.actor, r.pool,
+            (spend_id, 'spend', r.workspace_id, account.root_id, r.actor, r.pool,
              r.amount, r.operation, r.quantity, r.reference, r.api_key_id);
         own_after := own;
         IF from_own > 0 THEN
@@ -189,7 +189,7 @@ TAKE_SPEND = """
             RETURNING b.balance INTO own_after;
             INSERT INTO billing.ledger_lines (transaction_id, workspace_id, pool, amount,
                                               balance_after)
-            VALUES (r.transaction_id, r.workspace_id, r.pool, -from_own, own_after);
+            VALUES (spend_id, r.workspace_id, r.pool, -from_own, own_after);
             lines := lines || jsonb_build_object(
                 'workspace_id', r.workspace_id, 'pool', r.pool, 'amount', -from_own);
         END IF;
@@ -199,28 +199,28 @@ TAKE_SPEND = """
             RETURNING b.balance INTO moved;
             INSERT INTO billing.ledger_lines (transaction_id, workspace_id, pool, amount,
                                               balance_after)
-            VALUES (r.transaction_id, account.parent_id, r.pool, -from_parent, moved);
+            VALUES (spend_id, account.parent_id, r.pool, -from_parent, moved);
             lines := lines || jsonb_build_object(
                 'workspace_id', account.parent_id, 'pool', r.pool, 'amount', -from_parent);
         END IF;
         IF r.amount > 0 THEN
             INSERT INTO billing.ledger_lines (transaction_id, workspace_id, pool, amount,
                                               balance_after)
-            VALUES (r.transaction_id, NULL, r.pool, r.amount, NULL);
+            VALUES (spend_id, NULL, r.pool, r.amount, NULL);
             lines := lines || jsonb_build_object(
                 'workspace_id', NULL, 'pool', r.pool, 'amount', r.amount);
         END IF;
 
         INSERT INTO billing.outbox (event_id, topic, message_key, event_type, envelope, headers)
         VALUES (
-            r.posted_event_id,
+            posted_id,
             context #>> '{posted,topic}',
             account.root_id::text,
             context #>> '{posted,type}',
             billing.spend_envelope(
-                context, 'posted', r.posted_event_id, occurred_at, account.root_id, r,
+                context, 'posted', posted_id, occurred_at, account.root_id, r,
                 jsonb_build_object(
-                    'transaction_id', r.transaction_id,
+                    'transaction_id', spend_id,
                     'workspace_id', r.workspace_id,
                     'root_id', account.root_id,
                     'kind', 'spend',
@@ -236,12 +236,12 @@ TAKE_SPEND = """
             INSERT INTO billing.outbox
                 (event_id, topic, message_key, event_type, envelope, headers)
             VALUES (
-                r.low_event_id,
+                low_id,
                 context #>> '{low,topic}',
                 account.root_id::text,
                 context #>> '{low,type}',
                 billing.spend_envelope(
-                    context, 'low', r.low_event_id, occurred_at, account.root_id, r,
+                    context, 'low', low_id, occurred_at, account.root_id, r,
                     jsonb_build_object(
                         'workspace_id', r.workspace_id,
                         'root_id', account.root_id,
@@ -257,7 +257,7 @@ TAKE_SPEND = """
         result.outcome := 'spent';
         result.answer_status := (context ->> 'status')::integer;
         result.answer := jsonb_build_object(
-            'transaction_id', r.transaction_id,
+            'transaction_id', spend_id,
             'pool', r.pool,
             'amount', r.amount,
             'balance_after', own_after
