@@ -5,6 +5,9 @@ a unit of work, map the result to a response.
 services, which sign the principal they act for with the shared internal secret
 (the same `X-Atrium-Principal` the gateway sends, made for this method and path).
 
+A spend is the one exception to "a use case in a unit of work": it joins the next batch
+of spends (`spend_batches`), one transaction for all of them.
+
 Every endpoint is about one workspace. One that billing has not heard of yet (its
 `workspace.created` is still on its way) is waited for, bounded, then 503
 `not-ready-yet` (see `shared.read_your_writes`); a deleted one is 404. So is an API key
