@@ -1,23 +1,31 @@
 """Spends per second through billing, next to pgbench on the same PostgreSQL.
 
-Everything runs in one throwaway sandbox (its own PostgreSQL and Kafka):
+Everything runs in one throwaway sandbox (its own PostgreSQL and Kafka), twice: with
+the sandbox's PostgreSQL as it is (fsync, synchronous_commit and full_page_writes
+off), then with the three on, as a durable `LocalPostgres` runs (`ALTER SYSTEM` and a
+reload of the same cluster). Each time:
 
 * pgbench: the built-in `simple-update` script (one UPDATE of an account, a SELECT
   and an INSERT into history, in one transaction) on a scale-10 database of its own,
   with as many clients as billing has writers.
-* billing, through its use case: `spend_credits` in the unit of work the HTTP
-  endpoint runs it in (reserve the Idempotency-Key, take the credits with a
-  conditional UPDATE, record the balanced transaction and its lines, stage
-  `transaction.posted` in the outbox, remember the response; one database
-  transaction) from concurrent writers, first spread over 1,000 workspaces, then all
-  on one hot workspace.
+* billing, through its handlers: what the spend endpoint runs once the request is
+  parsed (`SpendBatches.spend`: the Idempotency-Key reserved, the credits taken, the
+  balanced transaction and its lines recorded, `transaction.posted` staged, the
+  answer remembered, for a batch of concurrent spends in one call and one
+  transaction), from concurrent writers, first spread over 1,000 workspaces, then
+  all on one hot workspace.
+* billing, one spend per transaction: `spend_credits` in the unit of work
+  (`UnitsOfWork.run`, several statements and round trips), as the endpoint ran it
+  before spends were batched, for comparison.
+
+With fsync off, also:
+
 * billing, through HTTP: the same spends sent in-process to the FastAPI app
   (`httpx.ASGITransport`, signed principal, validation, problem handling), so the
-  cost of the HTTP layer shows next to the use case's.
-
+  cost of the HTTP layer shows next to the handlers'.
 * billing, as two replicas: two processes (each a billing app with its own event
   loop and connection pool, as two service replicas would be) spending together over
-  the 1,000 workspaces through their use case.
+  the 1,000 workspaces through their handlers.
 
 Every spend stages `transaction.posted` in the outbox. The outbox relay (which
 publishes those rows to Kafka, itself on this machine) is off for the measurements
@@ -47,6 +55,7 @@ import asyncpg
 import httpx
 from fastapi import FastAPI
 
+from bench import results
 from contracts.envelope import RawEnvelope, new_envelope
 from contracts.events.identity import BillingMode, WorkspaceCreated
 from contracts.permissions import Role
@@ -56,6 +65,7 @@ from services.billing.app import create_app
 from services.billing.domain import Operation, Terms
 from services.billing.schemas import SpendReceipt
 from services.billing.settings import BillingSettings
+from services.billing.spend_batches import SpendBatches
 from services.billing.spending import SpendCredits, spend_credits
 from shared.db import plain_url
 from shared.idempotency import IdempotentRequest, request_fingerprint
@@ -83,8 +93,8 @@ class Rate:
         return self.operations / self.seconds
 
 
-def run_pgbench(postgres: LocalPostgres, seconds: int) -> float:
-    """pgbench simple-update tps (excluding connection time) on its own database."""
+def prepare_pgbench(postgres: LocalPostgres) -> None:
+    """pgbench's scale-10 database, beside billing's."""
     environment = {**os.environ, "PGPASSWORD": postgres.password}
     connection = ["-h", "127.0.0.1", "-p", str(postgres.port), "-U", postgres.superuser]
     subprocess.run(
@@ -99,6 +109,31 @@ def run_pgbench(postgres: LocalPostgres, seconds: int) -> float:
         check=True,
         capture_output=True,
     )
+
+
+async def make_durable(settings: Settings, *, durable: bool) -> None:
+    """Turn fsync, synchronous_commit and full_page_writes on (or off) in the running
+    cluster, as `LocalPostgres(durable=...)` starts it; all three take a reload."""
+    value = "on" if durable else "off"
+    connection = await asyncpg.connect(plain_url(settings.database_url), ssl=False)
+    try:
+        for name in ("fsync", "synchronous_commit", "full_page_writes"):
+            await connection.execute(f"ALTER SYSTEM SET {name} = {value}")
+        await connection.execute("SELECT pg_reload_conf()")
+        await connection.execute("CHECKPOINT")
+        await asyncio.sleep(0.5)
+        shown = await connection.fetchval("SHOW fsync")
+    finally:
+        await connection.close()
+    if shown != value:
+        msg = f"fsync is {shown}, not {value}"
+        raise RuntimeError(msg)
+
+
+def run_pgbench(postgres: LocalPostgres, seconds: int) -> float:
+    """pgbench simple-update tps (excluding connection time) on its own database."""
+    environment = {**os.environ, "PGPASSWORD": postgres.password}
+    connection = ["-h", "127.0.0.1", "-p", str(postgres.port), "-U", postgres.superuser]
     result = subprocess.run(
         [
             postgres.bin("pgbench"),
@@ -219,6 +254,42 @@ def through_use_case(
     return spend_once
 
 
+def through_handlers(
+    app: FastAPI,
+    pick: Callable[[], uuid.UUID],
+    caller_in: Callable[[uuid.UUID], Principal] = a_creator,
+) -> Callable[[], Awaitable[None]]:
+    """The spend endpoint without HTTP: the same Idempotency-Key scope and fingerprint as
+    the endpoint's, handed to `SpendBatches.spend` as the endpoint hands them."""
+    spends: SpendBatches = app.state.spend_batches
+    terms: Terms = app.state.terms
+
+    async def spend_once() -> None:
+        workspace_id = pick()
+        caller = caller_in(workspace_id)
+        command = SpendCredits(
+            caller=caller,
+            workspace_id=workspace_id,
+            operation=Operation.IMAGE_CREATION,
+            quantity=1,
+            reference=None,
+            terms=terms,
+        )
+        response = await spends.spend(
+            command,
+            IdempotentRequest(
+                scope=f"{caller.actor} POST /v1/workspaces/{workspace_id}/spend",
+                key=uuid.uuid4().hex,
+                fingerprint=request_fingerprint("", SPEND_BODY),
+            ),
+        )
+        if response.status_code != 201:
+            msg = f"spend failed: {response.status_code} {bytes(response.body)!r}"
+            raise RuntimeError(msg)
+
+    return spend_once
+
+
 def through_http(
     client: httpx.AsyncClient, secret: str, pick: Callable[[], uuid.UUID]
 ) -> Callable[[], Awaitable[None]]:
@@ -257,7 +328,7 @@ def bench_settings(settings: Settings) -> BillingSettings:
     )
 
 
-async def measure_billing(settings: Settings, seconds: float) -> dict[str, Rate]:
+async def measure_billing(settings: Settings, seconds: float, *, durable: bool) -> dict[str, Rate]:
     app = create_app(bench_settings(settings))
     runtime: ServiceRuntime = app.state.runtime
     rates: dict[str, Rate] = {}
@@ -269,44 +340,68 @@ async def measure_billing(settings: Settings, seconds: float) -> dict[str, Rate]
         def any_workspace() -> uuid.UUID:
             return random.choice(workspaces)
 
-        await flat_out(through_use_case(app, any_workspace), 1)  # warm up
-        rates["use case, 1,000 workspaces"] = await flat_out(
+        await flat_out(through_handlers(app, any_workspace), 1)  # warm up
+        rates["handlers, 1,000 workspaces"] = await flat_out(
+            through_handlers(app, any_workspace), seconds
+        )
+        rates["handlers, one hot workspace"] = await flat_out(
+            through_handlers(app, lambda: hot), seconds
+        )
+        rates["one per transaction, 1,000 workspaces"] = await flat_out(
             through_use_case(app, any_workspace), seconds
         )
-        rates["use case, one hot workspace"] = await flat_out(
+        rates["one per transaction, one hot workspace"] = await flat_out(
             through_use_case(app, lambda: hot), seconds
         )
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://billing"
-        ) as client:
-            secret = settings.internal_secret
-            rates["HTTP in-process, 1,000 workspaces"] = await flat_out(
-                through_http(client, secret, any_workspace), seconds
-            )
-            rates["HTTP in-process, one hot workspace"] = await flat_out(
-                through_http(client, secret, lambda: hot), seconds
-            )
-        with concurrent.futures.ProcessPoolExecutor(
-            REPLICAS, mp_context=multiprocessing.get_context("spawn")
-        ) as pool:
-            start_at = time.time() + REPLICA_START_SECONDS
-            counts = await asyncio.gather(
-                *(
-                    asyncio.wrap_future(
-                        pool.submit(
-                            spend_in_replica, settings.model_dump(), workspaces, start_at, seconds
-                        )
-                    )
-                    for _ in range(REPLICAS)
-                )
-            )
-            rates[f"use case, 1,000 workspaces, {REPLICAS} processes"] = Rate(sum(counts), seconds)
-        await runtime.relay.start()
-        rates["use case, 1,000 workspaces, relay on"] = await flat_out(
-            through_use_case(app, any_workspace), seconds
-        )
+        if not durable:
+            await measure_more(app, settings, workspaces, seconds, rates)
         await check_books(settings, workspaces, sum(rate.operations for rate in rates.values()))
     return rates
+
+
+async def measure_more(
+    app: FastAPI,
+    settings: Settings,
+    workspaces: list[uuid.UUID],
+    seconds: float,
+    rates: dict[str, Rate],
+) -> None:
+    """Through HTTP, as two replicas, and with the outbox relay on."""
+    hot = workspaces[0]
+
+    def any_workspace() -> uuid.UUID:
+        return random.choice(workspaces)
+
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://billing"
+    ) as client:
+        secret = settings.internal_secret
+        rates["HTTP in-process, 1,000 workspaces"] = await flat_out(
+            through_http(client, secret, any_workspace), seconds
+        )
+        rates["HTTP in-process, one hot workspace"] = await flat_out(
+            through_http(client, secret, lambda: hot), seconds
+        )
+    with concurrent.futures.ProcessPoolExecutor(
+        REPLICAS, mp_context=multiprocessing.get_context("spawn")
+    ) as pool:
+        start_at = time.time() + REPLICA_START_SECONDS
+        counts = await asyncio.gather(
+            *(
+                asyncio.wrap_future(
+                    pool.submit(
+                        spend_in_replica, settings.model_dump(), workspaces, start_at, seconds
+                    )
+                )
+                for _ in range(REPLICAS)
+            )
+        )
+        rates[f"handlers, 1,000 workspaces, {REPLICAS} processes"] = Rate(sum(counts), seconds)
+    runtime: ServiceRuntime = app.state.runtime
+    await runtime.relay.start()
+    rates["handlers, 1,000 workspaces, relay on"] = await flat_out(
+        through_handlers(app, any_workspace), seconds
+    )
 
 
 def spend_in_replica(
@@ -318,7 +413,7 @@ def spend_in_replica(
     async def run() -> int:
         app = create_app(bench_settings(Settings.model_validate(settings)))
         try:
-            spend_once = through_use_case(app, lambda: random.choice(workspaces))
+            spend_once = through_handlers(app, lambda: random.choice(workspaces))
             await flat_out(spend_once, 0.5)  # warm up
             await asyncio.sleep(max(0.0, start_at - time.time()))
             return (await flat_out(spend_once, seconds)).operations
@@ -348,21 +443,29 @@ async def check_books(settings: Settings, workspaces: list[uuid.UUID], measured:
         raise RuntimeError(msg)
 
 
-def report(pgbench_tps: float, rates: dict[str, Rate], seconds: float) -> None:
+def report(label: str, pgbench_tps: float, rates: dict[str, Rate]) -> None:
     print()
-    print(f"{'path':<40}{'ops':>10}{'ops/s':>10}{'/pgbench':>10}")
-    print(f"{'pgbench simple-update':<40}{'':>10}{pgbench_tps:>10.0f}{1:>10.2f}")
+    print(f"PostgreSQL with {label}")
+    print(f"{'path':<56}{'ops':>10}{'ops/s':>10}{'/pgbench':>10}")
+    print(f"{'pgbench simple-update':<56}{'':>10}{pgbench_tps:>10.0f}{1:>10.2f}")
     for name, rate in rates.items():
         print(
-            f"{'billing spend, ' + name:<40}{rate.operations:>10}{rate.per_second:>10.0f}"
+            f"{'billing spend, ' + name:<56}{rate.operations:>10}{rate.per_second:>10.0f}"
             f"{rate.per_second / pgbench_tps:>10.2f}"
         )
-    print()
-    print(
-        f"{WRITERS} concurrent writers (pgbench: {WRITERS} clients, 2 threads), "
-        f"{seconds:.0f} s each, per process; machine: {os.cpu_count()} CPUs shared by "
-        "PostgreSQL, Kafka and billing; fsync off in the sandbox (for pgbench too)"
-    )
+
+
+def figures_of(pgbench_tps: float, rates: dict[str, Rate]) -> dict[str, object]:
+    return {
+        "pgbench simple-update tps": round(pgbench_tps),
+        **{
+            f"billing spend, {name}": {
+                "spends/s": round(rate.per_second),
+                "/pgbench": round(rate.per_second / pgbench_tps, 3),
+            }
+            for name, rate in rates.items()
+        },
+    }
 
 
 def main() -> None:
@@ -371,10 +474,27 @@ def main() -> None:
     arguments = parser.parse_args()
     seconds = 3 if arguments.quick else 10
     logging.basicConfig(level=logging.WARNING)
+    figures: dict[str, object] = {
+        "writers": WRITERS,
+        "workspaces": WORKSPACES,
+        "seconds per measurement": seconds,
+        "cpus": os.cpu_count(),
+    }
     with sandbox("atrium-bench") as running:
-        pgbench_tps = run_pgbench(running.postgres, seconds)
-        rates = asyncio.run(measure_billing(running.settings, seconds))
-    report(pgbench_tps, rates, seconds)
+        prepare_pgbench(running.postgres)
+        for label, durable in (("fsync off", False), ("fsync on", True)):
+            asyncio.run(make_durable(running.settings, durable=durable))
+            pgbench_tps = run_pgbench(running.postgres, seconds)
+            rates = asyncio.run(measure_billing(running.settings, seconds, durable=durable))
+            report(label, pgbench_tps, rates)
+            figures[label] = figures_of(pgbench_tps, rates)
+    print()
+    print(
+        f"{WRITERS} concurrent writers (pgbench: {WRITERS} clients, 2 threads), "
+        f"{seconds:.0f} s each, per process; machine: {os.cpu_count()} CPUs shared by "
+        "PostgreSQL, Kafka and billing"
+    )
+    results.save("billing_spend", figures, quick=arguments.quick)
 
 
 if __name__ == "__main__":

@@ -183,6 +183,11 @@ class UnitsOfWork:
 
         return await self._waiting_for_arrivals(once)
 
+    async def waiting_for_arrivals(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        """`attempt()`, run again once what it found missing arrives, as `run` does: for
+        an entry point that opens its own transaction (billing's spends in batches)."""
+        return await self._waiting_for_arrivals(attempt)
+
     async def _waiting_for_arrivals(self, attempt: Callable[[], Awaitable[T]]) -> T:
         """`attempt()`, and once more each time what it found missing arrives; when an
         attempt finds something else missing, that is awaited in turn, all within one

@@ -5,6 +5,9 @@ a unit of work, map the result to a response.
 services, which sign the principal they act for with the shared internal secret
 (the same `X-Atrium-Principal` the gateway sends, made for this method and path).
 
+A spend is the one exception to "a use case in a unit of work": it joins the next batch
+of spends (`spend_batches`), one transaction for all of them.
+
 Every endpoint is about one workspace. One that billing has not heard of yet (its
 `workspace.created` is still on its way) is waited for, bounded, then 503
 `not-ready-yet` (see `shared.read_your_writes`); a deleted one is 404. So is an API key
@@ -76,7 +79,8 @@ from services.billing.schemas import (
     UsageReport,
     ledger_page,
 )
-from services.billing.spending import SpendCredits, spend_credits
+from services.billing.spend_batches import SpendBatches
+from services.billing.spending import SpendCredits
 from shared.idempotency import Idempotency, RequiredIdempotency
 from shared.openapi import problems_for
 from shared.pagination import DEFAULT_PAGE_SIZE, Cursor, PageSize
@@ -103,9 +107,14 @@ def _payments(request: Request) -> PaymentProvider:
     return cast("PaymentProvider", request.app.state.payments)
 
 
+def _spend_batches(request: Request) -> SpendBatches:
+    return cast("SpendBatches", request.app.state.spend_batches)
+
+
 Runtime = Annotated[ServiceRuntime, Depends(_runtime)]
 CurrentTerms = Annotated[Terms, Depends(_terms)]
 Payments = Annotated[PaymentProvider, Depends(_payments)]
+Spends = Annotated[SpendBatches, Depends(_spend_batches)]
 
 
 @router.get(
@@ -192,7 +201,7 @@ async def spend(
     workspace_id: uuid.UUID,
     body: SpendRequest,
     caller: CurrentPrincipal,
-    runtime: Runtime,
+    spends: Spends,
     terms: CurrentTerms,
     idempotency: RequiredIdempotency,
 ) -> Response:
@@ -204,13 +213,7 @@ async def spend(
         reference=body.reference,
         terms=terms,
     )
-    return await runtime.units_of_work.answer(
-        lambda uow: spend_credits(uow, command),
-        SpendReceipt.of,
-        actor=caller.actor,
-        status_code=status.HTTP_201_CREATED,
-        idempotency=idempotency,
-    )
+    return await spends.spend(command, idempotency)
 
 
 @router.get(

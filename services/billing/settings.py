@@ -26,6 +26,17 @@ class BillingSettings(Settings):
     payment_provider: Literal["manual"] = Field(
         default="manual", description="Who takes the money for purchases."
     )
+    billing_spend_batch_ms: float = Field(
+        default=2.0,
+        ge=0,
+        le=10_000,
+        description="How long the first spend of a batch waits for others to share its "
+        "transaction (group commit); 0: no wait, a batch holds the spends that came while "
+        "the previous one committed.",
+    )
+    billing_spend_batch_max: int = Field(
+        default=256, ge=1, le=10_000, description="The most spends in one transaction."
+    )
 
     @property
     def default_plan(self) -> Plan:

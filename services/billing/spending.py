@@ -3,7 +3,13 @@ API credits, a person with generative credits; a sub-workspace without a strict 
 falls through to its parent's pool once its own allocation runs out. A spend made with
 a key must also fit in the key's monthly credit limit (`key_budgets`): the key's
 budget, the sub-workspace's balance and the parent's pool are each checked and changed
-in the one transaction, or none of them is."""
+in the one transaction, or none of them is.
+
+The spend endpoint charges through `spend_batches` instead: the same rules, written
+once more as the stored function `billing.spend_batch` (migration 0009) so that a
+spend is one round trip and concurrent spends share a transaction; a change to these
+rules is made in both. `spend_credits` is the spend for a caller that needs it inside
+a unit of work of its own."""
 
 from __future__ import annotations
 
