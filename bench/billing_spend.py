@@ -14,9 +14,8 @@ reload of the same cluster). Each time:
   answer remembered, for a batch of concurrent spends in one call and one
   transaction), from concurrent writers, first spread over 1,000 workspaces, then
   all on one hot workspace.
-* billing, one spend per transaction: `spend_credits` in the unit of work
-  (`UnitsOfWork.run`, several statements and round trips), as the endpoint ran it
-  before spends were batched, for comparison.
+* billing, one spend per transaction: the same handlers with batches of one (still
+  one round trip per spend, no group commit), for comparison.
 
 With fsync off, also:
 
@@ -63,16 +62,14 @@ from infra.local_postgres import LocalPostgres
 from infra.sandbox import sandbox
 from services.billing.app import create_app
 from services.billing.domain import Operation, Terms
-from services.billing.schemas import SpendReceipt
 from services.billing.settings import BillingSettings
 from services.billing.spend_batches import SpendBatches
-from services.billing.spending import SpendCredits, spend_credits
+from services.billing.spending import SpendCredits
 from shared.db import plain_url
 from shared.idempotency import IdempotentRequest, request_fingerprint
 from shared.principal import PRINCIPAL_HEADER, Principal, sign_principal
 from shared.service import ServiceRuntime
 from shared.settings import Settings
-from shared.unit_of_work import UnitOfWork
 
 WORKSPACES = 1_000
 WRITERS = 16
@@ -214,54 +211,17 @@ def a_creator(workspace_id: uuid.UUID) -> Principal:
     return Principal(user_id="bench", workspace_id=workspace_id, role=Role.CREATOR)
 
 
-def through_use_case(
-    app: FastAPI,
-    pick: Callable[[], uuid.UUID],
-    caller_in: Callable[[uuid.UUID], Principal] = a_creator,
-) -> Callable[[], Awaitable[None]]:
-    """The spend endpoint's unit of work, without HTTP: the same Idempotency-Key scope and
-    fingerprint as the endpoint's, the use case, and the receipt it remembers. The
-    spender is `caller_in(workspace_id)`: a person by default."""
-    runtime: ServiceRuntime = app.state.runtime
-    terms: Terms = app.state.terms
-
-    async def spend_once() -> None:
-        workspace_id = pick()
-        caller = caller_in(workspace_id)
-        command = SpendCredits(
-            caller=caller,
-            workspace_id=workspace_id,
-            operation=Operation.IMAGE_CREATION,
-            quantity=1,
-            reference=None,
-            terms=terms,
-        )
-
-        async def work(uow: UnitOfWork) -> SpendReceipt:
-            return SpendReceipt.of(await spend_credits(uow, command))
-
-        await runtime.units_of_work.run(
-            work,
-            actor=caller.actor,
-            status_code=201,
-            idempotency=IdempotentRequest(
-                scope=f"{caller.actor} POST /v1/workspaces/{workspace_id}/spend",
-                key=uuid.uuid4().hex,
-                fingerprint=request_fingerprint("", SPEND_BODY),
-            ),
-        )
-
-    return spend_once
-
-
 def through_handlers(
     app: FastAPI,
     pick: Callable[[], uuid.UUID],
     caller_in: Callable[[uuid.UUID], Principal] = a_creator,
+    spends: SpendBatches | None = None,
 ) -> Callable[[], Awaitable[None]]:
     """The spend endpoint without HTTP: the same Idempotency-Key scope and fingerprint as
-    the endpoint's, handed to `SpendBatches.spend` as the endpoint hands them."""
-    spends: SpendBatches = app.state.spend_batches
+    the endpoint's, handed to `SpendBatches.spend` as the endpoint hands them (to the
+    app's batches, or to `spends`)."""
+    spends = spends or app.state.spend_batches
+    assert spends is not None
     terms: Terms = app.state.terms
 
     async def spend_once() -> None:
@@ -328,6 +288,21 @@ def bench_settings(settings: Settings) -> BillingSettings:
     )
 
 
+def one_spend_per_transaction(app: FastAPI) -> SpendBatches:
+    """The same spends without group commit: batches of one, each its own transaction
+    (still one round trip each)."""
+    runtime: ServiceRuntime = app.state.runtime
+    spends = SpendBatches(
+        runtime.database,
+        runtime.units_of_work,
+        producer="billing",
+        wait_seconds=0,
+        max_spends=1,
+    )
+    runtime.on_stop(spends.stop)
+    return spends
+
+
 async def measure_billing(settings: Settings, seconds: float, *, durable: bool) -> dict[str, Rate]:
     app = create_app(bench_settings(settings))
     runtime: ServiceRuntime = app.state.runtime
@@ -347,11 +322,12 @@ async def measure_billing(settings: Settings, seconds: float, *, durable: bool) 
         rates["handlers, one hot workspace"] = await flat_out(
             through_handlers(app, lambda: hot), seconds
         )
+        one_by_one = one_spend_per_transaction(app)
         rates["one per transaction, 1,000 workspaces"] = await flat_out(
-            through_use_case(app, any_workspace), seconds
+            through_handlers(app, any_workspace, spends=one_by_one), seconds
         )
         rates["one per transaction, one hot workspace"] = await flat_out(
-            through_use_case(app, lambda: hot), seconds
+            through_handlers(app, lambda: hot, spends=one_by_one), seconds
         )
         if not durable:
             await measure_more(app, settings, workspaces, seconds, rates)

@@ -3,8 +3,9 @@
 made by a person (the balance alone) in the same run.
 
 Everything runs in one throwaway sandbox (its own PostgreSQL and Kafka), through the
-spend endpoint's unit of work (`bench.billing_spend.through_use_case`: Idempotency-Key,
-use case, ledger, outbox, remembered receipt; the relay off), from concurrent writers:
+spend endpoint's handlers (`bench.billing_spend.through_handlers`: Idempotency-Key,
+the spend in a batch, ledger, outbox, remembered receipt; the relay off), from
+concurrent writers:
 
 * spread over 1,000 workspaces, each with two keys: by a person (baseline), with its
   key without a limit, with its key with a monthly limit;
@@ -39,7 +40,7 @@ from bench.billing_spend import (
     bench_settings,
     flat_out,
     open_workspaces,
-    through_use_case,
+    through_handlers,
 )
 from contracts.envelope import RawEnvelope, new_envelope
 from contracts.events.apikeys import ApiKeyCreated
@@ -130,9 +131,9 @@ async def measure(settings: Settings, seconds: float) -> dict[str, Rate]:
             ("one hot workspace: by a person", lambda: hot, a_creator),
             ("one hot workspace: key with a limit", lambda: hot, spending_with(limited)),
         ]
-        await flat_out(through_use_case(app, any_of(workspaces), spending_with(limited)), 1)
+        await flat_out(through_handlers(app, any_of(workspaces), spending_with(limited)), 1)
         for name, pick, caller_in in plans:
-            rates[name] = await flat_out(through_use_case(app, pick, caller_in), seconds)
+            rates[name] = await flat_out(through_handlers(app, pick, caller_in), seconds)
         await check_books(settings, workspaces)
     return rates
 

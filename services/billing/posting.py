@@ -28,14 +28,6 @@ async def post(
     return posted
 
 
-async def record(
-    uow: UnitOfWork, transaction: TransactionRecord, posted: Sequence[PostedLine]
-) -> None:
-    """Record and announce a transaction whose lines were already applied."""
-    await LedgerRepository(uow.session).record(transaction, posted, actor=uow.actor)
-    await _announce_posted(uow, transaction, posted)
-
-
 async def announce_limits(uow: UnitOfWork, workspace_id: uuid.UUID) -> None:
     """The workspace's seat and avatar-slot limits as they stand now, for identity,
     assets and the gateway."""

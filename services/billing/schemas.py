@@ -15,7 +15,6 @@ from services.billing.purchases import Purchase
 from services.billing.queries import Balances, LedgerEntries
 from services.billing.repository.accounts import AccountView
 from services.billing.repository.ledger import LedgerEntry, UsageRow
-from services.billing.spending import Spend
 from shared.fields import PlainText
 from shared.pagination import Page
 
@@ -150,15 +149,6 @@ class SpendReceipt(BaseModel):
     pool: Pool
     amount: int
     balance_after: int
-
-    @classmethod
-    def of(cls, spend: Spend) -> SpendReceipt:
-        return cls(
-            transaction_id=spend.transaction_id,
-            pool=spend.pool,
-            amount=spend.amount,
-            balance_after=spend.balance_after,
-        )
 
 
 class PurchaseReceipt(BaseModel):

@@ -17,9 +17,9 @@ refused one (402, 403, 404, a reused key's 422) changes nothing, its key's reser
 included, and the others go on. A failure of the database fails every spend of the
 batch with the same error (nothing of it committed: it is one transaction). A spend
 whose workspace or key has not reached billing yet waits for it and goes in a later
-batch (`UnitsOfWork.waiting_for_arrivals`). The rules are `spending.spend_credits`'s,
-which other callers keep using in their own unit of work; the two share the lock order
-written down in the migration, so they never deadlock with each other.
+batch (`UnitsOfWork.waiting_for_arrivals`). The function takes its locks in the order
+written down in the migration, the order of every other change to the same rows
+(avatar claims, allocations), so that they never deadlock with each other.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-import asyncpg
 from fastapi import Response
 
 from contracts.events.billing import CreditsLow, TransactionPosted
@@ -45,7 +44,7 @@ from services.billing.domain import (
 )
 from services.billing.policy import require_spender
 from services.billing.spending import SpendCredits
-from shared.db import Database, plain_url, tls_arguments
+from shared.db import Database
 from shared.errors import ForbiddenError, NotFoundError
 from shared.idempotency import (
     MAX_KEY_LENGTH,
@@ -118,8 +117,6 @@ class SpendBatches:
         self._in_flight = asyncio.Semaphore(BATCHES_IN_FLIGHT)
         self._gathering: asyncio.Task[None] | None = None
         self._committing: set[asyncio.Task[None]] = set()
-        self._connections: asyncpg.Pool | None = None
-        self._connecting = asyncio.Lock()
 
     async def spend(self, command: SpendCredits, idempotency: IdempotentRequest | None) -> Response:
         """Charge the operation in the next batch: 201 and the receipt (the first one
@@ -223,10 +220,10 @@ class SpendBatches:
         for number, pending in enumerate(batch):
             pending.request["spend"] = number
         try:
-            connections = await self._pool()
-            rows = await connections.fetch(
-                _SPEND_BATCH, json.dumps([pending.request for pending in batch]), self._context
-            )
+            async with self.database.plain() as connection:
+                rows = await connection.fetch(
+                    _SPEND_BATCH, json.dumps([pending.request for pending in batch]), self._context
+                )
         except Exception as failure:  # noqa: BLE001 - every spend of the batch gets it
             _fail(batch, failure)
             return
@@ -237,21 +234,6 @@ class SpendBatches:
             answer = batch[row["spend"]].answer
             if not answer.done():
                 answer.set_result(dict(row))
-
-    async def _pool(self) -> asyncpg.Pool:
-        """The batches' own connections, one per batch in flight: a batch is one
-        statement, which the session's transaction would wrap in three more round trips."""
-        async with self._connecting:
-            if self._connections is None:
-                url = self.database.url
-                self._connections = await asyncpg.create_pool(
-                    plain_url(url),
-                    min_size=1,
-                    max_size=BATCHES_IN_FLIGHT,
-                    server_settings={"search_path": self.database.schema},
-                    **tls_arguments(url),
-                )
-            return self._connections
 
     async def stop(self) -> None:
         """Stop gathering, commit the spends already waiting and let the batches being
@@ -264,8 +246,6 @@ class SpendBatches:
             await self._commit(self._take())
         if self._committing:
             await asyncio.gather(*self._committing, return_exceptions=True)
-        if self._connections is not None:
-            await self._connections.close()
 
 
 async def _first_of(*events: asyncio.Event, at_most: float | None) -> None:
@@ -295,7 +275,7 @@ def _event(payload: type[TransactionPosted | CreditsLow]) -> dict[str, Any]:
 def _refusal(  # noqa: PLR0911 - one error per refusal
     command: SpendCredits, amount: int, outcome: dict[str, Any]
 ) -> Exception:
-    """The error `spend_credits` raises for the same refusal."""
+    """The problem that answers a refused spend."""
     match outcome["outcome"]:
         case "workspace_not_arrived":
             return WorkspaceNotArrivedError(command.workspace_id)

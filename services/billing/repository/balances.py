@@ -5,12 +5,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 
-from sqlalchemy import or_, select, tuple_, update
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.events.identity import BillingMode
 from services.billing.domain import Line, Pool
-from services.billing.models import accounts, balances
+from services.billing.models import balances
 from services.billing.repository.accounts import PoolBalance
 
 LockKey = tuple[uuid.UUID, Pool]
@@ -45,33 +44,6 @@ class BalanceRepository:
             )
             for row in rows
         }
-
-    async def debit_if_covered(
-        self, workspace_id: uuid.UUID, pool: Pool, amount: int
-    ) -> tuple[int, uuid.UUID] | None:
-        """Take `amount` from an open account's pool if it covers it: the new balance and
-        the account's root; None (and nothing changed) otherwise.
-
-        An account that may fall through to its parent is left alone: its spends lock
-        its own and its parent's balance in order instead. (Under READ COMMITTED a
-        conditional UPDATE that waited on a row and then found it short keeps the row
-        locked; a fall-through after that would take the parent's lock out of order.)"""
-        debited = (
-            await self.session.execute(
-                update(balances)
-                .where(
-                    balances.c.workspace_id == workspace_id,
-                    balances.c.pool == pool.value,
-                    balances.c.balance >= amount,
-                    accounts.c.workspace_id == balances.c.workspace_id,
-                    accounts.c.closed_at.is_(None),
-                    or_(accounts.c.billing_mode == BillingMode.OWN.value, accounts.c.strict_quota),
-                )
-                .values(balance=balances.c.balance - amount)
-                .returning(balances.c.balance, accounts.c.root_id),
-            )
-        ).first()
-        return None if debited is None else (debited.balance, debited.root_id)
 
     async def move(self, line: Line) -> int:
         """Apply one workspace line to its balance; the new balance. The CHECK on
