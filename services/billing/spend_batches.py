@@ -65,7 +65,9 @@ _SPEND_BATCH = "SELECT * FROM billing.spend_batch($1::jsonb, $2::jsonb)"
 trip (no BEGIN, COMMIT or pool ping around it)."""
 
 BATCHES_IN_FLIGHT = 4
-"""Batches committing at once: the next one gathers while earlier ones commit."""
+"""Batches committing at once, each on its connection: the spends gathered together are
+split by workspace into as many batches, so that PostgreSQL applies them on several
+cores (one batch is one backend), and the next ones gather while those commit."""
 
 
 @dataclass(slots=True)
@@ -182,15 +184,22 @@ class SpendBatches:
             elif self._committing:
                 await _first_of(self._full, self._idle, at_most=None)
             await self._in_flight.acquire()
-            batch = self._take()
+            gathered = self._take()
             if not self._queue:
                 self._arrived.clear()
             if len(self._queue) < self.max_spends:
                 self._full.clear()
-            task = asyncio.create_task(self._commit(batch), name="spend-batch")
-            self._committing.add(task)
-            self._idle.clear()
-            task.add_done_callback(self._committed)
+            first, *others = _by_workspace(gathered, BATCHES_IN_FLIGHT)
+            self._start(first)
+            for batch in others:
+                await self._in_flight.acquire()
+                self._start(batch)
+
+    def _start(self, batch: list[_Pending]) -> None:
+        task = asyncio.create_task(self._commit(batch), name="spend-batch")
+        self._committing.add(task)
+        self._idle.clear()
+        task.add_done_callback(self._committed)
 
     def _take(self) -> list[_Pending]:
         """Up to `max_spends` spends in arrival order; a retry whose key is already in
@@ -246,6 +255,17 @@ class SpendBatches:
             await self._commit(self._take())
         if self._committing:
             await asyncio.gather(*self._committing, return_exceptions=True)
+
+
+def _by_workspace(gathered: list[_Pending], at_most: int) -> list[list[_Pending]]:
+    """`gathered` split into at most `at_most` batches, each workspace's spends in one of
+    them in arrival order (a key acts in one workspace only): the spends of one
+    workspace, which would wait for each other's balance, stay in one transaction."""
+    parts: dict[int, list[_Pending]] = {}
+    for pending in gathered:
+        part = hash(pending.request["workspace_id"]) % at_most
+        parts.setdefault(part, []).append(pending)
+    return list(parts.values())
 
 
 async def _first_of(*events: asyncio.Event, at_most: float | None) -> None:
