@@ -5,9 +5,10 @@ Idempotency-Key, checks and takes the credits (falling through to the parent, wi
 the key's monthly budget), records the balanced transaction and its lines, stages
 `transaction.posted` (and `credits.low`) and remembers the answer, all in the
 database. The spends that arrive at one billing process close together (at most
-`max_spends`) go in one call and one transaction, as TigerBeetle batches transfers:
-one commit for all of them, so that many spends on one hot workspace no longer wait
-one commit each for its balance's lock. "Close together" is, with `wait_seconds` > 0,
+`max_spends`) go in one call and one transaction per workspace group, as TigerBeetle
+batches transfers: one commit for many, so that spends on one hot workspace no
+longer wait one commit each for its balance's lock; the groups (by workspace, at most
+`BATCHES_IN_FLIGHT`) commit at once, on as many connections. "Close together" is, with `wait_seconds` > 0,
 within that long of the batch's first spend; with 0, while an earlier batch commits:
 a spend that finds none committing goes at once, and batching adds no wait when there
 is nothing to share a transaction with.
