@@ -8,10 +8,10 @@ database. The spends that arrive at one billing process close together (at most
 `max_spends`) go in one call and one transaction per workspace group, as TigerBeetle
 batches transfers: one commit for many, so that spends on one hot workspace no
 longer wait one commit each for its balance's lock; the groups (by workspace, at most
-`BATCHES_IN_FLIGHT`) commit at once, on as many connections. "Close together" is, with `wait_seconds` > 0,
-within that long of the batch's first spend; with 0, while an earlier batch commits:
-a spend that finds none committing goes at once, and batching adds no wait when there
-is nothing to share a transaction with.
+`BATCHES_IN_FLIGHT`) commit at once, on as many connections. "Close together" is,
+with `wait_seconds` > 0, within that long of the batch's first spend; with 0, while
+an earlier batch commits: a spend that finds none committing goes at once, and
+batching adds no wait when there is nothing to share a transaction with.
 
 Each spend of a batch is applied, in arrival order, all or nothing and on its own: a
 refused one (402, 403, 404, a reused key's 422) changes nothing, its key's reservation
