@@ -28,14 +28,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
-import subprocess
 import tempfile
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,8 +40,8 @@ import httpx
 
 from bench import results
 from bench.gateway_latency import hello_world
-from bench.gateway_processes import cpu_spent, py_spy
 from bench.load import Measured, run_wrk
+from bench.profiling import cpu_spent, recording
 from bench.system import NO_RATE_LIMITS, as_person, running_system
 from infra.processes import free_port
 from infra.sandbox import Sandbox, sandbox
@@ -67,6 +64,10 @@ class Target:
     script: Path | None = None
     profiled: list[int] = field(default_factory=list)
     """The processes py-spy records while this target is loaded (`--profile`)."""
+
+    @property
+    def file_name(self) -> str:
+        return self.name.replace(" ", "-").replace("/", "").replace(",", "")
 
 
 def spend_script(folder: Path, paths: list[str], headers: dict[str, str]) -> Path:
@@ -134,48 +135,6 @@ async def prepare_accounts(
     return owner, paths
 
 
-@contextlib.contextmanager
-def profiled(target: Target, seconds: float, folder: Path | None) -> Iterator[None]:
-    if folder is None or not target.profiled:
-        yield
-        return
-    program = py_spy()
-    assert program is not None, "--profile needs py-spy: .venv/bin/pip install py-spy"
-    folder.mkdir(parents=True, exist_ok=True)
-    name = target.name.replace(" ", "-").replace("/", "").replace(",", "")
-    recorders = [
-        subprocess.Popen(
-            [
-                program,
-                "record",
-                "--pid",
-                str(pid),
-                "--duration",
-                f"{seconds:.0f}",
-                "--rate",
-                "200",
-                "--nonblocking",  # sampling without stopping the process
-                "--format",
-                "raw",
-                "--output",
-                str(folder / f"{name}-{pid}.txt"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for pid in target.profiled
-    ]
-    try:
-        yield
-    finally:
-        for recorder in recorders:
-            try:
-                recorder.wait(timeout=seconds + 30)
-            except subprocess.TimeoutExpired:  # a starved machine: that profile is lost
-                recorder.kill()
-                recorder.wait()
-
-
 async def measure(
     targets: list[Target],
     parts: dict[str, list[int]],
@@ -193,7 +152,11 @@ async def measure(
             )
             with (
                 cpu_spent(parts, spent),
-                profiled(target, args.seconds, args.profile if last else None),
+                recording(
+                    {f"{target.file_name}-{pid}": pid for pid in target.profiled},
+                    args.seconds,
+                    args.profile if last else None,
+                ),
             ):
                 measured.append(
                     await run_wrk(

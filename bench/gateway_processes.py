@@ -26,14 +26,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
-import subprocess
-import sys
 import tempfile
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +36,7 @@ import httpx
 
 from bench.gateway_latency import load
 from bench.load import WRK, Measured, run_wrk
+from bench.profiling import cpu_spent, recording
 from bench.system import NO_RATE_LIMITS, as_person, running_system
 from infra.sandbox import Sandbox, sandbox
 from shared.settings import ServiceName
@@ -48,7 +44,6 @@ from shared.testing import ServiceProcess
 
 GOAL = 1.5
 WARM_UP_SECONDS = 2.0
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -117,98 +112,7 @@ async def measure_once(
     )
 
 
-# --- Where the CPU went -----------------------------------------------------------
-
-
-def _cpu_ticks(pid: int) -> int:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0
-    # Its own and its children's that it has waited for (wrk's, PostgreSQL's backends').
-    return sum(int(value) for value in fields[11:15])
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            found += [int(child) for child in (task / "children").read_text().split()]
-        except OSError:
-            continue
-    return found
-
-
-def _machine_busy_ticks() -> int:
-    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle, iowait = fields[3], fields[4]
-    return sum(fields[:8]) - idle - iowait
-
-
-@contextmanager
-def cpu_spent(parts: dict[str, list[int]], spent: defaultdict[str, float]) -> Iterator[None]:
-    """Add to `spent` the CPU seconds each part and the rest of the machine used
-    meanwhile. The load is this process and the wrk processes it has waited for (not
-    the services and servers it started, which are parts of their own)."""
-
-    def sample() -> Counter[str]:
-        ticks: Counter[str] = Counter()
-        for part, pids in parts.items():
-            for pid in pids:
-                ticks[part] += _cpu_ticks(pid)
-                if part == "postgres":  # its backends, which live as long as a connection
-                    ticks[part] += sum(_cpu_ticks(child) for child in _children(pid))
-        ticks["rest of the machine"] = _machine_busy_ticks() - sum(ticks.values())
-        return ticks
-
-    before = sample()
-    yield
-    after = sample()
-    for part in after:
-        spent[part] += (after[part] - before[part]) / TICKS
-
-
 # --- Profile ----------------------------------------------------------------------
-
-
-def py_spy() -> str | None:
-    return shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
-
-
-@contextmanager
-def profiled(gateways: list[ServiceProcess], seconds: float, folder: Path | None) -> Iterator[None]:
-    if folder is None:
-        yield
-        return
-    program = py_spy()
-    assert program is not None, "--profile needs py-spy: .venv/bin/pip install py-spy"
-    folder.mkdir(parents=True, exist_ok=True)
-    recorders = [
-        subprocess.Popen(
-            [
-                program,
-                "record",
-                "--pid",
-                str(gateway.pid),
-                "--duration",
-                f"{seconds:.0f}",
-                "--rate",
-                "200",
-                "--format",
-                "raw",
-                "--output",
-                str(folder / f"gateway-{gateway.port}.txt"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for gateway in gateways
-    ]
-    try:
-        yield
-    finally:
-        for recorder in recorders:
-            recorder.wait(timeout=seconds + 30)
 
 
 _AREAS = [
@@ -307,7 +211,11 @@ async def measure(
             )
             with (
                 cpu_spent(parts, result.cpu),
-                profiled(configuration.gateways, args.seconds + WARM_UP_SECONDS, folder),
+                recording(
+                    {f"gateway-{gateway.port}": gateway.pid for gateway in configuration.gateways},
+                    args.seconds + WARM_UP_SECONDS,
+                    folder,
+                ),
             ):
                 result.measured.append(
                     await measure_once(configuration, path, owner, args.connections, args.seconds)
