@@ -82,6 +82,7 @@ class ProjectionChanges:
         self._changed = _Changed()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     async def start(self) -> None:
         """Listen and load everything, then follow the changes."""
@@ -89,6 +90,9 @@ class ProjectionChanges:
         self._task = asyncio.create_task(self._follow(), name="gateway-projection-changes")
 
     async def stop(self) -> None:
+        # Python 3.11's `wait_for` can swallow a cancellation that comes as the wake-up
+        # does; the flag ends the loop then.
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -97,7 +101,7 @@ class ProjectionChanges:
         await self._close_listener()
 
     async def _follow(self) -> None:
-        while True:
+        while not self._stopping:
             # Cleared before catching up: a notification during a read wakes the next.
             self._wake.clear()
             try:
