@@ -34,6 +34,9 @@ MAX_KEY_LENGTH = 255
 class IdempotencyKeyReusedError(DomainError):
     problem = problems.IDEMPOTENCY_KEY_REUSED
 
+    def __init__(self) -> None:
+        super().__init__("This Idempotency-Key was already used with a different request.")
+
 
 class InvalidIdempotencyKeyError(DomainError):
     problem = problems.VALIDATION_FAILED
@@ -133,8 +136,7 @@ class IdempotencyKeys:
             )
         ).one()
         if first.fingerprint != request_fingerprint:
-            msg = "This Idempotency-Key was already used with a different request."
-            raise IdempotencyKeyReusedError(msg)
+            raise IdempotencyKeyReusedError
         body = first.response
         if self.seal is not None and body is not None:
             body = self.seal.open(body, scope=scope, key=key)

@@ -166,7 +166,7 @@ class UnitsOfWork:
         missing, that is awaited in turn, all within one read-your-writes bound
         (`shared.read_your_writes`).
         """
-        return await self._waiting_for_arrivals(
+        return await self.waiting_for_arrivals(
             lambda: self._run_once(
                 work, actor=actor, status_code=status_code, idempotency=idempotency
             )
@@ -181,17 +181,13 @@ class UnitsOfWork:
             async with self.begin(actor=actor) as uow:
                 return await work(uow)
 
-        return await self._waiting_for_arrivals(once)
+        return await self.waiting_for_arrivals(once)
 
     async def waiting_for_arrivals(self, attempt: Callable[[], Awaitable[T]]) -> T:
-        """`attempt()`, run again once what it found missing arrives, as `run` does: for
-        an entry point that opens its own transaction (billing's spends in batches)."""
-        return await self._waiting_for_arrivals(attempt)
-
-    async def _waiting_for_arrivals(self, attempt: Callable[[], Awaitable[T]]) -> T:
         """`attempt()`, and once more each time what it found missing arrives; when an
         attempt finds something else missing, that is awaited in turn, all within one
-        read-your-writes bound."""
+        read-your-writes bound. `run` and `answer` wait this way; an entry point that
+        opens its own transaction (billing's spends in batches) calls it itself."""
         arrivals = self.arrivals
         try:
             return await attempt()

@@ -86,9 +86,13 @@ async def require_open_account(session: AsyncSession, workspace_id: uuid.UUID) -
     if account is None:
         raise WorkspaceNotArrivedError(workspace_id)
     if account.closed:
-        msg = f"No workspace {workspace_id} that you can see."
-        raise NotFoundError(msg)
+        raise no_such_workspace(workspace_id)
     return account
+
+
+def no_such_workspace(workspace_id: uuid.UUID) -> NotFoundError:
+    """A deleted workspace, as every request about it is answered."""
+    return NotFoundError(f"No workspace {workspace_id} that you can see.")
 
 
 async def open_account(uow: UnitOfWork, command: OpenAccount) -> None:

@@ -129,8 +129,7 @@ def split_charge(amount: int, *, own_balance: int, parent_balance: int | None) -
         return Charge(from_workspace=amount, from_parent=0)
     from_parent = amount - own_balance
     if parent_balance is None or parent_balance < from_parent:
-        msg = f"This costs {amount} credits; not enough are left."
-        raise InsufficientCreditsError(msg)
+        raise InsufficientCreditsError(not_enough(amount))
     return Charge(from_workspace=own_balance, from_parent=from_parent)
 
 
@@ -180,19 +179,33 @@ def check_key_spend(key: KeyBudget, workspace_id: UUID, amount: int) -> None:
     """A spend made with a key: the key must be usable in `workspace_id` (the gateway
     refuses other keys first; this is defence in depth), and `amount` must fit in what
     is left of its monthly limit."""
-    if key.workspace_id != workspace_id:
-        msg = "This API key acts in another workspace."
-        raise ForbiddenError(msg)
-    for refused, state in ((key.revoked, "revoked"), (key.expired, "expired")):
+    for refused, reason in (
+        (key.workspace_id != workspace_id, "key_of_another_workspace"),
+        (key.revoked, "key_revoked"),
+        (key.expired, "key_expired"),
+        (key.suspended, "key_suspended"),
+    ):
         if refused:
-            msg = f"This API key is {state}."
-            raise ForbiddenError(msg)
-    if key.suspended:
-        msg = "This API key is suspended: its workspace's API access is off."
-        raise ForbiddenError(msg)
+            raise ForbiddenError(KEY_REFUSALS[reason])
     limit = key.monthly_credit_limit
     if limit is not None and key.spent + amount > limit:
         raise KeyCreditLimitReachedError(limit_reached(limit, key.spent, amount))
+
+
+KEY_REFUSALS = {
+    "key_of_another_workspace": "This API key acts in another workspace.",
+    "key_revoked": "This API key is revoked.",
+    "key_expired": "This API key is expired.",
+    "key_suspended": "This API key is suspended: its workspace's API access is off.",
+}
+"""Why a key may not spend, in the order it is checked (`billing.spend_batch` names the
+same reasons)."""
+
+
+def not_enough(amount: int, left: int | None = None) -> str:
+    """What a refused spend of `amount` says; `left`: the workspace's own balance, when it
+    alone was to pay."""
+    return f"This costs {amount} credits; {'not enough' if left is None else left} are left."
 
 
 def limit_reached(limit: int, spent: int, amount: int) -> str:

@@ -36,17 +36,20 @@ from fastapi import Response
 
 from contracts.events.billing import CreditsLow, TransactionPosted
 from contracts.permissions import Permission
+from services.billing.accounts import no_such_workspace
 from services.billing.domain import (
+    KEY_REFUSALS,
     ApiKeyNotArrivedError,
     InsufficientCreditsError,
     KeyCreditLimitReachedError,
     limit_reached,
+    not_enough,
     pool_paying_for,
 )
 from services.billing.policy import require_spender
 from services.billing.spending import SpendCredits
 from shared.db import Database
-from shared.errors import ForbiddenError, NotFoundError
+from shared.errors import ForbiddenError
 from shared.idempotency import (
     MAX_KEY_LENGTH,
     IdempotencyKeyReusedError,
@@ -304,26 +307,18 @@ def _refusal(  # noqa: PLR0911 - one error per refusal
             assert command.caller.api_key_id is not None
             return ApiKeyNotArrivedError(command.caller.api_key_id)
         case "workspace_closed":
-            return NotFoundError(f"No workspace {command.workspace_id} that you can see.")
-        case "key_of_another_workspace":
-            return ForbiddenError("This API key acts in another workspace.")
-        case "key_revoked" | "key_expired" as refused:
-            return ForbiddenError(f"This API key is {refused.removeprefix('key_')}.")
-        case "key_suspended":
-            return ForbiddenError("This API key is suspended: its workspace's API access is off.")
+            return no_such_workspace(command.workspace_id)
+        case refused if refused in KEY_REFUSALS:
+            return ForbiddenError(KEY_REFUSALS[refused])
         case "key_limit_reached":
             return KeyCreditLimitReachedError(
                 limit_reached(outcome["key_limit"], outcome["key_spent"], amount)
             )
         case "insufficient":
-            return InsufficientCreditsError(
-                f"This costs {amount} credits; {outcome['balance']} are left."
-            )
+            return InsufficientCreditsError(not_enough(amount, outcome["balance"]))
         case "insufficient_with_parent":
-            return InsufficientCreditsError(f"This costs {amount} credits; not enough are left.")
+            return InsufficientCreditsError(not_enough(amount))
         case "key_reused":
-            return IdempotencyKeyReusedError(
-                "This Idempotency-Key was already used with a different request."
-            )
+            return IdempotencyKeyReusedError()
     msg = f"unknown spend outcome {outcome['outcome']!r}"
     return RuntimeError(msg)
