@@ -58,10 +58,16 @@ class WorkspaceRepository:
     ) -> Workspace | None:
         """With `lock`, the row is locked against any other change; with `share`, only
         against changes of the row itself (its status, its settings), so that several
-        sub-workspaces may be created under it at once while its deletion waits."""
+        sub-workspaces may be created under it at once while its deletion waits.
+
+        Neither lock is one on the row's key (`FOR NO KEY UPDATE`, `FOR SHARE`): a row
+        that refers to the workspace (a member, an invitation, the seat pool, updated
+        twice in one transaction) checks its reference with a key-share lock, which a
+        plain `FOR UPDATE` would make wait — on a change that waits for the pool's lock
+        that the referring transaction holds."""
         query = select(workspaces).where(workspaces.c.id == workspace_id)
         if lock or share:
-            query = query.with_for_update(read=not lock)
+            query = query.with_for_update(read=not lock, key_share=lock)
         row = (await self.session.execute(query)).mappings().one_or_none()
         return None if row is None else workspace_of_row(row)
 
@@ -134,7 +140,7 @@ class WorkspaceRepository:
             .order_by(workspaces.c.depth.desc(), workspaces.c.id)
         )
         if lock:
-            query = query.with_for_update()
+            query = query.with_for_update(key_share=True)
         rows = (await self.session.execute(query)).mappings().all()
         return [workspace_of_row(row) for row in rows]
 
