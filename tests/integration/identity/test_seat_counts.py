@@ -18,6 +18,9 @@ from sqlalchemy import func, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.identity import housekeeping, models
+from services.identity.domain import SeatUsage
+from services.identity.repository.seat_pools import SeatPoolRepository
+from services.identity.repository.workspaces import WorkspaceRepository
 from shared.migrations import alembic_config
 from shared.service import ServiceRuntime
 from shared.settings import ServiceName, Settings
@@ -245,3 +248,27 @@ async def test_the_migration_fills_the_count_in_from_the_rows_there_are(
     found = await counts(admin_engine, root_id)
     assert (found.kept_used, found.kept_held) == (found.used, found.held) == (2, 2)
     assert (shown["used"], shown["pending"]) == (found.used, found.pending) == (2, 1)
+
+
+async def test_a_change_holding_the_pool_is_not_stopped_by_a_change_of_the_pool_workspace(
+    client: httpx.AsyncClient, identity: ServiceRuntime
+) -> None:
+    """A removal locks its workspace, then waits for the pool; an invitation holding the
+    pool writes the pool's row twice (its count, then what it announces), and the second
+    write checks the row's reference to the workspace. Were the workspace locked on its
+    key, that check would wait for the removal, and the removal for the pool: the two
+    would deadlock."""
+    admin = person("admin")
+    root_id = uuid.UUID(await create_root(client, admin))
+    units = identity.units_of_work
+    async with units.begin(actor="removal") as removal:
+        await WorkspaceRepository(removal.session).get(root_id, lock=True)
+        async with units.begin(actor="invitation") as invitation:
+            await invitation.session.execute(text("SET LOCAL lock_timeout = '3s'"))
+            pools = SeatPoolRepository(invitation.session)
+            await pools.lock(root_id)
+            await pools.move_count(root_id, people=[], emails=[], before=SeatUsage(0, 0))
+            await pools.record_published_usage(root_id, SeatUsage(used=1, pending=0))
+        await removal.session.rollback()
+    shown = await seats(client, admin, str(root_id))
+    assert shown["used"] == 1
