@@ -179,18 +179,22 @@ async def _rows(
 
 
 async def _still_moving(connection: AsyncConnection, scope: _Scope) -> list[str]:
-    moving: list[str] = []
-    for schema in SERVICES:
-        [count] = await _rows(
+    moving = [
+        f"{count} events of {producer} unpublished"
+        for producer, count in await _rows(
             connection,
-            f"SELECT count(*) FROM {schema}.outbox"
-            " WHERE message_key = ANY(:keys) AND published_at IS NULL",
+            f"SELECT producer, count(*) FROM ({_OUTBOXES}) AS o"
+            " WHERE published_at IS NULL GROUP BY producer ORDER BY producer",
             scope,
         )
-        if count[0]:
-            moving.append(f"{count[0]} events of {schema} unpublished")
-    for consumer, producer, missing in await _unconsumed(connection, scope, stopped_count=False):
-        moving.append(f"{len(missing)} events of {producer} not yet applied by {consumer}")
+    ]
+    unconsumed: dict[tuple[str, str], int] = defaultdict(int)
+    for row in await _unconsumed(connection, scope, waiting_for_an_operator=False):
+        unconsumed[row.producer, row.consumer] += 1
+    moving.extend(
+        f"{count} events of {producer} not yet applied by {consumer}"
+        for (producer, consumer), count in sorted(unconsumed.items())
+    )
     unfinished_assets = await _rows(
         connection,
         "SELECT status, count(*) FROM assets.assets"
@@ -208,19 +212,27 @@ async def _still_moving(connection: AsyncConnection, scope: _Scope) -> list[str]
     return moving
 
 
+_OUTBOXES = " UNION ALL ".join(
+    f"SELECT '{producer}' AS producer, id, event_id, event_type, published_at"
+    f" FROM {producer}.outbox WHERE message_key = ANY(:keys)"
+    for producer in SERVICES
+)
+"""Every outbox row of these accounts, with the service that wrote it."""
+
+
 async def _unconsumed(
-    connection: AsyncConnection, scope: _Scope, *, stopped_count: bool
-) -> list[tuple[str, str, list[Any]]]:
-    """Per consumer and producer, the events of these accounts that the consumer handles
-    and has not applied: (consumer, producer, rows of event_id, event_type, outcome).
-    Those held behind an event parked for an operator are left out unless
-    `stopped_count`: they wait for someone, not for time."""
-    found: list[tuple[str, str, list[Any]]] = []
+    connection: AsyncConnection, scope: _Scope, *, waiting_for_an_operator: bool
+) -> Sequence[Any]:
+    """The events of these accounts that a service handles and has not applied: rows of
+    (consumer, producer, event_id, event_type, outcome). Those held behind an event
+    parked for an operator are left out unless `waiting_for_an_operator`: they wait for
+    someone, not for time."""
+    queries = []
     for consumer, payloads in CONSUMERS.items():
-        types = sorted({payload.event_type for payload in payloads})
-        stopped = (
+        types = ", ".join(f"'{payload.event_type}'" for payload in sorted(payloads, key=str))
+        held_up = (
             ""
-            if stopped_count
+            if waiting_for_an_operator
             else f""" AND NOT EXISTS (
                 SELECT 1 FROM {consumer}.parked_events AS held
                 JOIN {consumer}.parked_events AS head
@@ -228,21 +240,16 @@ async def _unconsumed(
                  AND head.state = 'parked'
                 WHERE held.event_id = o.event_id)"""
         )
-        for producer in SERVICES:
-            missing = await _rows(
-                connection,
-                f"SELECT o.event_id, o.event_type, i.outcome"
-                f" FROM {producer}.outbox AS o"
-                f" LEFT JOIN {consumer}.inbox AS i ON i.event_id = o.event_id"
-                " WHERE o.message_key = ANY(:keys) AND o.event_type = ANY(:types)"
-                f" AND (i.event_id IS NULL OR i.outcome <> 'applied'){stopped}"
-                " ORDER BY o.id",
-                scope,
-                types=types,
-            )
-            if missing:
-                found.append((consumer, producer, list(missing)))
-    return found
+        queries.append(
+            f"SELECT '{consumer}' AS consumer, o.producer, o.id, o.event_id, o.event_type,"
+            f" i.outcome FROM ({_OUTBOXES}) AS o"
+            f" LEFT JOIN {consumer}.inbox AS i ON i.event_id = o.event_id"
+            f" WHERE o.event_type IN ({types})"
+            f" AND (i.event_id IS NULL OR i.outcome <> 'applied'){held_up}"
+        )
+    return await _rows(
+        connection, " UNION ALL ".join(queries) + " ORDER BY consumer, producer, id", scope
+    )
 
 
 # The ledger ---------------------------------------------------------------------------
@@ -483,46 +490,46 @@ async def _avatars(connection: AsyncConnection, scope: _Scope) -> list[Violation
 
 
 async def _events(connection: AsyncConnection, scope: _Scope) -> list[Violation]:
-    found: list[Violation] = []
-    for schema in SERVICES:
-        unpublished = await _rows(
-            connection,
-            f"SELECT event_id, event_type FROM {schema}.outbox"
-            " WHERE message_key = ANY(:keys) AND published_at IS NULL ORDER BY id",
-            scope,
+    unpublished = await _rows(
+        connection,
+        f"SELECT producer, event_id, event_type FROM ({_OUTBOXES}) AS o"
+        " WHERE published_at IS NULL ORDER BY producer, id",
+        scope,
+    )
+    found = [
+        Violation("outbox-published", f"{row.producer}'s {row.event_type} {row.event_id}")
+        for row in unpublished
+    ]
+    found.extend(
+        Violation(
+            "event-consumed",
+            f"{row.producer}'s {row.event_type} {row.event_id}: "
+            + (
+                f"not in {row.consumer}'s inbox"
+                if row.outcome is None
+                else f"{row.outcome} by {row.consumer}"
+            ),
         )
-        found.extend(
-            Violation("outbox-published", f"{schema}'s {row.event_type} {row.event_id}")
-            for row in unpublished
+        for row in await _unconsumed(connection, scope, waiting_for_an_operator=True)
+    )
+    parked = await _rows(
+        connection,
+        " UNION ALL ".join(
+            f"SELECT '{consumer}' AS consumer, position, event_id, event_type, state,"
+            f" last_error FROM {consumer}.parked_events WHERE message_key = ANY(:keys)"
+            for consumer in CONSUMERS
         )
-    for consumer, producer, missing in await _unconsumed(connection, scope, stopped_count=True):
-        found.extend(
-            Violation(
-                "event-consumed",
-                f"{producer}'s {row.event_type} {row.event_id}: "
-                + (
-                    f"not in {consumer}'s inbox"
-                    if row.outcome is None
-                    else f"{row.outcome} by {consumer}"
-                ),
-            )
-            for row in missing
+        + " ORDER BY consumer, position",
+        scope,
+    )
+    found.extend(
+        Violation(
+            "event-parked",
+            f"{row.consumer} holds {row.event_type} {row.event_id} ({row.state}): "
+            f"{row.last_error or 'behind an earlier event'}",
         )
-    for schema in CONSUMERS:
-        parked = await _rows(
-            connection,
-            f"SELECT event_id, event_type, state, last_error"
-            f" FROM {schema}.parked_events WHERE message_key = ANY(:keys) ORDER BY position",
-            scope,
-        )
-        found.extend(
-            Violation(
-                "event-parked",
-                f"{schema} holds {row.event_type} {row.event_id} ({row.state}): "
-                f"{row.last_error or 'behind an earlier event'}",
-            )
-            for row in parked
-        )
+        for row in parked
+    )
     return found
 
 
