@@ -12,9 +12,13 @@ The checks, by the name a `Violation` carries:
 * the ledger: `ledger-balanced` (a transaction's lines sum to zero per pool),
   `balance-is-sum-of-lines`, `balance-not-negative`, `balance-is-last-line`,
   `closed-account-empty`;
-* seats: `seats-within-limit`, `seats-within-cap`, `seat-count-kept` (identity's
-  `seated` and `held` against a recount), `seat-usage-copied` (billing's copy of the
-  usage identity announced);
+* spending: `charged-as-priced` (a spend or an avatar fee paid what it was priced),
+  `key-budget-counts-spends` (billing's monthly spending of a key),
+  `key-usage-counts-credits` (apikeys' count of the credits spent with a key);
+* seats: `seats-within-limit` (billing's limit and identity's copy of it),
+  `seats-within-cap`, `seat-count-kept` (identity's `seated` and `held` against a
+  recount), `seat-limit-copied`, `seat-cap-copied`, `seat-usage-copied` (what each
+  service keeps of the other's word);
 * avatars: `avatar-slots-in-use` (billing's slots in use against the active
   avatars), `avatar-claims` (billing's unreleased claims against the same avatars);
 * events: `outbox-published`, `event-consumed` (every consumer of an event's type
@@ -333,6 +337,88 @@ async def _ledger(connection: AsyncConnection, scope: _Scope) -> list[Violation]
                     f"{where}: the workspace is deleted and still holds {row.balance}",
                 )
             )
+    return found
+
+
+async def _spending(connection: AsyncConnection, scope: _Scope) -> list[Violation]:
+    """A spend or an avatar fee pays the world what it was priced; a key's monthly
+    budget and apikeys' usage count what was spent with it."""
+    found: list[Violation] = []
+    mispriced = await _rows(
+        connection,
+        """SELECT t.id, t.kind, t.amount, coalesce(sum(l.amount), 0) AS paid
+           FROM billing.transactions AS t
+           LEFT JOIN billing.ledger_lines AS l
+             ON l.transaction_id = t.id AND l.workspace_id IS NULL AND l.pool = t.pool
+           WHERE t.root_id = ANY(:roots) AND t.kind IN ('spend', 'avatar_claim')
+           GROUP BY t.id, t.kind, t.amount HAVING coalesce(sum(l.amount), 0) <> t.amount
+           ORDER BY t.id""",
+        scope,
+    )
+    found.extend(
+        Violation(
+            "charged-as-priced",
+            f"{row.kind} {row.id} was priced {row.amount} and paid {row.paid}",
+        )
+        for row in mispriced
+    )
+    budgets = await _rows(
+        connection,
+        """WITH keys AS (
+               SELECT key_id, budget_id FROM billing.api_keys WHERE root_id = ANY(:roots)),
+           spent AS (
+               SELECT k.budget_id,
+                      date_trunc('month', timezone('UTC', t.created_at))::date AS month,
+                      sum(t.amount) AS total
+               FROM billing.transactions AS t JOIN keys AS k ON k.key_id = t.api_key_id
+               WHERE t.kind IN ('spend', 'avatar_claim') AND t.amount > 0
+               GROUP BY 1, 2)
+           SELECT coalesce(s.budget_id, b.budget_id) AS budget_id,
+                  coalesce(s.month, b.month) AS month,
+                  coalesce(b.spent, 0) AS counted, coalesce(s.total, 0) AS total
+           FROM spent AS s
+           FULL JOIN (SELECT * FROM billing.api_key_spending
+                      WHERE budget_id IN (SELECT budget_id FROM keys)) AS b
+             ON b.budget_id = s.budget_id AND b.month = s.month
+           WHERE coalesce(b.spent, 0) <> coalesce(s.total, 0)""",
+        scope,
+    )
+    found.extend(
+        Violation(
+            "key-budget-counts-spends",
+            f"key budget {row.budget_id} counted {row.counted} spent in {row.month}, "
+            f"its spends total {row.total}",
+        )
+        for row in budgets
+    )
+    usage = await _rows(
+        connection,
+        """WITH paid AS (
+               SELECT t.api_key_id, sum(l.amount) AS total
+               FROM billing.transactions AS t
+               JOIN billing.ledger_lines AS l ON l.transaction_id = t.id
+               WHERE t.root_id = ANY(:roots) AND t.api_key_id IS NOT NULL
+                 AND l.workspace_id IS NULL AND l.pool = 'api_credits' AND l.amount > 0
+               GROUP BY t.api_key_id),
+           counted AS (
+               SELECT u.key_id, sum(u.credits_spent) AS total
+               FROM apikeys.key_usage_days AS u
+               JOIN apikeys.api_keys AS k ON k.id = u.key_id
+               WHERE k.root_id = ANY(:roots)
+               GROUP BY u.key_id)
+           SELECT coalesce(p.api_key_id, c.key_id) AS key_id,
+                  coalesce(p.total, 0) AS paid, coalesce(c.total, 0) AS counted
+           FROM paid AS p FULL JOIN counted AS c ON c.key_id = p.api_key_id
+           WHERE coalesce(p.total, 0) <> coalesce(c.total, 0)""",
+        scope,
+    )
+    found.extend(
+        Violation(
+            "key-usage-counts-credits",
+            f"key {row.key_id} paid {row.paid} API credits, apikeys counted {row.counted}",
+        )
+        for row in usage
+    )
     return found
 
 
@@ -739,7 +825,7 @@ async def _leftovers(connection: AsyncConnection, scope: _Scope) -> list[Violati
     return found
 
 
-_CHECKS = (_ledger, _seats, _avatars, _events, _copies, _leftovers)
+_CHECKS = (_ledger, _spending, _seats, _avatars, _events, _copies, _leftovers)
 
 
 # Acknowledged writes ------------------------------------------------------------------

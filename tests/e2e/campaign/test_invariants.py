@@ -299,15 +299,18 @@ async def test_an_account_as_the_services_left_it_is_quiet_and_keeps_every_guara
 async def test_a_transaction_whose_lines_do_not_sum_to_zero(
     settings: Settings, admin_engine: AsyncEngine, account: Workload
 ) -> None:
+    """A purchase's line of the world (the payment provider's side) changed."""
+    purchase = next(ack for ack in account.acknowledged if ack.write is Write.PURCHASE)
+    transaction_id = str(purchase.detail["transaction_id"])
     world_line = """UPDATE billing.ledger_lines SET amount = amount + :by
-                    WHERE transaction_id = :spend AND workspace_id IS NULL"""
+                    WHERE transaction_id = :purchase AND workspace_id IS NULL"""
     async with behind_the_back(
-        admin_engine, world_line, world_line.replace("+", "-"), by=1, spend=account.ids["spend"]
+        admin_engine, world_line, world_line.replace("+", "-"), by=1, purchase=transaction_id
     ):
         violated = await found(settings, account)
 
     assert names(violated) == {"ledger-balanced"}
-    assert account.ids["spend"] in violated[0].detail
+    assert transaction_id in violated[0].detail
 
 
 async def test_a_balance_that_is_not_the_sum_of_its_lines(
@@ -352,6 +355,36 @@ async def test_a_lost_ledger_line(
         violated = await found(settings, account)
 
     assert names(violated) == {"ledger-balanced", "balance-is-sum-of-lines"}
+
+
+async def test_an_avatar_fee_that_paid_less_than_its_price(
+    settings: Settings, admin_engine: AsyncEngine, account: Workload
+) -> None:
+    price = """UPDATE billing.transactions SET amount = amount + :by
+               WHERE kind = 'avatar_claim' AND reference = :avatar"""
+    async with behind_the_back(
+        admin_engine, price, price.replace("+", "-"), by=1, avatar=account.ids["avatar"]
+    ):
+        violated = await found(settings, account)
+
+    assert names(violated) == {"charged-as-priced"}
+
+
+async def test_a_key_whose_spending_is_counted_wrong(
+    settings: Settings, admin_engine: AsyncEngine, account: Workload
+) -> None:
+    """billing's monthly budget and apikeys' daily usage of the key that spent."""
+    budget = "UPDATE billing.api_key_spending SET spent = spent + :by WHERE budget_id = :key"
+    usage = """UPDATE apikeys.key_usage_days SET credits_spent = credits_spent + :by
+               WHERE key_id = :key"""
+    key = account.ids["key"]
+    async with (
+        behind_the_back(admin_engine, budget, budget.replace("+", "-"), by=1, key=key),
+        behind_the_back(admin_engine, usage, usage.replace("+", "-"), by=1, key=key),
+    ):
+        violated = await found(settings, account)
+
+    assert names(violated) == {"key-budget-counts-spends", "key-usage-counts-credits"}
 
 
 async def test_a_seat_pool_whose_count_is_not_its_rows(
