@@ -159,7 +159,7 @@ async def build(workload: Workload) -> None:
     await workload.call("DELETE", f"/v1/workspaces/{root_id}/assets/{template}", 204, by=owner)
     workload.saw(Write.ASSET_DELETED, root_id, template)
 
-    gone = await sub_workspace(workload, "Former client")
+    gone = workload.ids["gone"] = await sub_workspace(workload, "Former client")
     await workload.call("DELETE", f"/v1/workspaces/{gone}", 202, by=owner)
     workload.saw(Write.WORKSPACE_DELETED, root_id, gone)
 
@@ -584,27 +584,98 @@ async def test_a_key_the_gateway_thinks_usable_after_its_revocation(
     assert names(violated) == {"copy-of-keys"}
 
 
+async def test_a_workspace_that_a_service_keeps_otherwise(
+    settings: Settings, admin_engine: AsyncEngine, account: Workload
+) -> None:
+    flip = "UPDATE apikeys.workspaces SET api_access = NOT api_access WHERE id = :sub"
+    async with behind_the_back(admin_engine, flip, flip, sub=account.ids["sub"]):
+        violated = await found(settings, account)
+
+    assert names(violated) == {"copy-of-workspaces"}
+    assert account.ids["sub"] in violated[0].detail
+
+
+async def test_seat_usage_that_billing_keeps_otherwise(
+    settings: Settings, admin_engine: AsyncEngine, account: Workload
+) -> None:
+    used = "UPDATE billing.accounts SET seats_used = seats_used + :by WHERE workspace_id = :root"
+    async with behind_the_back(
+        admin_engine, used, used.replace("+", "-"), by=1, root=account.root_id
+    ):
+        violated = await found(settings, account)
+
+    assert names(violated) == {"seat-usage-copied"}
+
+
+async def test_a_member_left_in_a_deleted_workspace(
+    settings: Settings, admin_engine: AsyncEngine, account: Workload
+) -> None:
+    async with behind_the_back(
+        admin_engine,
+        """INSERT INTO identity.memberships (workspace_id, user_id, role)
+           VALUES (:gone, :owner, 'viewer')""",
+        "DELETE FROM identity.memberships WHERE workspace_id = :gone AND user_id = :owner",
+        gone=account.ids["gone"],
+        owner=account.owner.user_id,
+    ):
+        violated = await found(settings, account)
+
+    assert names(violated) == {"member-of-deleted-workspace", "copy-of-memberships"}
+
+
 async def test_acknowledged_writes_that_are_not_there(
     settings: Settings, account: Workload
 ) -> None:
-    spend = next(ack for ack in account.acknowledged if ack.write is Write.SPEND)
-    asset = next(ack for ack in account.acknowledged if ack.write is Write.ASSET_CREATED)
-    phantom = str(uuid.uuid4())
+    """One write of each kind answered 2xx after the account was built, that its
+    services do not keep as answered."""
+    root, sub, phantom = account.root_id, account.ids["sub"], str(uuid.uuid4())
+
+    def first(write: Write) -> Acknowledged:
+        return next(ack for ack in account.acknowledged if ack.write is write)
+
+    pending = next(
+        ack
+        for ack in account.acknowledged
+        if ack.write is Write.INVITATION and ack.workspace_id == sub
+    )
+    voice = next(
+        ack
+        for ack in account.acknowledged
+        if ack.write is Write.ASSET_CREATED and ack.detail["kind"] == "voice"
+    )
+    purchase = first(Write.PURCHASE)
+    unanswered = [
+        Acknowledged(0, Write.ROOT_CREATED, root, phantom, phantom),
+        Acknowledged(0, Write.SUB_WORKSPACE_CREATED, root, root, sub, {"parent_id": phantom}),
+        Acknowledged(0, Write.WORKSPACE_DELETED, root, root, sub),
+        replace(purchase, detail={**purchase.detail, "quantity": 1}),
+        Acknowledged(0, Write.ALLOCATION, root, root, sub, {"generative_credits": 999}),
+        replace(
+            first(Write.SPEND),
+            id=phantom,
+            detail={**first(Write.SPEND).detail, "idempotency_key": "x"},
+        ),
+        replace(first(Write.INVITATION), id=phantom),
+        Acknowledged(0, Write.ACCEPTANCE, root, sub, pending.id, {"user_id": "someone"}),
+        Acknowledged(0, Write.REMOVAL, root, root, account.owner.user_id),
+        Acknowledged(0, Write.KEY_CREATED, root, sub, phantom),
+        Acknowledged(0, Write.KEY_REVOKED, root, sub, account.ids["key"]),
+        replace(first(Write.ASSET_CREATED), id=phantom),
+        replace(first(Write.ASSET_CREATED), write=Write.ASSET_DELETED),
+        replace(voice, write=Write.SHARE, detail={"targets": [root]}),
+        replace(voice, write=Write.UNSHARE, detail={"target": sub}),
+    ]
     later = len(account.acknowledged)
     acknowledged = [
         *account.acknowledged,
-        replace(spend, sequence=later, id=phantom, detail={**spend.detail, "idempotency_key": "x"}),
-        replace(asset, sequence=later + 1, id=phantom),
-        replace(asset, sequence=later + 2, write=Write.ASSET_DELETED),
+        *(replace(ack, sequence=later + n) for n, ack in enumerate(unanswered)),
     ]
 
     violated = await found(settings, account, acknowledged)
 
-    assert sorted((v.invariant, v.detail.split()[0]) for v in violated) == [
-        ("acknowledged-asset_created", f"#{later + 1}"),
-        ("acknowledged-asset_deleted", f"#{later + 2}"),
-        ("acknowledged-spend", f"#{later}"),
-    ]
+    assert sorted((v.detail.split()[0], v.invariant) for v in violated) == sorted(
+        (f"#{later + n}", f"acknowledged-{ack.write.value}") for n, ack in enumerate(unanswered)
+    )
 
 
 async def test_one_idempotency_key_answered_with_two_transactions(
