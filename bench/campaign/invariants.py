@@ -97,6 +97,10 @@ CONSUMERS: Mapping[str, frozenset[type[EventPayload]]] = {
 """The event types each service handles, and so records in its inbox."""
 
 POLL_SECONDS = 0.2
+QUIET_SECONDS = 1.0
+"""How long the accounts stay quiet before `settle` believes it: longer than a gateway
+process keeps the requests made with keys before it writes them out as usage events
+(`usage_flush_seconds`, at most a second)."""
 
 
 @dataclass(frozen=True)
@@ -117,21 +121,29 @@ async def settle(
     published and consumed by each service that consumes its type, no avatar pending,
     no deletion unfinished; TimeoutError saying what still moves.
 
-    An event held in a consumer's parked events behind one parked for an operator
-    does not move by itself: it does not hold `settle` up (`violations` reports it)."""
+    Quiet means quiet for `QUIET_SECONDS` on end: once nothing moves, `settle` waits
+    that long whatever is left of `timeout`. An event held in a consumer's parked events
+    behind one parked for an operator does not move by itself: it does not hold
+    `settle` up (`violations` reports it)."""
     deadline = time.monotonic() + timeout
     engine = create_async_engine(
         asyncpg_url(database_url), connect_args=tls_arguments(database_url)
     )
+    quiet_since: float | None = None
     try:
         while True:
             async with engine.connect() as connection:
                 moving = await _still_moving(connection, _Scope.of(root_ids))
-            if not moving:
-                return
-            if time.monotonic() > deadline:
-                msg = f"not settled after {timeout}s: " + "; ".join(moving)
-                raise TimeoutError(msg)
+            now = time.monotonic()
+            if moving:
+                quiet_since = None
+                if now > deadline:
+                    msg = f"not settled after {timeout}s: " + "; ".join(moving)
+                    raise TimeoutError(msg)
+            else:
+                quiet_since = now if quiet_since is None else quiet_since
+                if now - quiet_since >= QUIET_SECONDS:
+                    return
             await asyncio.sleep(POLL_SECONDS)
     finally:
         await engine.dispose()
@@ -901,7 +913,7 @@ class _Kept:
                 )
             ),
             transactions=await by_id(
-                "SELECT id, kind, workspace_id, pool, amount FROM billing.transactions"
+                "SELECT id, kind, workspace_id, pool, amount, api_key_id FROM billing.transactions"
                 " WHERE root_id = ANY(:roots)"
             ),
             purchase_lines=lines,
@@ -956,8 +968,13 @@ class _Undone:
 
     def __init__(self, acknowledged: Sequence[Acknowledged]) -> None:
         self.last: dict[tuple[Write, str, str], int] = {}
+        """The last sequence of a kind of write, in a workspace, of an id."""
+        self.last_anywhere: dict[tuple[Write, str], int] = {}
         for ack in acknowledged:
-            self.last[ack.write, ack.workspace_id, self._id(ack)] = ack.sequence
+            key = (ack.write, ack.workspace_id, self._id(ack))
+            self.last[key] = max(self.last.get(key, -1), ack.sequence)
+            anywhere = (ack.write, self._id(ack))
+            self.last_anywhere[anywhere] = max(self.last_anywhere.get(anywhere, -1), ack.sequence)
 
     @staticmethod
     def _id(ack: Acknowledged) -> str:
@@ -971,11 +988,7 @@ class _Undone:
         return self.last.get((write, workspace_id, id_), -1) > sequence
 
     def anywhere_after(self, write: Write, id_: str, sequence: int) -> bool:
-        return any(
-            seq > sequence
-            for (kind, _, seen), seq in self.last.items()
-            if (kind, seen) == (write, id_)
-        )
+        return self.last_anywhere.get((write, id_), -1) > sequence
 
 
 async def _acknowledged_writes(
@@ -1012,8 +1025,18 @@ def _missing(ack: Acknowledged, kept: _Kept, undone: _Undone) -> str | None:  # 
             spend = kept.transactions.get(str(ack.id))
             if spend is None:
                 return f"spend {ack.id} of workspace {ack.workspace_id} has no transaction"
-            answered = (str(ack.workspace_id), ack.detail.get("pool"), ack.detail.get("amount"))
-            stored = (str(spend.workspace_id), spend.pool, spend.amount)
+            answered = (
+                ack.workspace_id,
+                ack.detail.get("pool"),
+                ack.detail.get("amount"),
+                ack.detail.get("api_key_id"),
+            )
+            stored = (
+                str(spend.workspace_id),
+                spend.pool,
+                spend.amount,
+                None if spend.api_key_id is None else str(spend.api_key_id),
+            )
             if spend.kind != "spend" or answered != stored:
                 return (
                     f"spend {ack.id} was answered {answered}, the ledger has {spend.kind} {stored}"
