@@ -44,6 +44,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -453,6 +454,7 @@ async def _seats(connection: AsyncConnection, scope: _Scope) -> list[Violation]:
         scope,
     )
     repository = SeatPoolRepository(AsyncSession(bind=connection))
+    now = await _now(connection)
     for pool in pools:
         where = f"seat pool {pool.billing_root_id}"
         kept, counted = await repository.recount(pool.billing_root_id)
@@ -464,7 +466,7 @@ async def _seats(connection: AsyncConnection, scope: _Scope) -> list[Violation]:
                     f"rows say {counted.used} and {counted.pending}",
                 )
             )
-        record = await repository.get(pool.billing_root_id)
+        record = await repository.get(pool.billing_root_id, now=now)
         assert record is not None
         limit = pool.billing_limit
         if pool.seats_limit != limit:
@@ -513,7 +515,7 @@ async def _seats(connection: AsyncConnection, scope: _Scope) -> list[Violation]:
                 )
             )
         if workspace.seats_cap is not None:
-            taken = await repository.in_workspace(workspace.id, now=await _now(connection))
+            taken = await repository.in_workspace(workspace.id, now=now)
             if taken > workspace.seats_cap:
                 found.append(
                     Violation(
@@ -525,8 +527,10 @@ async def _seats(connection: AsyncConnection, scope: _Scope) -> list[Violation]:
     return found
 
 
-async def _now(connection: AsyncConnection) -> Any:
-    return (await connection.execute(text("SELECT now()"))).scalar_one()
+async def _now(connection: AsyncConnection) -> datetime:
+    """The moment the checks look at (their transaction's): invitations expire by it."""
+    moment: datetime = (await connection.execute(text("SELECT now()"))).scalar_one()
+    return moment
 
 
 # Avatars ------------------------------------------------------------------------------
