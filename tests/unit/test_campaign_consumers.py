@@ -9,7 +9,7 @@ from typing import Any, cast
 
 import pytest
 
-from bench.campaign.invariants import CONSUMERS
+from bench.campaign.reading import CONSUMERS
 from contracts.envelope import EventPayload
 from services.apikeys import consumers as apikeys
 from services.assets import consumers as assets
