@@ -9,8 +9,9 @@ later, in the database's or the encoder's own limits, as a server error). Here:
 
 - the body is UTF-8 (RFC 8259 §8.1) and valid JSON (RFC 8259), with no `NaN` or
   `Infinity`: otherwise a 400 `malformed-request`;
-- no object names a key twice, and nothing is nested deeper than `MAX_DEPTH`: otherwise
-  a 422 `validation-failed` naming the field.
+- no object names a key twice, nothing is nested deeper than `MAX_DEPTH`, and no
+  integer has more digits than Python reads (4,300): otherwise a 422
+  `validation-failed` naming the field.
 
 A service's routers take `JsonBodyRoute` as their `route_class`; the check runs before
 FastAPI reads the body, so that no endpoint, dependency or idempotency record ever sees
@@ -67,18 +68,21 @@ def read_json(body: bytes) -> Any:
     """The body's value, or `UnreadableJsonError` / `RefusedJsonError`."""
     try:
         text = body.decode("utf-8")
-        value = json.loads(text, object_pairs_hook=_pairs, parse_constant=_no_constants)
     except UnicodeDecodeError as invalid:
         msg = f"the body is not UTF-8 (byte {invalid.start})"
         raise UnreadableJsonError(msg) from invalid
+    try:
+        value = json.loads(text, object_pairs_hook=_pairs, parse_constant=_no_constants)
+    except (RefusedJsonError, UnreadableJsonError):
+        raise
     except json.JSONDecodeError as invalid:
         raise UnreadableJsonError(str(invalid)) from invalid
     except RecursionError as deep:
         msg = f"nested deeper than {MAX_DEPTH} levels"
         raise RefusedJsonError(msg, (), "too_deep") from deep
-    except RefusedJsonError as refused:
-        # The parser gives no position: the key's name is what the client can look for.
-        raise refused from None
+    except ValueError as beyond:
+        # Python reads no integer of more than 4,300 digits (CVE-2020-10735).
+        raise RefusedJsonError(str(beyond), (), "number_too_long") from beyond
     _check_depth(value)
     return value
 

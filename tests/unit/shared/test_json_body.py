@@ -59,6 +59,13 @@ def test_a_body_nested_past_the_limit_is_refused(levels: int) -> None:
     assert refused.value.kind == "too_deep"
 
 
+def test_a_number_python_will_not_read_is_refused() -> None:
+    with pytest.raises(RefusedJsonError) as refused:
+        read_json(b'{"quantity": ' + b"9" * 5000 + b"}")
+
+    assert refused.value.kind == "number_too_long"
+
+
 @pytest.mark.parametrize(
     "body",
     [
