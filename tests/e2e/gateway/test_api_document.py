@@ -79,8 +79,6 @@ def test_every_answer_is_one_the_document_lists_and_none_is_a_server_error(
     for check in ("not_a_server_error", *DOCUMENTATION_CHECKS):
         assert tally.checks[check]["success"] > 0, found
         assert tally.failed(check) == 0, found
-    if role == "super_admin":
-        assert tally.statuses[200] + tally.statuses[201] > 0, found
     if role == "stranger":
         # Nothing of a workspace answers someone with no place in it.
         assert not tally.succeeded, found
