@@ -1,18 +1,29 @@
-"""Does the API do what its document says? schemathesis against the gateway's merged
-`/openapi.json`, with identity, billing and the gateway as real processes in a
-throwaway sandbox (its own PostgreSQL and Kafka), as the end-to-end tests run them.
+"""Does the API do what its document says, whoever asks? schemathesis against the
+gateway's merged `/openapi.json`, with identity, billing, assets, apikeys and the
+gateway as real processes in a throwaway sandbox (its own PostgreSQL and Kafka), as the
+end-to-end tests run them.
 
-A signed-in user with one workspace of their own makes the workspace-scoped
-operations reachable: every request carries the user's token, and every
-`{workspace_id}` in a path is that workspace (other path parameters are generated).
-The gateway's rate limits are lifted for the run (`NO_RATE_LIMITS`).
+One workspace and everyone who may knock on its door (`ROLES`): its Super Admin, a
+developer, a creator and a viewer of it (each a signed-in member), an API key of it, and
+a stranger (signed in, with no place in it). Each is one run: every request carries
+that caller's credentials, and every `{workspace_id}` in a path is the workspace (other
+path parameters are generated). A weaker caller's 403 and 404 are answers the document
+lists, not failures. The gateway's rate limits are lifted for the run
+(`NO_RATE_LIMITS`).
 
-Every check that compares an answer with the document runs, at most
-`--max-examples` test cases per operation and phase, for at most `--max-time`
-seconds in all. It prints, per check, how many test cases passed and failed,
-the answers by status, and one line per distinct failure.
+Every check that compares an answer with the document runs (`CHECKS`: no 5xx, no
+answer outside its schema, status and content type), at most `--max-examples` test
+cases per operation and phase, for at most `--max-time` seconds per caller. With
+`--stateful`, schemathesis also chains calls (create, then read, change and delete what
+was created) along the links it infers from the document's response schemas and from
+`Location` headers. It prints, per caller: the operations covered, the test cases run,
+per check how many passed and failed, the answers by status, and one line per distinct
+failure; then the failures of all callers together (the goal: 0).
 
-Run: `.venv/bin/python -m bench.schemathesis_run`; `--quick` for a short run.
+Run: `.venv/bin/python -m bench.schemathesis_run` (every caller, 25 examples, 300 s
+each); `--roles viewer,api_key` for some callers; `--stateful` to add the stateful
+phase; `--max-examples 100 --max-time 900` for a longer run; `--quick` for 5 examples
+and 60 s per caller; `--examples` to print a failing request of each kind as curl.
 """
 
 from __future__ import annotations
@@ -82,9 +93,18 @@ class Tally:
     """One failing request of each kind, as curl, with what the check said."""
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    operations: set[str] = field(default_factory=set)
+    """The operations at least one test case of the run called."""
+    succeeded: set[str] = field(default_factory=set)
+    """The operations that answered at least one test case with a 2xx."""
+    test_cases: int = 0
 
     def failed(self, check: str) -> int:
         return self.checks.get(check, Counter())[Status.FAILURE.value]
+
+    @property
+    def failures_found(self) -> int:
+        return sum(self.failures.values())
 
     @property
     def server_errors(self) -> int:
@@ -106,9 +126,26 @@ class Tally:
                     self.examples.setdefault(
                         key, f"{node.failure_info.code_sample}\n    {failure.message}\n    {answer}"
                     )
-        for interaction in recorder.interactions.values():
+        for case_id, interaction in recorder.interactions.items():
+            self.test_cases += 1
+            self.operations.add(recorder.cases[case_id].value.operation.label)
             if interaction.response is not None:
                 self.statuses[interaction.response.status_code] += 1
+                if 200 <= interaction.response.status_code < 300:
+                    self.succeeded.add(recorder.cases[case_id].value.operation.label)
+
+
+def _integers_written_as_integers(value: Any) -> Any:
+    """JSON Schema counts `1925.0` as an integer; this API, like many JSON readers,
+    takes an integer only written as one (a float for a count of credits is refused),
+    and schemathesis's stateful phase writes integers as floats."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {name: _integers_written_as_integers(item) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_integers_written_as_integers(item) for item in value]
+    return value
 
 
 @schemathesis.hook
@@ -116,20 +153,35 @@ def before_call(_: HookContext, case: Case[Any], __: dict[str, Any]) -> None:
     """Two parameters whose valid values no schema can tell: a cursor is one the API
     gave out (`next_cursor`), and an `Idempotency-Key` sent again with another body
     is refused (422 `idempotency-key-reused`) by design. A request generated to be
-    valid goes without a cursor, and with a key of its own."""
+    valid goes without a cursor, with a key of its own, and with its integers written
+    as integers."""
     if case.meta is None or not case.meta.generation.mode.is_positive:
         return
     if case.query:
         case.query.pop("cursor", None)
+    if isinstance(case.body, dict | list):
+        case.body = _integers_written_as_integers(case.body)
     if case.headers and case.headers.get(IDEMPOTENCY_KEY):
         key = case.headers[IDEMPOTENCY_KEY]
         case.headers[IDEMPOTENCY_KEY] = f"{key[:200]}-{uuid.uuid4().hex}"
+
+
+ROLES = ("super_admin", "developer", "creator", "viewer", "api_key", "stranger")
+"""Who may knock on a workspace's door: its members by role, a key of it, and someone
+with no place in it."""
+MEMBER_ROLES = ("developer", "creator", "viewer")
+IN_THE_WORKSPACE = r"^/v1/workspaces/\{workspace_id\}"
+"""The operations on the workspace, where one caller's answers differ from another's."""
+PHASES = ("examples", "coverage", "fuzzing", "stateful")
+"""schemathesis's phases: the document's examples, the coverage of each schema's edges,
+generated cases, and chains of calls along the links it infers (`--stateful`)."""
 
 
 @dataclass(frozen=True)
 class Caller:
     token: str
     workspace_id: uuid.UUID
+    role: str = "super_admin"
 
 
 def sign_in(gateway: str, settings: Settings, email: str = "fuzz@example.com") -> Caller:
@@ -150,6 +202,40 @@ def sign_in(gateway: str, settings: Settings, email: str = "fuzz@example.com") -
     return Caller(token=token, workspace_id=workspace_id)
 
 
+def callers_of_one_workspace(
+    gateway: str, settings: Settings, roles: tuple[str, ...] = ROLES
+) -> list[Caller]:
+    """One new workspace and a caller in each of `roles` (of `ROLES`): its Super Admin,
+    members invited in the other roles who accepted, a key of it, a stranger."""
+    owner = sign_in(gateway, settings, email=f"owner.{uuid.uuid4().hex[:8]}@example.com")
+    workspace = f"/v1/workspaces/{owner.workspace_id}"
+    callers = {"super_admin": owner}
+    with httpx.Client(base_url=gateway, timeout=10) as client:
+        as_owner = {"authorization": f"Bearer {owner.token}"}
+        for role in MEMBER_ROLES:
+            if role not in roles:
+                continue
+            email = f"{role}.{uuid.uuid4().hex[:8]}@example.com"
+            token = development_token(email, settings)
+            as_member = {"authorization": f"Bearer {token}"}
+            invited = client.post(
+                f"{workspace}/invitations", json={"email": email, "role": role}, headers=as_owner
+            )
+            invited.raise_for_status()
+            client.post(
+                f"/v1/invitations/{invited.json()['id']}/accept", headers=as_member
+            ).raise_for_status()
+            callers[role] = Caller(token, owner.workspace_id, role)
+        if "api_key" in roles:
+            created = client.post(f"{workspace}/api-keys", json={"name": "fuzz"}, headers=as_owner)
+            created.raise_for_status()
+            callers["api_key"] = Caller(created.json()["key"], owner.workspace_id, "api_key")
+    if "stranger" in roles:
+        token = development_token(f"stranger.{uuid.uuid4().hex[:8]}@example.com", settings)
+        callers["stranger"] = Caller(token, owner.workspace_id, "stranger")
+    return [callers[role] for role in roles]
+
+
 def fuzz(
     gateway: str,
     caller: Caller,
@@ -158,8 +244,10 @@ def fuzz(
     max_time: int,
     seed: int | None = None,
     phases: tuple[str, ...] = ("examples", "coverage", "fuzzing"),
+    paths: str | None = None,
 ) -> Tally:
-    """schemathesis against the gateway's document, as `caller`."""
+    """schemathesis against the gateway's document, as `caller`; only the operations
+    whose path matches the regular expression `paths`, if given."""
     config = SchemathesisConfig.from_dict(
         {
             "auth": {"openapi": {"bearer": {"bearer": caller.token}}},
@@ -169,10 +257,7 @@ def fuzz(
             "max-time": max_time,
             "workers": 1,
             "request-timeout": 30,
-            "phases": {
-                phase: {"enabled": phase in phases}
-                for phase in ("examples", "coverage", "fuzzing", "stateful")
-            },
+            "phases": {phase: {"enabled": phase in phases} for phase in PHASES},
             "checks": {
                 "enabled": False,
                 **{name: {"enabled": True} for name in CHECKS},
@@ -194,7 +279,8 @@ def fuzz(
             **({"seed": seed} if seed is not None else {}),
         }
     )
-    schema = schemathesis.openapi.from_url(f"{gateway}/openapi.json", config=config)
+    document = schemathesis.openapi.from_url(f"{gateway}/openapi.json", config=config)
+    schema = document if paths is None else document.include(path_regex=paths)
     tally = Tally()
     started = time.monotonic()
     for event in from_schema(schema).execute():
@@ -209,7 +295,11 @@ def fuzz(
 
 
 def report(tally: Tally, *, examples: bool = False) -> str:
-    lines = [f"{'check':<32}{'passed':>8}{'failed':>8}"]
+    lines = [
+        f"operations covered: {len(tally.operations)}; test cases run: {tally.test_cases}; "
+        f"failures: {tally.failures_found}",
+        f"{'check':<32}{'passed':>8}{'failed':>8}",
+    ]
     for name in CHECKS:
         counts = tally.checks.get(name, Counter())
         passed, failed = counts[Status.SUCCESS.value], counts[Status.FAILURE.value]
@@ -241,32 +331,39 @@ def gateway_of_a_running_system(environment: dict[str, str], logs: Path) -> Iter
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--roles", default=",".join(ROLES), help=f"of {', '.join(ROLES)}")
     parser.add_argument("--max-examples", type=int, default=25)
-    parser.add_argument("--max-time", type=int, default=300, help="seconds for the whole run")
+    parser.add_argument("--max-time", type=int, default=300, help="seconds per caller")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument(
-        "--phases", default="examples,coverage,fuzzing", help="of examples, coverage, fuzzing"
+        "--phases", default="examples,coverage,fuzzing", help=f"of {', '.join(PHASES)}"
     )
-    parser.add_argument("--quick", action="store_true", help="5 examples, 60 seconds")
+    parser.add_argument("--stateful", action="store_true", help="add the stateful phase")
+    parser.add_argument("--quick", action="store_true", help="5 examples, 60 seconds per caller")
     parser.add_argument("--examples", action="store_true", help="a failing request of each kind")
     args = parser.parse_args()
     if args.quick:
         args.max_examples, args.max_time = 5, 60
+    phases = tuple(args.phases.split(",")) + (("stateful",) if args.stateful else ())
     logs = Path(tempfile.mkdtemp(prefix="atrium-schemathesis-logs-"))
+    failures = 0
     with (
         sandbox("atrium-schemathesis") as atrium,
         gateway_of_a_running_system(atrium.environment, logs) as url,
     ):
-        caller = sign_in(url, atrium.settings)
-        tally = fuzz(
-            url,
-            caller,
-            max_examples=args.max_examples,
-            max_time=args.max_time,
-            seed=args.seed,
-            phases=tuple(args.phases.split(",")),
-        )
-    print(report(tally, examples=args.examples))
+        callers = callers_of_one_workspace(url, atrium.settings, tuple(args.roles.split(",")))
+        for caller in callers:
+            tally = fuzz(
+                url,
+                caller,
+                max_examples=args.max_examples,
+                max_time=args.max_time,
+                seed=args.seed,
+                phases=phases,
+            )
+            failures += tally.failures_found
+            print(f"\n== {caller.role} ==\n{report(tally, examples=args.examples)}", flush=True)
+    print(f"\nfailures of all {len(callers)} callers: {failures}")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import problems
 from shared.errors import DomainError
+from shared.json_body import read_json
 from shared.principal import CurrentPrincipal, Principal
 
 MAX_KEY_LENGTH = 255
@@ -170,8 +171,8 @@ def request_fingerprint(query: str, body: bytes) -> str:
     """The query and the body, with a JSON body canonicalised so that a retry that only
     reorders keys or spacing is still the same request."""
     try:
-        canonical: Any = json.loads(body) if body else None
-    except ValueError:
+        canonical: Any = read_json(body) if body else None
+    except ValueError:  # not JSON, or JSON refused (nested past reason, keys twice)
         canonical = body.hex()
     return fingerprint(query, canonical)
 

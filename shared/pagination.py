@@ -47,6 +47,16 @@ Moment = Annotated[datetime, AfterValidator(_in_utc)]
 compares it in)."""
 
 
+def _zoned_or_utc(moment: datetime) -> datetime:
+    return _in_utc(moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC))
+
+
+Instant = Annotated[datetime, AfterValidator(_zoned_or_utc)]
+"""A time a client bounds a query with (`?from=`, `?to=`): one without a zone is in
+UTC, and one that does not exist in UTC (`0001-01-01T00:00:00+14:00`) is refused
+rather than failing in the database."""
+
+
 class InvalidCursorError(DomainError):
     problem = problems.VALIDATION_FAILED
 

@@ -399,6 +399,19 @@ async def hold_half_open_connections(
     return opened
 
 
+async def raw_exchange(port: int, request: bytes) -> tuple[int, bytes, bytes]:
+    """`request` as bytes on a connection of its own to 127.0.0.1:`port`, for what an HTTP
+    client would refuse to send: the answer's status, its head in lower case, its body."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request)
+    with contextlib.suppress(ConnectionError):
+        await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), timeout=10)
+    writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), head.lower(), body
+
+
 def still_open(connections: list[socket.socket]) -> int:
     """How many of `connections` the server holds: neither closed nor answered."""
     held = 0

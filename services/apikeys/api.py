@@ -60,14 +60,19 @@ from services.apikeys.schemas import (
 )
 from shared.errors import ForbiddenError, NotFoundError
 from shared.idempotency import Idempotency
+from shared.json_body import JsonBodyRoute
 from shared.openapi import problems_for
 from shared.pagination import DEFAULT_PAGE_SIZE, Cursor, Page, PageSize
 from shared.principal import CurrentPrincipal
 from shared.service import ServiceRuntime
 from shared.unit_of_work import no_body
 
-router = APIRouter(prefix="/v1/workspaces/{workspace_id}", tags=["api keys"])
-internal_router = APIRouter(prefix="/internal/v1", include_in_schema=False)
+router = APIRouter(
+    prefix="/v1/workspaces/{workspace_id}", tags=["api keys"], route_class=JsonBodyRoute
+)
+internal_router = APIRouter(
+    prefix="/internal/v1", include_in_schema=False, route_class=JsonBodyRoute
+)
 
 CommandT = TypeVar("CommandT")
 ResultT = TypeVar("ResultT")

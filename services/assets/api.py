@@ -39,13 +39,16 @@ from services.assets.schemas import (
 )
 from services.assets.upstreams import Upstreams
 from shared.idempotency import Idempotency
+from shared.json_body import JsonBodyRoute
 from shared.openapi import problems_for
 from shared.pagination import DEFAULT_PAGE_SIZE, Cursor, Page, PageSize
 from shared.principal import CurrentPrincipal
 from shared.service import ServiceRuntime
 from shared.unit_of_work import UnitsOfWork, no_body
 
-router = APIRouter(prefix="/v1/workspaces/{workspace_id}/assets", tags=["assets"])
+router = APIRouter(
+    prefix="/v1/workspaces/{workspace_id}/assets", tags=["assets"], route_class=JsonBodyRoute
+)
 
 ResultT = TypeVar("ResultT")
 

@@ -34,7 +34,6 @@ leave the avatar created while its slot and fee are still undecided.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, TypeVar, cast
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
@@ -82,14 +81,19 @@ from services.billing.schemas import (
 from services.billing.spend_batches import SpendBatches
 from services.billing.spending import SpendCredits
 from shared.idempotency import Idempotency, RequiredIdempotency
+from shared.json_body import JsonBodyRoute
 from shared.openapi import problems_for
-from shared.pagination import DEFAULT_PAGE_SIZE, Cursor, PageSize
+from shared.pagination import DEFAULT_PAGE_SIZE, Cursor, Instant, PageSize
 from shared.principal import CurrentPrincipal
 from shared.service import ServiceRuntime
 from shared.unit_of_work import no_body
 
-router = APIRouter(prefix="/v1/workspaces/{workspace_id}", tags=["billing"])
-internal_router = APIRouter(prefix="/internal/v1/workspaces/{workspace_id}", tags=["internal"])
+router = APIRouter(
+    prefix="/v1/workspaces/{workspace_id}", tags=["billing"], route_class=JsonBodyRoute
+)
+internal_router = APIRouter(
+    prefix="/internal/v1/workspaces/{workspace_id}", tags=["internal"], route_class=JsonBodyRoute
+)
 
 CommandT = TypeVar("CommandT")
 ResultT = TypeVar("ResultT")
@@ -241,8 +245,8 @@ async def get_usage(
     caller: CurrentPrincipal,
     runtime: Runtime,
     group_by: UsageGrouping = "day",
-    since: Annotated[datetime | None, Query(alias="from")] = None,
-    until: Annotated[datetime | None, Query(alias="to")] = None,
+    since: Annotated[Instant | None, Query(alias="from")] = None,
+    until: Annotated[Instant | None, Query(alias="to")] = None,
 ) -> Response:
     query = ReadUsage(caller, workspace_id, group_by=group_by, since=since, until=until)
     return await runtime.units_of_work.answer(

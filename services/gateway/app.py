@@ -70,6 +70,8 @@ _REVOKE_KEY = ("DELETE", "/v1/workspaces/{workspace_id}/api-keys/{key_id}")
 _ROTATE_KEY = ("POST", "/v1/workspaces/{workspace_id}/api-keys/{key_id}/rotate")
 _KEY_PARAMETERS = frozenset({"api_key", "apikey", "key"})
 _KEY_SHAPED = re.compile(re.escape(API_KEY_PREFIX) + "[0-9A-Za-z]{32}")
+_SINGLE_VALUED = ("authorization", "x-api-key", "idempotency-key")
+"""Headers that carry one credential or one key."""
 
 
 @dataclass(slots=True)
@@ -173,6 +175,7 @@ class Gateway:
 
     async def _answer(self, request: Request, exchange: _Exchange) -> Response:
         _refuse_keys_in_query(request)
+        _refuse_repeated_headers(request)
         matched, caller = await self._admitted(request, exchange)
         await self._within_limits(request, caller, exchange)
         principal = await self._vouched(matched, caller, exchange.key)
@@ -478,6 +481,15 @@ def _refuse_keys_in_query(request: Request) -> None:
                 "`Authorization: Bearer` or `X-API-Key`, and revoke this one, which may "
                 "have been logged on its way here.",
             )
+
+
+def _refuse_repeated_headers(request: Request) -> None:
+    """A header that says one thing, sent twice, may be read one way here and another
+    way by a proxy in front (the first `Authorization` here, the last there): such a
+    request is refused rather than guessed at."""
+    for name in _SINGLE_VALUED:
+        if len(request.headers.getlist(name)) > 1:
+            raise _Refused(problems.MALFORMED_REQUEST, f"The {name} header is sent more than once.")
 
 
 _DECIMAL = re.compile(r"0*([0-9]{1,18})")

@@ -64,14 +64,17 @@ from shared.db import Database
 from shared.errors import NotFoundError
 from shared.fields import PlainText
 from shared.idempotency import Idempotency
+from shared.json_body import JsonBodyRoute
 from shared.openapi import problems_for
 from shared.pagination import DEFAULT_PAGE_SIZE, Cursor, Page, PageSize
 from shared.principal import CurrentPrincipal
 from shared.service import ServiceRuntime
 from shared.unit_of_work import UnitOfWork, UnitsOfWork
 
-router = APIRouter(prefix="/v1")
-internal_router = APIRouter(prefix="/internal/v1", include_in_schema=False)
+router = APIRouter(prefix="/v1", route_class=JsonBodyRoute)
+internal_router = APIRouter(
+    prefix="/internal/v1", include_in_schema=False, route_class=JsonBodyRoute
+)
 
 
 def _units(request: Request) -> UnitsOfWork:

@@ -24,7 +24,12 @@ import pytest
 from infra.processes import free_port
 from services.gateway.auth import development_token
 from shared.settings import ServiceName, get_settings
-from shared.testing import ServiceProcess, hold_half_open_connections, still_open
+from shared.testing import (
+    ServiceProcess,
+    hold_half_open_connections,
+    raw_exchange,
+    still_open,
+)
 from tests.e2e.conftest import RunningSystem
 
 pytestmark = [pytest.mark.e2e, pytest.mark.own_system]
@@ -170,20 +175,9 @@ async def test_an_unauthenticated_flood_from_one_address_is_slowed_down(
     assert elsewhere.status_code == 401
 
 
-async def raw_exchange(gateway: ServiceProcess, request: bytes) -> tuple[int, bytes, bytes]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
-    writer.write(request)
-    with contextlib.suppress(ConnectionError):
-        await writer.drain()
-    answer = await asyncio.wait_for(reader.read(), timeout=10)
-    writer.close()
-    head, _, body = answer.partition(b"\r\n\r\n")
-    return int(head.split()[1]), head.lower(), body
-
-
 async def test_a_megabyte_of_headers_is_a_431_problem(gateway: ServiceProcess) -> None:
     status, head, body = await raw_exchange(
-        gateway,
+        gateway.port,
         b"GET /v1/workspaces HTTP/1.1\r\nhost: atrium\r\nx-padding: "
         + b"a" * 1024 * 1024
         + b"\r\n\r\n",
@@ -195,7 +189,7 @@ async def test_a_megabyte_of_headers_is_a_431_problem(gateway: ServiceProcess) -
 
 
 async def test_a_request_line_that_is_not_http_is_a_400_problem(gateway: ServiceProcess) -> None:
-    status, head, body = await raw_exchange(gateway, b"GET /v1/ work spaces HTTP/9\r\n\r\n")
+    status, head, body = await raw_exchange(gateway.port, b"GET /v1/ work spaces HTTP/9\r\n\r\n")
 
     assert status == 400
     assert b"content-type: application/problem+json" in head

@@ -104,6 +104,24 @@ async def test_a_list_limit_within_bounds_goes_through(
     assert response.status_code == 200
 
 
+@pytest.mark.parametrize("header", ["authorization", "x-api-key", "idempotency-key"])
+async def test_a_credential_or_key_header_sent_twice_is_a_400_problem_and_goes_nowhere(
+    in_process: InProcessGateway, stub: StubUpstream, header: str
+) -> None:
+    seed(in_process)
+    ann = bearer("ann")["authorization"]
+    twice = [(header, ann if header == "authorization" else "one"), (header, "two")]
+    once = [("authorization", ann)] if header != "authorization" else []
+
+    response = await in_process.client.post(
+        f"/v1/workspaces/{WORKSPACE}/spend", headers=[*once, *twice], json={}
+    )
+
+    assert_problem(response, 400, "malformed-request")
+    assert header in response.json()["detail"].lower()
+    assert stub.forwarded == []
+
+
 @pytest.mark.parametrize("settings_overrides", [{"max_body_bytes": 100}])
 async def test_a_body_over_the_limit_is_a_413_problem(
     in_process: InProcessGateway, stub: StubUpstream
