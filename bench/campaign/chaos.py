@@ -75,8 +75,13 @@ class Probe:
         self.root_id = ""
 
     async def open(self) -> None:
-        created = await self._post("/v1/workspaces", {"name": "Probe"}, str(uuid.uuid4()))
-        assert created is not None, "the probe's account could not be opened"
+        """The probe's account, asked for with one `Idempotency-Key` until it is made."""
+        key = str(uuid.uuid4())
+        created = await eventually(
+            lambda: self._post("/v1/workspaces", {"name": "Probe"}, key),
+            timeout=GIVE_UP_SECONDS,
+            what="the probe's account",
+        )
         self.root_id = str(created["id"])
         self.acks.record(Write.ROOT_CREATED, self.root_id, self.root_id, self.root_id)
 
