@@ -57,8 +57,8 @@ class Injection:
     at: float
     """Seconds since the chaos began."""
     detail: str
-    restart_seconds: float
-    """From the restart until the process was ready again."""
+    restart_seconds: float | None
+    """From the restart until the process was ready again; None when it never was."""
     recovery_seconds: float | None
     """From the restart until the probe succeeded; None when it never did."""
     overlapped: bool
@@ -205,8 +205,13 @@ class Chaos:
         try:
             detail = await asyncio.to_thread(self._kill, target)
             restarted = time.monotonic()
-            await asyncio.to_thread(self._start, target)
-            ready = time.monotonic()
+            ready: float | None
+            try:
+                await asyncio.to_thread(self._start, target)
+                ready = time.monotonic() - restarted
+            except (RuntimeError, TimeoutError) as not_ready:
+                ready = None
+                detail += f"; not ready again: {str(not_ready).splitlines()[0]}"
             recovery: float | None
             try:
                 await self.probe.until_served()
@@ -215,12 +220,11 @@ class Chaos:
                 recovery = None
         finally:
             self._under_way -= 1
-        injection = Injection(target, at, detail, ready - restarted, recovery, overlapping > 0)
+        injection = Injection(target, at, detail, ready, recovery, overlapping > 0)
         self.injections.append(injection)
-        served = "never" if recovery is None else f"after {recovery:.1f} s"
         print(
-            f"{at:7.1f} s  {target.value} killed ({detail}), ready again after "
-            f"{injection.restart_seconds:.1f} s, served again {served}",
+            f"{at:7.1f} s  {target.value} killed ({detail}), ready again {_after(ready)}, "
+            f"served again {_after(recovery)}",
             flush=True,
         )
         return injection
@@ -273,6 +277,10 @@ class Chaos:
         for service in self.services.values():
             if any(code is not None for code in service.returncodes()):
                 self._supervise(service)
+
+
+def _after(seconds: float | None) -> str:
+    return "never" if seconds is None else f"after {seconds:.1f} s"
 
 
 def _release(slots: asyncio.Semaphore, target: asyncio.Lock, _: asyncio.Task[Injection]) -> None:

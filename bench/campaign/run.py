@@ -104,7 +104,9 @@ class Outcome:
                     "at": round(i.at, 1),
                     "detail": i.detail,
                     "overlapped": i.overlapped,
-                    "restart_seconds": round(i.restart_seconds, 2),
+                    "restart_seconds": None
+                    if i.restart_seconds is None
+                    else round(i.restart_seconds, 2),
                     "recovery_seconds": None
                     if i.recovery_seconds is None
                     else round(i.recovery_seconds, 2),
