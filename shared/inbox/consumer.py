@@ -149,6 +149,11 @@ class EventConsumer:
         return register
 
     @property
+    def handled(self) -> frozenset[type[EventPayload]]:
+        """The event types this service applies, and so records in its inbox."""
+        return frozenset(self._handlers)
+
+    @property
     def topics(self) -> list[Topic]:
         return sorted({payload.topic for payload in self._handlers})
 
