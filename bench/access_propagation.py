@@ -22,7 +22,6 @@ import contextlib
 import os
 import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from bench.system import NO_RATE_LIMITS, as_person, percentile, running_system
+from bench.system import NO_RATE_LIMITS, Person, percentile, running_system
 from infra.sandbox import sandbox
 from shared.settings import ServiceName, Settings
 from shared.testing import ServiceProcess, eventually, settled_consumers
@@ -40,22 +39,6 @@ GIVE_UP_SECONDS = 10.0
 GATEWAY_GROUP = f"atrium.{ServiceName.GATEWAY.value}"
 BALANCES = "/balances"
 """Answered by billing on the gateway's word: a 404 there is the gateway's refusal."""
-
-
-@dataclass(frozen=True)
-class Person:
-    email: str
-    headers: dict[str, str]
-
-    @classmethod
-    def new(cls, name: str, settings: Settings) -> Person:
-        email = f"{name}.{uuid.uuid4().hex[:8]}@example.com"
-        return cls(email, as_person(email, settings))
-
-    @property
-    def user_id(self) -> str:
-        """identity's id of a person signed in with a development token."""
-        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"mailto:{self.email}"))
 
 
 @dataclass

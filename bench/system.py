@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import statistics
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from infra.processes import free_port
@@ -85,6 +87,24 @@ def running_system(
 def as_person(email: str, settings: Settings) -> dict[str, str]:
     """Headers of a signed-in person (a development token, as `atrium token` prints)."""
     return {"authorization": f"Bearer {development_token(email, settings)}"}
+
+
+@dataclass(frozen=True)
+class Person:
+    """Someone who signs in, with a new address of their own."""
+
+    email: str
+    headers: dict[str, str]
+
+    @classmethod
+    def new(cls, name: str, settings: Settings) -> Person:
+        email = f"{name}.{uuid.uuid4().hex[:8]}@example.com"
+        return cls(email, as_person(email, settings))
+
+    @property
+    def user_id(self) -> str:
+        """identity's id of a person signed in with a development token."""
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"mailto:{self.email}"))
 
 
 def percentile(values: list[float], percent: int) -> float:

@@ -28,6 +28,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import subprocess
 import uuid
 from collections.abc import Iterable, Mapping
@@ -187,6 +188,20 @@ class LocalKafka:
                     self._process.wait()
             else:
                 terminate(pid, timeout=timeout)
+        self._process = None
+        self.pid_file.unlink(missing_ok=True)
+
+    def kill(self) -> None:
+        """SIGKILL the broker, as a crash would: no flush, no controlled shutdown; its
+        data stays, and `start` starts it again on it (the broker recovers its logs)."""
+        pid = self.pid()
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            if self._process is not None:
+                self._process.wait()
+            else:
+                wait_until(lambda: not pid_alive(pid), timeout=30, what=f"Kafka ({pid}) to die")
         self._process = None
         self.pid_file.unlink(missing_ok=True)
 

@@ -9,14 +9,16 @@ provisioning.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from infra.cluster_user import binaries, cluster_account, cluster_folder, make_cluster_folder
-from infra.processes import port_is_free, wait_until
+from infra.processes import child_pids, port_is_free, process_exists, wait_until
 
 
 @dataclass
@@ -28,7 +30,9 @@ class LocalPostgres:
     password: str = "atrium"  # noqa: S105 - the development default, loopback only
     database: str = "atrium"
     durable: bool = True
-    """False turns fsync off: for throwaway test clusters only."""
+    """False turns fsync off: for throwaway test clusters only. What such a cluster
+    commits still survives the death of its processes (a commit writes its log to the
+    operating system before it answers), not the machine's."""
 
     @property
     def admin_url(self) -> str:
@@ -85,6 +89,34 @@ class LocalPostgres:
         if self.is_running():
             self._run([self.bin("pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"])
 
+    def kill(self, *, timeout: float = 30) -> None:
+        """SIGKILL the postmaster, as a crash would, and wait until its children have
+        noticed and exited too (PostgreSQL will not start again while one of them still
+        holds the shared memory). The data stays: `start` starts the cluster again on it
+        and PostgreSQL replays its write-ahead log."""
+        postmaster = self._postmaster_pid()
+        if postmaster is None:
+            return
+        children = child_pids(postmaster)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(postmaster, signal.SIGKILL)
+        wait_until(
+            lambda: not any(map(process_exists, [postmaster, *children])),
+            timeout=timeout,
+            what="PostgreSQL's processes to exit after its postmaster was killed",
+        )
+        # The postmaster removes its predecessor's lock files itself, unless that pid still
+        # answers signals: unreaped (as under a parent that does not reap orphans) or reused.
+        # It is dead, so they go.
+        for lock_file in ("postmaster.pid", f".s.PGSQL.{self.port}.lock"):
+            (self.data_dir / lock_file).unlink(missing_ok=True)
+
+    def _postmaster_pid(self) -> int | None:
+        try:
+            return int((self.data_dir / "postmaster.pid").read_text().split()[0])
+        except (FileNotFoundError, ValueError, IndexError):
+            return None
+
     def destroy(self) -> None:
         """Stop the cluster and delete its data and log."""
         self.stop()
@@ -134,7 +166,7 @@ class LocalPostgres:
             "unix_socket_directories": f"'{self.data_dir}'",
             "max_connections": "300",
             "fsync": "on" if self.durable else "off",
-            "synchronous_commit": "on" if self.durable else "off",
+            "synchronous_commit": "on",
             "full_page_writes": "on" if self.durable else "off",
             "log_min_messages": "warning",
         }

@@ -40,6 +40,28 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def process_exists(pid: int) -> bool:
+    """Whether `pid` is a process that has not exited: a zombie (exited, not yet reaped
+    by its parent) does not count, though signals still reach it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return pid_alive(pid)  # no /proc: the signal test, zombies included
+    # Fields after the command (in parentheses, which may hold spaces): state, ppid, ...
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from Linux's /proc)."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    children.append(int(entry.name))
+    return children
+
+
 def read_pid(pid_file: Path) -> int | None:
     try:
         pid = int(pid_file.read_text().split()[0])

@@ -204,27 +204,41 @@ class ServiceProcess:
 
     def spawn(self, *, extra_environment: dict[str, str] | None = None) -> ServiceProcess:
         """The processes started, not yet waited for (`wait_ready`)."""
-        environment = {
+        environment = self._environment(extra_environment)
+        self._processes = [self._spawn_one(log_file, environment) for log_file in self.log_files]
+        return self
+
+    def start_again(self) -> ServiceProcess:
+        """The processes that have exited (killed, say) started again with the service's
+        environment, the others left running; then every one waited for until ready: what
+        a supervisor does when one process of a service dies."""
+        environment = self._environment()
+        self._processes = [
+            self._spawn_one(log_file, environment) if process.poll() is not None else process
+            for log_file, process in zip(self.log_files, self._processes, strict=True)
+        ]
+        self.wait_ready()
+        return self
+
+    def _environment(self, extra_environment: dict[str, str] | None = None) -> dict[str, str]:
+        return {
             **os.environ,
             **self.environment,
             f"ATRIUM_{self.service.value.upper()}_URL": self.url,
             "ATRIUM_LOG_JSON": "false",
             **(extra_environment or {}),
         }
-        self._processes = []
-        for log_file in self.log_files:
-            with log_file.open("ab") as log:
-                self._processes.append(
-                    subprocess.Popen(
-                        [sys.executable, "-m", f"services.{self.service.value}.app"],
-                        env=environment,
-                        cwd=REPO,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        stdin=subprocess.DEVNULL,
-                    )
-                )
-        return self
+
+    def _spawn_one(self, log_file: Path, environment: dict[str, str]) -> subprocess.Popen[bytes]:
+        with log_file.open("ab") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", f"services.{self.service.value}.app"],
+                env=environment,
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
 
     def wait_ready(self, timeout: float = 120) -> None:
         """Wait until every process listens on the port (a process listens only once it

@@ -33,6 +33,9 @@ class RunningSystem:
     apikeys: ServiceProcess
     gateway: ServiceProcess
 
+    def by_service(self) -> dict[ServiceName, ServiceProcess]:
+        return {process.service: process for process in _processes_of(self)}
+
 
 def metrics_environment(directory: Path, service: ServiceName) -> dict[str, str]:
     """The processes of one service write their metrics to one directory, as under

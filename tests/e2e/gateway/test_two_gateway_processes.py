@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from bench.access_propagation import Person, RemovalTrials, another_gateway, report
-from bench.system import NO_RATE_LIMITS
+from bench.access_propagation import RemovalTrials, another_gateway, report
+from bench.system import NO_RATE_LIMITS, Person
 from shared.settings import Settings
 from tests.e2e.conftest import RunningSystem
 
