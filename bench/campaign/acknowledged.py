@@ -171,7 +171,7 @@ async def check_acknowledged(
     roots = {str(root) for root in scope.roots}
     found: list[Violation] = []
     for ack in sorted(acknowledged, key=lambda ack: ack.sequence):
-        if ack.root_id not in roots:
+        if ack.root_id not in roots or not ack.answered:
             continue
         problem = _missing(ack, kept, undone)
         if problem is not None:

@@ -45,7 +45,12 @@ class Write(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Acknowledged:
-    """One write answered 2xx: `sequence` orders the answers as the workload got them."""
+    """One write answered 2xx: `sequence` orders the answers as the workload got them.
+
+    With `answered` False, a write that undoes (a deletion, a revocation, a removal, an
+    unshare) whose outcome is unknown: no answer came, or a 5xx, and no later attempt
+    was answered 2xx — it may have been applied. It is never looked for, but what it
+    would have undone is not looked for after it either."""
 
     sequence: int
     write: Write
@@ -53,3 +58,4 @@ class Acknowledged:
     workspace_id: str
     id: str | None = None
     detail: Mapping[str, object] = field(default_factory=dict)
+    answered: bool = True

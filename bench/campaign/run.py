@@ -94,7 +94,7 @@ class Outcome:
             ],
             "operations": self.workload.tally.figures(),
             "acknowledged_writes": dict(
-                sorted(Counter(ack.write.value for ack in self.workload.acks.writes).items())
+                sorted(Counter(ack.write.value for ack in self.workload.acks.answered).items())
             ),
             "unsettled": self.unsettled,
             "violations": [{"invariant": v.invariant, "detail": v.detail} for v in self.violations],

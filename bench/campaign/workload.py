@@ -20,7 +20,7 @@ import random
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import partial
 from typing import Any, TypeVar
@@ -101,6 +101,15 @@ class Acknowledgements:
         **detail: object,
     ) -> None:
         self.writes.append(Acknowledged(len(self.writes), write, root_id, workspace_id, id, detail))
+
+    def add(self, write: Acknowledged, *, answered: bool) -> None:
+        """`write` (its sequence is given here), answered 2xx or of unknown outcome."""
+        self.writes.append(replace(write, sequence=len(self.writes), answered=answered))
+
+    @property
+    def answered(self) -> list[Acknowledged]:
+        """The writes answered 2xx (without those whose outcome is unknown)."""
+        return [ack for ack in self.writes if ack.answered]
 
 
 @dataclass
@@ -439,15 +448,13 @@ class Workload:
         user_id = rng.choice(sorted(workspace.members))
         person, _ = workspace.members.pop(user_id)
         who = person if rng.random() < 0.3 else account.owner  # some leave by themselves
-        removed = await self.write(
+        await self.undo(
             Operation.REMOVAL,
-            "DELETE",
             f"/v1/workspaces/{workspace.id}/members/{user_id}",
             who,
             rng,
+            Acknowledged(-1, Write.REMOVAL, account.root_id, workspace.id, user_id),
         )
-        if removed is not None:
-            self.acks.record(Write.REMOVAL, account.root_id, workspace.id, user_id)
 
     # Sub-workspaces
 
@@ -488,15 +495,13 @@ class Workload:
         account.subs.remove(doomed)
         account.pending = [i for i in account.pending if i.workspace_id != doomed.id]
         account.shares = [share for share in account.shares if share[1] != doomed.id]
-        deleted = await self.write(
+        await self.undo(
             Operation.DELETION,
-            "DELETE",
             f"/v1/workspaces/{doomed.id}?cascade=true",
             account.owner,
             rng,
+            Acknowledged(-1, Write.WORKSPACE_DELETED, account.root_id, doomed.id, doomed.id),
         )
-        if deleted is not None:
-            self.acks.record(Write.WORKSPACE_DELETED, account.root_id, doomed.id, doomed.id)
 
     # API keys
 
@@ -521,15 +526,13 @@ class Workload:
         if not workspace.keys:
             return
         key = workspace.keys.pop(rng.randrange(len(workspace.keys)))
-        revoked = await self.write(
+        await self.undo(
             Operation.KEY_REVOCATION,
-            "DELETE",
             f"/v1/workspaces/{workspace.id}/api-keys/{key.id}",
             account.owner,
             rng,
+            Acknowledged(-1, Write.KEY_REVOKED, account.root_id, workspace.id, key.id),
         )
-        if revoked is not None:
-            self.acks.record(Write.KEY_REVOKED, account.root_id, workspace.id, key.id)
 
     # Assets
 
@@ -557,15 +560,13 @@ class Workload:
             return
         asset_id = workspace.assets.pop(rng.randrange(len(workspace.assets)))
         account.shares = [share for share in account.shares if share[0] != asset_id]
-        deleted = await self.write(
+        await self.undo(
             Operation.ASSET_DELETION,
-            "DELETE",
             f"/v1/workspaces/{workspace.id}/assets/{asset_id}",
             account.owner,
             rng,
+            Acknowledged(-1, Write.ASSET_DELETED, account.root_id, workspace.id, asset_id),
         )
-        if deleted is not None:
-            self.acks.record(Write.ASSET_DELETED, account.root_id, workspace.id, asset_id)
 
     async def share(self, account: Account, rng: random.Random) -> None:
         if not account.root.assets or not account.subs:
@@ -597,17 +598,15 @@ class Workload:
         if not account.shares:
             return
         asset_id, target = account.shares.pop(rng.randrange(len(account.shares)))
-        unshared = await self.write(
+        await self.undo(
             Operation.UNSHARE,
-            "DELETE",
             f"/v1/workspaces/{account.root_id}/assets/{asset_id}/shares/{target}",
             account.owner,
             rng,
+            Acknowledged(
+                -1, Write.UNSHARE, account.root_id, account.root_id, asset_id, {"target": target}
+            ),
         )
-        if unshared is not None:
-            self.acks.record(
-                Write.UNSHARE, account.root_id, account.root_id, asset_id, target=target
-            )
 
     # Requests
 
@@ -622,10 +621,14 @@ class Workload:
         *,
         idempotency_key: str | None = None,
         first_timeout: float | None = None,
+        if_unknown: Callable[[], None] | None = None,
     ) -> dict[str, Any] | None:
         """The answer's body (`{}` when empty) when the write was answered 2xx, else None.
         A POST carries an `Idempotency-Key`; a write that failed (no answer, or a 5xx) is
-        sometimes sent again, a POST with the same key."""
+        sometimes sent again, a POST with the same key. `if_unknown` is called when the
+        write ends without a 2xx after an attempt that may have been applied (no answer,
+        or a 5xx): a later refusal (a 404 for what that attempt deleted) proves nothing."""
+        unknown = False
         if self.setting_up:
             operation = Operation.SET_UP
         self.tally.attempted[operation] += 1
@@ -652,12 +655,36 @@ class Workload:
                     return answer
                 if response.status_code < 500:
                     self.tally.refused[operation][str(response.status_code)] += 1
-                    return None
+                    break
                 self.tally.failed[operation][str(response.status_code)] += 1
+            unknown = True
             timeout = REQUEST_TIMEOUT_SECONDS
             if rng.random() >= RETRY_CHANCE:
-                return None
+                break
+        if unknown and if_unknown is not None:
+            if_unknown()
         return None
+
+    async def undo(
+        self,
+        operation: Operation,
+        path: str,
+        who: Person | dict[str, str],
+        rng: random.Random,
+        ack: Acknowledged,
+    ) -> None:
+        """A deletion, revocation, removal or unshare (`DELETE path`), recorded as `ack`
+        when answered 2xx and as of unknown outcome when it may have been applied."""
+        done = await self.write(
+            operation,
+            "DELETE",
+            path,
+            who,
+            rng,
+            if_unknown=lambda: self.acks.add(ack, answered=False),
+        )
+        if done is not None:
+            self.acks.add(ack, answered=True)
 
     @staticmethod
     async def _until_done(step: Callable[[], Awaitable[T | None]]) -> T:

@@ -67,7 +67,7 @@ async def test_nothing_acknowledged_is_lost_or_doubled_while_processes_are_kille
     assert [i for i in outcome.injections if i.recovery_seconds is None] == []
     assert outcome.unsettled is None
     assert outcome.violations == []
-    acknowledged = Counter(ack.write for ack in outcome.workload.acks.writes)
+    acknowledged = Counter(ack.write for ack in outcome.workload.acks.answered)
     assert {write: acknowledged[write] for write in MAIN_WRITES if not acknowledged[write]} == {}
-    with_a_key = [ack for ack in outcome.workload.acks.writes if "api_key_id" in ack.detail]
+    with_a_key = [ack for ack in outcome.workload.acks.answered if "api_key_id" in ack.detail]
     assert with_a_key

@@ -693,3 +693,22 @@ async def test_one_idempotency_key_answered_with_two_transactions(
     violated = await found(settings, account, [*account.acknowledged, twice])
 
     assert names(violated) == {"spend-applied-once"}
+
+
+async def test_a_deletion_of_unknown_outcome_excuses_what_it_may_have_deleted(
+    settings: Settings, account: Workload
+) -> None:
+    """A deletion that got no answer (or a 5xx) may have been applied: the asset it
+    names is not looked for after it, and the deletion itself is never looked for."""
+    later = len(account.acknowledged)
+    created = replace(
+        next(ack for ack in account.acknowledged if ack.write is Write.ASSET_CREATED),
+        sequence=later,
+        id=str(uuid.uuid4()),
+    )
+    deletion = replace(created, sequence=later + 1, write=Write.ASSET_DELETED, answered=False)
+
+    assert names(await found(settings, account, [*account.acknowledged, created])) == {
+        "acknowledged-asset_created"
+    }
+    assert await found(settings, account, [*account.acknowledged, created, deletion]) == []
