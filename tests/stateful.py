@@ -9,7 +9,7 @@ as they are, on the loop they were made on, and every step is still one step at 
 time.
 
 The number of runs is bounded for `make test`; `ATRIUM_MODEL_EXAMPLES` (and
-`ATRIUM_MODEL_STEPS`) ask for more, for example:
+`ATRIUM_MODEL_STEPS`) ask for more, and then the test has no time limit, for example:
 
     ATRIUM_MODEL_EXAMPLES=200 ATRIUM_MODEL_STEPS=60 .venv/bin/pytest -p no:cacheprovider \
         tests/integration/billing/test_ledger_model.py -q
@@ -22,10 +22,17 @@ import os
 from collections.abc import Coroutine
 from typing import Any, ClassVar, TypeVar
 
-from hypothesis import HealthCheck, settings
+import pytest
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 T = TypeVar("T")
+
+LONGER_RUN = "ATRIUM_MODEL_EXAMPLES" in os.environ
+
+within_time = pytest.mark.timeout(0 if LONGER_RUN else 480)
+"""A bounded run's time limit leaves hypothesis room to shrink a failure (it stops
+shrinking after 300 s); a longer run asked for has none."""
 
 
 class LoopDrivenMachine(RuleBasedStateMachine):
@@ -45,6 +52,8 @@ def model_settings(*, examples: int, steps: int) -> settings:
         max_examples=int(os.environ.get("ATRIUM_MODEL_EXAMPLES", examples)),
         stateful_step_count=int(os.environ.get("ATRIUM_MODEL_STEPS", steps)),
         deadline=None,
+        # Explaining a failure re-runs it under coverage: too slow for runs this long.
+        phases=[phase for phase in Phase if phase is not Phase.explain],
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     )
 
