@@ -48,6 +48,8 @@ PRICES = {"image_creation": 2, "video_generation": 10, "translation": 5, "api_ca
 """The default prices (DESIGN.md), per unit."""
 CREDIT_POOLS = ("generative_credits", "api_credits")
 MAX_KEYS = 5
+OPENING_PURCHASE = 200
+"""Credits of each pool the root buys first, so that most runs have some to move."""
 
 workspaces = st.integers(0, 2)
 """The root, a sub-workspace that starts strict and one that starts falling through."""
@@ -152,15 +154,17 @@ class LedgerMachine(LoopDrivenMachine):
         ]
         self.model = Ledger([Held(), Held(strict_quota=True), Held(strict_quota=False)])
         self.spends: list[Spend] = []
+        for pool in CREDIT_POOLS:
+            self.purchase(pool, OPENING_PURCHASE)
 
     # Steps ----------------------------------------------------------------------------
 
-    @rule(pool=st.sampled_from(CREDIT_POOLS), quantity=st.integers(1, 300))
+    @rule(pool=st.sampled_from(CREDIT_POOLS), quantity=st.integers(1, 100))
     def purchase(self, pool: str, quantity: int) -> None:
         self.wait_for(self.driver.purchase(self.workspaces[0], pool, quantity))
         self.model.held[0].balance[pool] += quantity
 
-    @rule(sub=subs, pool=st.sampled_from(CREDIT_POOLS), allocation=st.integers(0, 300))
+    @rule(sub=subs, pool=st.sampled_from(CREDIT_POOLS), allocation=st.integers(0, 150))
     def allocate(self, sub: int, pool: str, allocation: int) -> None:
         response = self.wait_for(self.driver.allocate(self.workspaces[sub], **{pool: allocation}))
         refused = self.model.allocate(sub, pool, allocation)
