@@ -302,4 +302,4 @@ class LedgerMachine(LoopDrivenMachine):
 
 @within_time
 async def test_the_ledger_does_what_its_model_says(driver: BillingDriver) -> None:
-    await run_machine(LedgerMachine, model_settings(examples=10, steps=30), driver=driver)
+    await run_machine(LedgerMachine, model_settings(examples=6, steps=30), driver=driver)

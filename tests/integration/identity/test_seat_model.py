@@ -162,6 +162,21 @@ class Seats:
             return "seat-limit-reached"
         return None
 
+    def switch_who_pays(self, place: int) -> str | None:
+        """A sub-workspace starts paying for itself (its own pool, on the default limit)
+        or goes back to its parent's bill; its people must fit in the pool they move
+        to, as full as it was or within its limit."""
+        moving_out = place not in self.own
+        to = place if moving_out else ROOT
+        before = self.taken(to) if to in self.pools() else 0
+        self.own.symmetric_difference_update({place})
+        if moving_out:
+            self.limits[place] = self.ceilings[place] = self.default_limit
+        if self.taken(to) > max(before, self.limits[to]):
+            self.own.symmetric_difference_update({place})
+            return "seat-limit-reached"
+        return None
+
     def settle_ceilings(self) -> None:
         for pool in self.pools():
             self.ceilings[pool] = max(self.limits[pool], min(self.ceilings[pool], self.taken(pool)))
@@ -305,20 +320,10 @@ class SeatMachine(LoopDrivenMachine):
                 auth=self.admin.auth,
             )
         )
-        to = place if moving_out else ROOT
-        before = model.taken(to) if to in model.pools() else 0
-        if moving_out:
-            model.own.add(place)
-            model.limits[place] = model.ceilings[place] = model.default_limit
-        else:
-            model.own.discard(place)
-        expected = None
-        if model.taken(to) > max(before, model.limits[to]):
-            expected = "seat-limit-reached"
-            model.own.symmetric_difference_update({place})
-        elif moving_out:
+        refused = model.switch_who_pays(place)
+        if refused is None and moving_out:
             self.opened_pools.add(place)
-        self.expect(response, 200, expected)
+        self.expect(response, 200, refused)
 
     # Checks after every step ----------------------------------------------------------
 
