@@ -34,7 +34,6 @@ from typing import Any, ClassVar
 
 import httpx
 import pytest
-from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import invariant, precondition, rule
 
@@ -168,7 +167,6 @@ class LedgerMachine(LoopDrivenMachine):
     def allocate(self, sub: int, pool: str, allocation: int) -> None:
         response = self.wait_for(self.driver.allocate(self.workspaces[sub], **{pool: allocation}))
         refused = self.model.allocate(sub, pool, allocation)
-        event(f"allocation: {refused or 'moved'}")
         assert problem_type(response) == refused, response.text
         if refused is None:
             assert response.status_code == 200
@@ -270,7 +268,6 @@ class LedgerMachine(LoopDrivenMachine):
         pool = "generative_credits" if key is None else "api_credits"
         amount = PRICES[spend.operation] * spend.quantity
         refused = self.model.spend(spend.workspace, pool, amount, key)
-        event(f"{'key' if key else 'person'} spends: {refused or 'spent'}")
         assert problem_type(response) == refused, response.text
         if refused is not None:
             assert response.status_code == 402

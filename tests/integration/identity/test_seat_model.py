@@ -36,7 +36,6 @@ from typing import ClassVar, TypeVar
 
 import httpx
 import pytest
-from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import invariant, precondition, rule
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -367,7 +366,6 @@ class SeatMachine(LoopDrivenMachine):
     @staticmethod
     def expect(response: httpx.Response, status: int, refused: str | None = None) -> None:
         """The answer is `status`, or the 409 problem `refused` when the model says so."""
-        event(f"{status} expected, {refused or 'done'}")
         if refused is None:
             assert response.status_code == status, response.text
         else:
