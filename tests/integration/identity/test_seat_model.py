@@ -382,7 +382,7 @@ async def test_seat_pools_do_what_their_model_says(
 ) -> None:
     await run_machine(
         SeatMachine,
-        model_settings(examples=6, steps=30),
+        model_settings(examples=5, steps=30),
         client=client,
         identity=identity,
         admin_engine=admin_engine,
