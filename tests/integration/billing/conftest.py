@@ -285,6 +285,38 @@ class BillingDriver:
             )
         return int(total or 0)
 
+    async def assert_ledger_consistent(self, workspaces: list[Workspace]) -> None:
+        """Every transaction of these workspaces balances per pool, and each of their
+        balances is the sum of its ledger lines and not negative."""
+        ids = [workspace.id for workspace in workspaces]
+        async with self.admin_engine.connect() as connection:
+            unbalanced = (
+                await connection.execute(
+                    text(
+                        "SELECT l.transaction_id, l.pool FROM billing.ledger_lines AS l"
+                        " JOIN billing.transactions AS t ON t.id = l.transaction_id"
+                        " WHERE t.workspace_id = ANY(:ids)"
+                        " GROUP BY l.transaction_id, l.pool HAVING sum(l.amount) <> 0"
+                    ),
+                    {"ids": ids},
+                )
+            ).all()
+            drift = (
+                await connection.execute(
+                    text(
+                        "SELECT b.workspace_id, b.pool, b.balance, coalesce(sum(l.amount), 0)"
+                        " FROM billing.balances AS b LEFT JOIN billing.ledger_lines AS l"
+                        " ON l.workspace_id = b.workspace_id AND l.pool = b.pool"
+                        " WHERE b.workspace_id = ANY(:ids)"
+                        " GROUP BY b.workspace_id, b.pool, b.balance"
+                        " HAVING b.balance <> coalesce(sum(l.amount), 0) OR b.balance < 0"
+                    ),
+                    {"ids": ids},
+                )
+            ).all()
+        assert unbalanced == []
+        assert drift == []
+
     async def stored_balance(self, workspace: Workspace, pool: str) -> int:
         async with self.admin_engine.connect() as connection:
             value = await connection.scalar(

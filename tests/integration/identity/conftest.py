@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.envelope import RawEnvelope
@@ -116,21 +116,25 @@ async def seats(client: httpx.AsyncClient, who: Person, workspace_id: str) -> di
     return dict(response.json())
 
 
-async def set_seat_limit(identity: ServiceRuntime, workspace_id: str, limit: int) -> None:
-    """Deliver billing's word on a billing root's seats, as its consumer would."""
+async def set_seat_limit(
+    identity: ServiceRuntime, workspace_id: str, limit: int, *, root_id: str | None = None
+) -> None:
+    """Deliver billing's word on a billing root's seats, as its consumer would; `root_id`:
+    the account's root, when the billing root is a sub-workspace."""
     workspace = uuid.UUID(workspace_id)
+    root = workspace if root_id is None else uuid.UUID(root_id)
     await identity.consumer.consume(
         as_delivered(
             LimitsChanged(
                 workspace_id=workspace,
-                root_id=workspace,
+                root_id=root,
                 billing_root_id=workspace,
                 seats_limit=limit,
                 seats_cap=None,
                 avatar_slots_limit=3,
             ),
             producer="billing",
-            root_id=workspace,
+            root_id=root,
             workspace_id=workspace,
         )
     )
@@ -151,3 +155,56 @@ async def events_about(admin_engine: AsyncEngine, root_id: str) -> list[RawEnvel
 
 async def event_types(admin_engine: AsyncEngine, root_id: str) -> list[str]:
     return [envelope.type for envelope in await events_about(admin_engine, root_id)]
+
+
+FROM_ROWS = text(
+    """
+    WITH live AS (
+      SELECT id FROM identity.workspaces
+      WHERE billing_root_id = :pool AND status != 'deleted'
+    ), held AS (
+      SELECT email, expires_at FROM identity.invitations
+      WHERE workspace_id IN (SELECT id FROM live) AND status = 'pending'
+        AND email NOT IN (
+          SELECT email FROM identity.memberships
+          WHERE workspace_id IN (SELECT id FROM live) AND email IS NOT NULL
+        )
+    )
+    SELECT
+      (SELECT count(DISTINCT user_id) FROM identity.memberships
+       WHERE workspace_id IN (SELECT id FROM live)),
+      (SELECT count(DISTINCT email) FROM held),
+      (SELECT count(DISTINCT email) FROM held WHERE expires_at > now()),
+      seated, held
+    FROM identity.seat_pools WHERE billing_root_id = :pool
+    """
+)
+"""A seat pool counted from its rows (people seated, emails held by pending invitations),
+next to the count the pool keeps."""
+
+
+@dataclass(frozen=True)
+class Counts:
+    used: int
+    held: int
+    """Emails pending invitations hold, expired or not."""
+    pending: int
+    """The same, without the expired ones: what `GET …/seats` shows."""
+    kept_used: int
+    kept_held: int
+
+
+async def counts(admin_engine: AsyncEngine, pool_id: str) -> Counts:
+    async with admin_engine.connect() as connection:
+        row = (await connection.execute(FROM_ROWS, {"pool": uuid.UUID(pool_id)})).one()
+    return Counts(*(int(value) for value in row))
+
+
+async def assert_kept_count_is_the_recount(
+    client: httpx.AsyncClient, admin_engine: AsyncEngine, admin: Person, workspace_id: str
+) -> Counts:
+    shown = await seats(client, admin, workspace_id)
+    found = await counts(admin_engine, shown["pool_root_id"])
+    assert (found.kept_used, found.kept_held) == (found.used, found.held)
+    assert (shown["used"], shown["pending"]) == (found.used, found.pending)
+    return found

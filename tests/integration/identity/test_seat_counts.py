@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass
 
 import httpx
 import pytest
@@ -25,59 +24,20 @@ from shared.migrations import alembic_config
 from shared.service import ServiceRuntime
 from shared.settings import ServiceName, Settings
 
-from .conftest import Person, create_root, create_sub, invite, join, person, seats, set_seat_limit
-
-pytestmark = pytest.mark.integration
-
-FROM_ROWS = text(
-    """
-    WITH live AS (
-      SELECT id FROM identity.workspaces
-      WHERE billing_root_id = :pool AND status != 'deleted'
-    ), held AS (
-      SELECT email, expires_at FROM identity.invitations
-      WHERE workspace_id IN (SELECT id FROM live) AND status = 'pending'
-        AND email NOT IN (
-          SELECT email FROM identity.memberships
-          WHERE workspace_id IN (SELECT id FROM live) AND email IS NOT NULL
-        )
-    )
-    SELECT
-      (SELECT count(DISTINCT user_id) FROM identity.memberships
-       WHERE workspace_id IN (SELECT id FROM live)),
-      (SELECT count(DISTINCT email) FROM held),
-      (SELECT count(DISTINCT email) FROM held WHERE expires_at > now()),
-      seated, held
-    FROM identity.seat_pools WHERE billing_root_id = :pool
-    """
+from .conftest import (
+    Person,
+    assert_kept_count_is_the_recount,
+    counts,
+    create_root,
+    create_sub,
+    invite,
+    join,
+    person,
+    seats,
+    set_seat_limit,
 )
 
-
-@dataclass(frozen=True)
-class Counts:
-    used: int
-    held: int
-    """Emails pending invitations hold, expired or not."""
-    pending: int
-    """The same, without the expired ones: what `GET …/seats` shows."""
-    kept_used: int
-    kept_held: int
-
-
-async def counts(admin_engine: AsyncEngine, pool_id: str) -> Counts:
-    async with admin_engine.connect() as connection:
-        row = (await connection.execute(FROM_ROWS, {"pool": uuid.UUID(pool_id)})).one()
-    return Counts(*(int(value) for value in row))
-
-
-async def assert_kept_count_is_the_recount(
-    client: httpx.AsyncClient, admin_engine: AsyncEngine, admin: Person, workspace_id: str
-) -> Counts:
-    shown = await seats(client, admin, workspace_id)
-    found = await counts(admin_engine, shown["pool_root_id"])
-    assert (found.kept_used, found.kept_held) == (found.used, found.held)
-    assert (shown["used"], shown["pending"]) == (found.used, found.pending)
-    return found
+pytestmark = pytest.mark.integration
 
 
 async def expire(admin_engine: AsyncEngine, invitation_id: str) -> None:
