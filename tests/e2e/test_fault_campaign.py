@@ -25,7 +25,7 @@ from tests.e2e.conftest import RunningSystem
 
 pytestmark = [pytest.mark.e2e, pytest.mark.own_system]
 
-PLAN = Plan(seed=20261202, seconds=40, injections=len(Target) + 1, accounts=2, workers=4, at_once=3)
+PLAN = Plan(seed=20261202, seconds=20, injections=len(Target), accounts=2, workers=4, at_once=3)
 MAIN_WRITES = (
     Write.SPEND,
     Write.PURCHASE,
