@@ -47,10 +47,11 @@ class Write(StrEnum):
 class Acknowledged:
     """One write answered 2xx: `sequence` orders the answers as the workload got them.
 
-    With `answered` False, a write that undoes (a deletion, a revocation, a removal, an
-    unshare) whose outcome is unknown: no answer came, or a 5xx, and no later attempt
-    was answered 2xx — it may have been applied. It is never looked for, but what it
-    would have undone is not looked for after it either."""
+    With `answered` False, a write that undoes or replaces (a deletion, a revocation, a
+    removal, an unshare, an allocation: a PUT carries no Idempotency-Key) whose outcome
+    is unknown: no answer came, or a 5xx, and no later attempt was answered 2xx — it may
+    have been applied. It is never looked for, but what it would have undone or replaced
+    is not looked for after it either."""
 
     sequence: int
     write: Write

@@ -368,6 +368,9 @@ class Workload:
             account.owner,
             rng,
             body,
+            if_unknown=lambda: self.acks.add(
+                Acknowledged(0, Write.ALLOCATION, account.root_id, sub.id, sub.id), answered=False
+            ),
         )
         if allocation is not None:
             sub.allocated = int(allocation["generative_credits"])

@@ -712,3 +712,18 @@ async def test_a_deletion_of_unknown_outcome_excuses_what_it_may_have_deleted(
         "acknowledged-asset_created"
     }
     assert await found(settings, account, [*account.acknowledged, created, deletion]) == []
+
+
+async def test_an_allocation_of_unknown_outcome_excuses_the_answered_one_before_it(
+    settings: Settings, account: Workload
+) -> None:
+    """An allocation PUT (it carries no Idempotency-Key) that got a 5xx may have been
+    applied: the allocation answered before it is no longer what billing must keep."""
+    root, sub, later = account.root_id, account.ids["sub"], len(account.acknowledged)
+    answered = Acknowledged(later, Write.ALLOCATION, root, sub, sub, {"generative_credits": 999})
+    unknown = replace(answered, sequence=later + 1, detail={}, answered=False)
+
+    assert names(await found(settings, account, [*account.acknowledged, answered])) == {
+        "acknowledged-allocation"
+    }
+    assert await found(settings, account, [*account.acknowledged, answered, unknown]) == []
