@@ -74,6 +74,13 @@ BATCH_WAIT_MS = 50
 subscriber sleeps as long again after a wait that found nothing, so an event that
 arrives then waits up to twice this: with FastStream's default (200 ms) a change took
 up to 400 ms more to be applied, most of the second that a revocation may take."""
+HEARTBEAT_INTERVAL_MS = 500
+"""How often a consumer tells its group it is alive. A member learns that its group is
+rebalancing from its next heartbeat, and the rebalance waits for every member: each
+subscriber of a service is a member of the service's group, so a process that starts
+(or a replica that joins) made the others rejoin one heartbeat (Kafka's default, 3 s)
+per subscriber later. At 500 ms a service's consumers have their partitions in about a
+second; the session timeout (10 s) is unchanged, so a dead member is noticed as before."""
 MAX_ERROR_LENGTH = 2_000
 
 
@@ -226,6 +233,7 @@ class EventConsumer:
                 batch=True,
                 max_records=BATCH_SIZE,
                 batch_timeout_ms=BATCH_WAIT_MS,
+                heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
                 decoder=_undecoded,
                 ack_policy=AckPolicy.NACK_ON_ERROR,
                 auto_offset_reset="earliest",
