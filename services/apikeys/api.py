@@ -38,7 +38,6 @@ from services.apikeys.domain import (
     MAX_GRACE_SECONDS,
     ApiAccessDisabledError,
     ExpiryInThePastError,
-    InvalidUsagePeriodError,
     KeyNotActiveError,
     WorkspaceDeletingError,
 )
@@ -211,9 +210,7 @@ async def delete_api_key(
     "/api-keys/{key_id}/usage",
     response_model=UsageReport,
     summary="A key's requests, errors and credits per UTC day",
-    responses=problems_for(
-        ForbiddenError, NotFoundError, ApiAccessDisabledError, InvalidUsagePeriodError
-    ),
+    responses=problems_for(ForbiddenError, NotFoundError, ApiAccessDisabledError),
 )
 async def get_key_usage(
     workspace_id: uuid.UUID,
@@ -234,7 +231,7 @@ async def get_key_usage(
     "/api-usage",
     response_model=UsageReport,
     summary="The workspace's API requests, errors and credits per UTC day, all its keys",
-    responses=problems_for(ForbiddenError, ApiAccessDisabledError, InvalidUsagePeriodError),
+    responses=problems_for(ForbiddenError, ApiAccessDisabledError),
 )
 async def get_workspace_usage(
     workspace_id: uuid.UUID,

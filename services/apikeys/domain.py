@@ -16,7 +16,7 @@ MAX_GRACE_SECONDS = 7 * 24 * 3600
 MAX_MONTHLY_CREDIT_LIMIT = 10**12
 USAGE_DEFAULT_DAYS = 30
 """Usage without `from` covers the last 30 days, today included."""
-USAGE_MAX_DAYS = 366
+_DEFAULT_SPAN = timedelta(days=USAGE_DEFAULT_DAYS - 1)
 
 
 def utc_now() -> datetime:
@@ -104,19 +104,12 @@ class UsagePeriod:
 
     @classmethod
     def of(cls, first: date | None, last: date | None, *, today: date) -> UsagePeriod:
-        """`from` and `to` as asked; the last 30 days to today when left out."""
+        """`from` and `to` as asked; the last 30 days to today when left out. Any length
+        is taken: the answer has a row per day a key was used, not per day of the period,
+        and a period whose `from` is after its `to` holds no day (as billing's usage)."""
         last = last or today
-        first = first or last - timedelta(days=USAGE_DEFAULT_DAYS - 1)
-        if first > last:
-            msg = "from must not be after to."
-            raise InvalidUsagePeriodError(
-                msg, errors=[{"field": "query.from", "message": msg, "type": "after_to"}]
-            )
-        if (last - first).days + 1 > USAGE_MAX_DAYS:
-            msg = f"A usage period covers at most {USAGE_MAX_DAYS} days."
-            raise InvalidUsagePeriodError(
-                msg, errors=[{"field": "query.from", "message": msg, "type": "period_too_long"}]
-            )
+        if first is None:
+            first = last - _DEFAULT_SPAN if last - date.min >= _DEFAULT_SPAN else date.min
         return cls(first, last)
 
 
@@ -140,10 +133,6 @@ class WorkspaceDeletingError(DomainError):
 
 
 class ExpiryInThePastError(DomainError):
-    problem = problems.VALIDATION_FAILED
-
-
-class InvalidUsagePeriodError(DomainError):
     problem = problems.VALIDATION_FAILED
 
 

@@ -8,7 +8,15 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StringConstraints,
+    model_validator,
+)
+from typing_extensions import TypeAliasType
 
 from contracts.events.assets import AssetKind
 from services.assets.commands import ChangeAsset, CreateAsset, ShareAsset
@@ -26,6 +34,32 @@ PROPERTIES_DESCRIPTION = (
 )
 
 
+_Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
+PropertyValue = TypeAliasType(
+    "PropertyValue",
+    "_Text | int | float | bool | list[PropertyValue] | _Object | None",
+)
+_Object = Annotated[
+    dict[_Text, PropertyValue], Field(json_schema_extra={"additionalProperties": False})
+]
+"""An object whose keys hold no NUL either (the document's `patternProperties` admits the
+keys that match; no other key is admitted)."""
+"""Any JSON value whose text (keys too) holds no NUL, which PostgreSQL's JSON cannot
+keep: the document says so, so that a client (and a fuzzer) knows before it asks."""
+
+
+def _json_object(value: object) -> dict[str, Any]:
+    """The object as sent; what its values may hold is the library's rule
+    (`checked_properties`), which names each field it refuses."""
+    if not isinstance(value, dict):
+        msg = "should be a JSON object"
+        raise ValueError(msg)
+    return value
+
+
+Properties = Annotated[dict[str, Any], PlainValidator(_json_object, json_schema_input_type=_Object)]
+
+
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -33,7 +67,7 @@ class _Request(BaseModel):
 class CreateAssetRequest(_Request):
     kind: AssetKind = Field(description="An avatar takes an avatar slot and pays the avatar fee.")
     name: DisplayName
-    properties: dict[str, Any] = Field(default_factory=dict, description=PROPERTIES_DESCRIPTION)
+    properties: Properties = Field(default_factory=dict, description=PROPERTIES_DESCRIPTION)
 
     def command(
         self, caller: Principal, workspace_id: uuid.UUID, request_key: str | None
@@ -54,7 +88,7 @@ class ChangeAssetRequest(_Request):
     )
 
     name: DisplayName | None = None
-    properties: dict[str, Any] | None = Field(
+    properties: Properties | None = Field(
         default=None,
         description="Replaces the asset's properties as a whole. " + PROPERTIES_DESCRIPTION,
     )

@@ -42,6 +42,7 @@ class AllocationRequest(_Request):
             "anyOf": [
                 {"required": [pool.value], "properties": {pool.value: {"type": "integer"}}}
                 for pool in Pool
+                if pool is not Pool.SEATS
             ]
         }
     )
@@ -49,17 +50,18 @@ class AllocationRequest(_Request):
     generative_credits: Allocation | None = None
     api_credits: Allocation | None = None
     avatar_slots: Allocation | None = None
-    seats: int | None = Field(
+    seats: None = Field(
         default=None,
         deprecated=True,
         description="No longer set here: a sub-workspace's seat cap is set with "
         "`PUT /v1/workspaces/{id}/seats` (identity), where it is checked against the seats "
-        "in use under the seat pool's lock. A value is refused with 422.",
+        "in use under the seat pool's lock. Only null is taken; a number is refused with "
+        "422, saying so.",
     )
 
-    @field_validator("seats")
+    @field_validator("seats", mode="before")
     @classmethod
-    def seats_are_capped_by_identity(cls, seats: int | None) -> None:
+    def seats_are_capped_by_identity(cls, seats: object) -> None:
         if seats is not None:
             msg = (
                 "a seat cap is set with PUT /v1/workspaces/{id}/seats, where it is checked "

@@ -20,7 +20,6 @@ from services.apikeys.authorization import (
 from services.apikeys.domain import (
     ApiAccessDisabledError,
     ExpiryInThePastError,
-    InvalidUsagePeriodError,
     KeyState,
     KeyStatus,
     UsagePeriod,
@@ -103,14 +102,17 @@ def test_usage_covers_the_last_thirty_days_by_default() -> None:
     assert UsagePeriod.of(date(2026, 12, 1), None, today=today).last == today
 
 
-def test_a_usage_period_runs_forwards_and_covers_at_most_366_days() -> None:
+def test_a_usage_period_may_be_of_any_length_and_an_inverted_one_holds_no_day() -> None:
     today = date(2026, 12, 2)
 
-    assert UsagePeriod.of(date(2024, 1, 1), date(2024, 12, 31), today=today)
-    with pytest.raises(InvalidUsagePeriodError):
-        UsagePeriod.of(date(2024, 1, 1), date(2025, 1, 1), today=today)
-    with pytest.raises(InvalidUsagePeriodError):
-        UsagePeriod.of(date(2026, 12, 2), date(2026, 12, 1), today=today)
+    assert UsagePeriod.of(date(1, 1, 1), date(9999, 12, 31), today=today) == UsagePeriod(
+        date(1, 1, 1), date(9999, 12, 31)
+    )
+    assert UsagePeriod.of(None, date(1, 1, 5), today=today) == UsagePeriod(
+        date(1, 1, 1), date(1, 1, 5)
+    )
+    inverted = UsagePeriod.of(date(2026, 12, 2), date(2026, 12, 1), today=today)
+    assert inverted.first > inverted.last
 
 
 def test_four_and_five_hundreds_count_as_errors() -> None:

@@ -102,6 +102,15 @@ def test_the_kelvin_sign_and_a_fullwidth_k_do_not_stand_in_for_k() -> None:
     assert canonical_email("\uff4bate@example.com") != canonical_email("kate@example.com")
 
 
+def test_an_address_under_test_is_taken_and_one_that_cannot_receive_mail_is_not() -> None:
+    """`.test` is what staging identity providers issue; `.invalid` and `localhost` name
+    no mailbox anywhere."""
+    assert canonical_email("Kate@Staging.Test") == "kate@staging.test"
+    for nowhere in ("kate@mail.invalid", "kate@localhost"):
+        with pytest.raises(ValueError, match="not a valid email address"):
+            canonical_email(nowhere)
+
+
 @pytest.mark.parametrize(
     "email",
     [
