@@ -18,19 +18,22 @@ from services.console.session import CheckedForm, Me
 router = APIRouter()
 
 USAGE_DAYS = 30
+MAX_DAYS = 366
 
 
-def period(request: Request) -> dict[str, str]:
-    """The days a usage page covers: `?days=` back from now (default 30)."""
+def days_back(request: Request) -> int:
+    """How many days a usage page covers, up to today: `?days=` (default 30)."""
     try:
-        days = min(max(int(request.query_params.get("days", USAGE_DAYS)), 1), 366)
+        return min(max(int(request.query_params.get("days", USAGE_DAYS)), 1), MAX_DAYS)
     except ValueError:
-        days = USAGE_DAYS
-    until = datetime.now(UTC)
-    return {
-        "from": (until - timedelta(days=days)).isoformat(timespec="seconds"),
-        "to": until.isoformat(timespec="seconds"),
-    }
+        return USAGE_DAYS
+
+
+def key_period(request: Request) -> dict[str, str]:
+    """The period as API-key usage takes it: first and last UTC day."""
+    today = datetime.now(UTC).date()
+    first = today - timedelta(days=days_back(request) - 1)
+    return {"from": first.isoformat(), "to": today.isoformat()}
 
 
 @router.get("/workspaces/{workspace_id}/api-keys")
@@ -39,7 +42,7 @@ async def keys_page(request: Request, me: Me, workspace_id: str) -> Response:
         me.gateway.get(f"/v1/workspaces/{workspace_id}"),
         role_on(me, workspace_id),
         me.gateway.all_items(f"/v1/workspaces/{workspace_id}/api-keys"),
-        or_none(me.gateway.get(f"/v1/workspaces/{workspace_id}/api-usage", **period(request))),
+        or_none(me.gateway.get(f"/v1/workspaces/{workspace_id}/api-usage", **key_period(request))),
     )
     return _keys(request, workspace, role, keys, usage)
 
@@ -136,7 +139,9 @@ async def key_usage_page(request: Request, me: Me, workspace_id: str, key_id: st
     workspace, keys, usage = await asyncio.gather(
         me.gateway.get(f"/v1/workspaces/{workspace_id}"),
         me.gateway.all_items(f"/v1/workspaces/{workspace_id}/api-keys"),
-        me.gateway.get(f"/v1/workspaces/{workspace_id}/api-keys/{key_id}/usage", **period(request)),
+        me.gateway.get(
+            f"/v1/workspaces/{workspace_id}/api-keys/{key_id}/usage", **key_period(request)
+        ),
     )
     key = next((key for key in keys if str(key["id"]) == key_id), {"id": key_id, "name": key_id})
     return page(

@@ -17,8 +17,8 @@ from services.console.session import (
     CSRF_FIELD,
     TOKEN_COOKIE,
     claims_of,
-    csrf_for,
-    ensure_session,
+    keep_session,
+    page_csrf,
 )
 
 HERE = Path(__file__).parent
@@ -61,18 +61,19 @@ NOTICES = {
 def page(
     request: Request, template: str, context: dict[str, Any], *, status_code: int = 200
 ) -> HTMLResponse:
+    csrf, fresh_session = page_csrf(request)
     response = templates.TemplateResponse(
         request,
         template,
         {
-            "csrf": csrf_for(request),
+            "csrf": csrf,
             "notice": NOTICES.get(request.query_params.get("notice", "")),
             "signed_in_as": claims_of(request.cookies.get(TOKEN_COOKIE, "")).get("email"),
             **context,
         },
         status_code=status_code,
     )
-    ensure_session(request, response)
+    keep_session(request, response, fresh_session)
     return response
 
 

@@ -45,32 +45,37 @@ def csrf_token(settings: ConsoleSettings, session: str) -> str:
 
 
 def csrf_for(request: Request) -> str:
-    """The CSRF token of this request's session ("" before a session exists: the form
-    posted with it is then refused, and the page that refused it starts a session)."""
+    """The CSRF token of this request's session (none before a session exists: a form
+    posted then is refused)."""
     session = session_id(request)
     return csrf_token(settings_of(request), session) if session else ""
 
 
+def _cookie_options(settings: ConsoleSettings) -> dict[str, Any]:
+    return {"httponly": True, "samesite": "strict", "secure": settings.cookie_secure, "path": "/"}
+
+
 def start_session(response: Response, settings: ConsoleSettings, token: str | None) -> None:
-    """A new session id (so that no token issued before it stays valid) and the token."""
-    options: dict[str, Any] = {
-        "httponly": True,
-        "samesite": "strict",
-        "secure": settings.cookie_secure,
-        "path": "/",
-    }
-    response.set_cookie(SESSION_COOKIE, secrets.token_urlsafe(24), **options)
+    """A new session id (so that no CSRF token issued before it stays valid) and the
+    token, or none (signed out)."""
+    response.set_cookie(SESSION_COOKIE, secrets.token_urlsafe(24), **_cookie_options(settings))
     if token is None:
         response.delete_cookie(TOKEN_COOKIE, path="/")
     else:
-        response.set_cookie(TOKEN_COOKIE, token, **options)
+        response.set_cookie(TOKEN_COOKIE, token, **_cookie_options(settings))
 
 
-def ensure_session(request: Request, response: Response) -> None:
-    """A session id for a visitor who has none yet, so that the sign-in form carries a
-    CSRF token too."""
-    if session_id(request) is None:
-        start_session(response, settings_of(request), request.cookies.get(TOKEN_COOKIE))
+def page_csrf(request: Request) -> tuple[str, str | None]:
+    """The CSRF token for the forms of a page, and a session id to set with the page
+    when the visitor has none yet (so that the sign-in form is protected too)."""
+    session = session_id(request)
+    fresh = None if session else secrets.token_urlsafe(24)
+    return csrf_token(settings_of(request), session or str(fresh)), fresh
+
+
+def keep_session(request: Request, response: Response, fresh: str | None) -> None:
+    if fresh is not None:
+        response.set_cookie(SESSION_COOKIE, fresh, **_cookie_options(settings_of(request)))
 
 
 async def checked_form(request: Request) -> FormData:

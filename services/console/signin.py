@@ -17,7 +17,7 @@ from services.console.session import (
     settings_of,
     start_session,
 )
-from services.gateway.auth import development_token
+from shared.development_tokens import development_token
 from shared.settings import InsecureSettingsError, installation_settings
 
 router = APIRouter()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from services.console.keys import period
+from services.console.keys import days_back
 from services.console.reads import or_none
 from services.console.rendering import page
 from services.console.session import Me
@@ -19,9 +20,15 @@ GROUPINGS = ("day", "operation", "api_key")
 
 @router.get("/workspaces/{workspace_id}/usage")
 async def usage_page(request: Request, me: Me, workspace_id: str) -> Response:
-    within = period(request)
-    workspace, *reports = await asyncio.gather(
+    until = datetime.now(UTC)
+    since = until - timedelta(days=days_back(request))
+    within = {
+        "from": since.isoformat(timespec="seconds"),
+        "to": until.isoformat(timespec="seconds"),
+    }
+    workspace, keys, *reports = await asyncio.gather(
         me.gateway.get(f"/v1/workspaces/{workspace_id}"),
+        or_none(me.gateway.all_items(f"/v1/workspaces/{workspace_id}/api-keys")),
         *(
             or_none(
                 me.gateway.get(f"/v1/workspaces/{workspace_id}/usage", group_by=group, **within)
@@ -29,6 +36,7 @@ async def usage_page(request: Request, me: Me, workspace_id: str) -> Response:
             for group in GROUPINGS
         ),
     )
+    names = {str(key["id"]): str(key["name"]) for key in keys or []}
     return page(
         request,
         "usage.html",
@@ -37,10 +45,13 @@ async def usage_page(request: Request, me: Me, workspace_id: str) -> Response:
             "charts": {
                 group: None
                 if report is None
-                else [(str(item["key"] or "—"), int(item["credits"])) for item in report["items"]]
+                else [
+                    (names.get(str(item["key"]), str(item["key"] or "—")), int(item["credits"]))
+                    for item in report["items"]
+                ]
                 for group, report in zip(GROUPINGS, reports, strict=True)
             },
-            "days": request.query_params.get("days", "30"),
+            "days": days_back(request),
             "tab": "usage",
         },
     )
