@@ -136,8 +136,9 @@ async def revoke_key(
 
 @router.get("/workspaces/{workspace_id}/api-keys/{key_id}")
 async def key_usage_page(request: Request, me: Me, workspace_id: str, key_id: str) -> Response:
-    workspace, keys, usage = await asyncio.gather(
+    workspace, role, keys, usage = await asyncio.gather(
         me.gateway.get(f"/v1/workspaces/{workspace_id}"),
+        role_on(me, workspace_id),
         me.gateway.all_items(f"/v1/workspaces/{workspace_id}/api-keys"),
         me.gateway.get(
             f"/v1/workspaces/{workspace_id}/api-keys/{key_id}/usage", **key_period(request)
@@ -147,5 +148,11 @@ async def key_usage_page(request: Request, me: Me, workspace_id: str, key_id: st
     return page(
         request,
         "key.html",
-        {"workspace": workspace, "key": key, "usage": usage.get("items", []), "tab": "keys"},
+        {
+            "workspace": workspace,
+            "role": role,
+            "key": key,
+            "usage": usage.get("items", []),
+            "tab": "keys",
+        },
     )

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from services.console.keys import days_back
-from services.console.reads import or_none
+from services.console.reads import or_none, role_on
 from services.console.rendering import page
 from services.console.session import Me
 
@@ -26,8 +26,9 @@ async def usage_page(request: Request, me: Me, workspace_id: str) -> Response:
         "from": since.isoformat(timespec="seconds"),
         "to": until.isoformat(timespec="seconds"),
     }
-    workspace, keys, *reports = await asyncio.gather(
+    workspace, role, keys, *reports = await asyncio.gather(
         me.gateway.get(f"/v1/workspaces/{workspace_id}"),
+        role_on(me, workspace_id),
         or_none(me.gateway.all_items(f"/v1/workspaces/{workspace_id}/api-keys")),
         *(
             or_none(
@@ -42,6 +43,7 @@ async def usage_page(request: Request, me: Me, workspace_id: str) -> Response:
         "usage.html",
         {
             "workspace": workspace,
+            "role": role,
             "charts": {
                 group: None
                 if report is None

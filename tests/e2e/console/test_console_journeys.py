@@ -49,6 +49,15 @@ async def test_a_person_signs_in_by_email_opens_an_account_and_signs_out(
     page.open("/workspaces")
     assert page.driver.current_url.endswith("/sign-in"), "signed out, the tree is not shown"
 
+    page.fill("#token", "not-a-token")
+    page.submit("#token-sign-in")
+    refused = await api.get("/v1/workspaces", headers={"authorization": "Bearer not-a-token"})
+    assert refused.json()["detail"] in page.text(".problem")
+    page.fill("#token", person.headers["authorization"].removeprefix("Bearer "))
+    page.submit("#token-sign-in")
+    assert page.text("header .who") == person.email
+    assert "Northwind" in page.text("table.tree")
+
 
 async def test_a_super_admin_creates_a_sub_workspace_with_a_member_and_allocates_credits(
     page: Page, api: httpx.AsyncClient
@@ -162,6 +171,22 @@ async def test_a_new_key_is_shown_once_and_its_requests_appear_in_its_usage(
     assert [cell.text for cell in page.all("#key-usage td.credits")] == [str(2 * IMAGE_PRICE)]
     page.screenshot("api-key-usage")
 
+    page.open(f"/workspaces/{account.root_id}/api-keys")
+    page.press("form[action$='/rotate'] button")
+    page.confirm()
+    rotated = page.find("#new-key").get_attribute("value")
+    assert rotated is not None
+    assert rotated.startswith("atr_")
+    assert rotated != key
+    page.press("form[action$='/revoke'] button")
+    page.confirm()
+    assert "Revoked." in page.text(".notice")
+    keys = ok(
+        await api.get(f"/v1/workspaces/{account.root_id}/api-keys", headers=account.owner.headers),
+        200,
+    )["items"]
+    assert sorted(each["status"] for each in keys) == ["revoked", "revoked"]
+
     page.open(f"/workspaces/{account.root_id}/usage")
     by_operation = page.find("#usage-operation svg").get_attribute("aria-label")
     assert by_operation == "Credits spent per operation"
@@ -268,3 +293,46 @@ async def test_a_viewer_sees_no_editing_controls_and_a_forged_post_changes_nothi
         await api.get(f"/v1/workspaces/{account.root_id}", headers=account.owner.headers), 200
     )
     assert workspace["name"] == "Guarded"
+
+
+async def test_a_super_admin_invites_changes_the_role_of_and_removes_a_member(
+    page: Page, api: httpx.AsyncClient
+) -> None:
+    account = await Account.open(api, "Workshop")
+    joiner = Person("joiner")
+    page.sign_in(account.owner.email)
+    page.open(f"/workspaces/{account.root_id}/members")
+    page.fill("#invite-email", joiner.email)
+    page.find("#invite-role").send_keys("Developer")
+    page.submit("#invite-form")
+    assert joiner.email in page.text("#invitations")
+
+    page.sign_in(joiner.email)
+    assert "Workshop" in page.text(".invitation")
+    page.press(".invitation form[action$='/accept'] button")
+    assert "Developer" in page.text("h1 .badge")
+
+    page.sign_in(account.owner.email)
+    page.open(f"/workspaces/{account.root_id}/members")
+    row = next(row for row in page.all("#members tbody tr") if joiner.email in row.text)
+    row.find_element("css selector", "select[name=role]").send_keys("Creator")
+    page.navigating(row.find_element("css selector", "form[action$='/role'] button").click)
+    assert "Saved." in page.text(".notice")
+
+    async def roles() -> dict[str, str]:
+        members = ok(
+            await api.get(
+                f"/v1/workspaces/{account.root_id}/members", headers=account.owner.headers
+            ),
+            200,
+        )["items"]
+        return {member["email"]: member["role"] for member in members}
+
+    assert (await roles())[joiner.email] == "creator"
+
+    row = next(row for row in page.all("#members tbody tr") if joiner.email in row.text)
+    page.navigating(row.find_element("css selector", "form[action$='/remove'] button").click)
+    assert joiner.email in page.text("h1")
+    page.confirm()
+    assert "Removed." in page.text(".notice")
+    assert joiner.email not in await roles()
