@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
 
 from services.console.forms import confirmation, text
@@ -96,7 +96,7 @@ async def remove_member(
 @router.post("/invitations/{invitation_id}/{answer}", dependencies=[Depends(checked_form)])
 async def answer_invitation(me: Me, invitation_id: str, answer: str) -> Response:
     if answer not in {"accept", "decline"}:
-        return done("/workspaces", "")
+        raise HTTPException(status_code=404, detail="An invitation is accepted or declined.")
     answered = await me.gateway.post(f"/v1/invitations/{invitation_id}/{answer}")
     if answer == "accept" and answered:
         return done(f"/workspaces/{answered['workspace_id']}", "accepted")

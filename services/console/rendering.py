@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +102,9 @@ async def on_problem(request: Request, error: Exception) -> Response:
 
 async def on_http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
-    problem = Problem(error.status_code, "console", "Refused", str(error.detail))
+    problem = Problem(
+        error.status_code, "console", HTTPStatus(error.status_code).phrase, str(error.detail)
+    )
     return page(
         request, "error.html", {"problem": problem, "back": None}, status_code=error.status_code
     )

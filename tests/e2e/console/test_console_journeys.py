@@ -28,7 +28,6 @@ async def test_a_person_signs_in_by_email_opens_an_account_and_signs_out(
     person = Person("founder")
     page.sign_in(person.email)
     assert page.text("header .who") == person.email
-    page.screenshot("sign-in-done")
 
     page.fill("#root-name", "Northwind")
     page.submit("form[action='/workspaces']")
@@ -48,6 +47,7 @@ async def test_a_person_signs_in_by_email_opens_an_account_and_signs_out(
     assert page.driver.current_url.endswith("/sign-in")
     page.open("/workspaces")
     assert page.driver.current_url.endswith("/sign-in"), "signed out, the tree is not shown"
+    page.screenshot("sign-in")
 
     page.fill("#token", "not-a-token")
     page.submit("#token-sign-in")
@@ -83,6 +83,7 @@ async def test_a_super_admin_creates_a_sub_workspace_with_a_member_and_allocates
     assert "Allocation saved." in page.text(".notice")
     assert page.text("#generative-credits").startswith("300")
     page.screenshot("workspace")
+    page.screenshot("workspace-phone", phone=True)
 
     page.fill("#allocate-generative_credits", "5000")
     page.submit("#allocations-form")
