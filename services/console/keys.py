@@ -10,10 +10,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from clients.gateway import Problem
 from services.console.forms import confirmation, number, text
 from services.console.reads import or_none, role_on
 from services.console.rendering import done, page
-from services.console.session import CheckedForm, Me
+from services.console.session import Caller, CheckedForm, Me
 
 router = APIRouter()
 
@@ -38,13 +39,24 @@ def key_period(request: Request) -> dict[str, str]:
 
 @router.get("/workspaces/{workspace_id}/api-keys")
 async def keys_page(request: Request, me: Me, workspace_id: str) -> Response:
-    workspace, role, keys, usage = await asyncio.gather(
+    workspace, role, (keys, refused), usage = await asyncio.gather(
         me.gateway.get(f"/v1/workspaces/{workspace_id}"),
         role_on(me, workspace_id),
-        me.gateway.all_items(f"/v1/workspaces/{workspace_id}/api-keys"),
+        _readable_keys(me, workspace_id),
         or_none(me.gateway.get(f"/v1/workspaces/{workspace_id}/api-usage", **key_period(request))),
     )
-    return _keys(request, workspace, role, keys, usage)
+    return _keys(request, workspace, role, keys, usage, refused=refused)
+
+
+async def _readable_keys(me: Caller, workspace_id: str) -> tuple[list[Any], Problem | None]:
+    """The workspace's keys, or why the caller may not see them (their role, or API
+    access turned off): the tab then says so instead of failing."""
+    try:
+        return await me.gateway.all_items(f"/v1/workspaces/{workspace_id}/api-keys"), None
+    except Problem as problem:
+        if problem.status in {403, 409}:
+            return [], problem
+        raise
 
 
 def _keys(
@@ -55,6 +67,7 @@ def _keys(
     usage: dict[str, Any] | None,
     *,
     created: dict[str, Any] | None = None,
+    refused: Problem | None = None,
 ) -> Response:
     return page(
         request,
@@ -66,6 +79,7 @@ def _keys(
             "keys": keys,
             "usage": (usage or {}).get("items", []),
             "created": created,
+            "refused": refused,
             "tab": "keys",
         },
         status_code=201 if created else 200,

@@ -12,11 +12,14 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 
 from contracts.permissions import Role
 from shared.testing import eventually
 from tests.e2e.assets.conftest import Account, Person, ok
 from tests.e2e.console.conftest import Page
+
+pytestmark = pytest.mark.e2e
 
 IMAGE_PRICE = 2
 """The default price of `image_creation`, in credits."""
@@ -245,6 +248,13 @@ async def test_a_viewer_sees_no_editing_controls_and_a_forged_post_changes_nothi
     assert page.all("#members form") == []
     page.open(f"/workspaces/{account.root_id}/assets")
     assert page.all("#create-asset") == []
+    page.open(f"/workspaces/{account.root_id}/api-keys")
+    assert page.all("#create-key") == []
+    keys_refused = await api.get(
+        f"/v1/workspaces/{account.root_id}/api-keys", headers=viewer.headers
+    )
+    assert keys_refused.status_code == 403
+    assert keys_refused.json()["detail"] in page.problem()
 
     forged_rename = f"/workspaces/{account.root_id}/settings"
     forge = functools.partial(
