@@ -12,7 +12,7 @@ from fastapi.responses import Response
 
 from clients.gateway import Problem
 from services.console.forms import confirmation, number, text
-from services.console.reads import or_none, role_on
+from services.console.reads import NOT_FOR_THIS_CALLER, or_none, role_on
 from services.console.rendering import done, page
 from services.console.session import Caller, CheckedForm, Me
 
@@ -54,7 +54,7 @@ async def _readable_keys(me: Caller, workspace_id: str) -> tuple[list[Any], Prob
     try:
         return await me.gateway.all_items(f"/v1/workspaces/{workspace_id}/api-keys"), None
     except Problem as problem:
-        if problem.status in {403, 409}:
+        if problem.status in NOT_FOR_THIS_CALLER:
             return [], problem
         raise
 

@@ -34,12 +34,19 @@ async def role_on(me: Caller, workspace_id: str) -> str | None:
     return next((str(member["role"]) for member in members if me.is_me(member)), None)
 
 
+NOT_FOR_THIS_CALLER = frozenset({403, 404, 409})
+"""Answers that mean "not yours to read here" (a role, a workspace out of reach, API
+access off), as opposed to a failure, which is shown."""
+
+
 async def or_none(read: Any) -> Any:
-    """A figure the caller may not be allowed to read shows as missing, not as an error."""
+    """A figure the caller may not read shows as missing; any other error is shown."""
     try:
         return await read
-    except Problem:
-        return None
+    except Problem as problem:
+        if problem.status in NOT_FOR_THIS_CALLER:
+            return None
+        raise
 
 
 async def workspace_tree(me: Caller) -> list[Node]:
