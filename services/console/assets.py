@@ -3,7 +3,6 @@ an asset with chosen sub-workspaces (or ending a share)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -12,7 +11,7 @@ from fastapi.responses import Response
 
 from clients.gateway import Problem
 from services.console.forms import confirmation, text
-from services.console.reads import descendants, or_none, role_on
+from services.console.reads import descendants, or_none, role_on, together
 from services.console.rendering import done, page
 from services.console.session import Caller, CheckedForm, Me
 
@@ -23,14 +22,14 @@ KINDS = ("avatar", "voice", "brand_kit", "template")
 
 @router.get("/workspaces/{workspace_id}/assets")
 async def library(request: Request, me: Me, workspace_id: str) -> Response:
-    workspace, role, assets, targets = await asyncio.gather(
+    workspace, role, assets, targets = await together(
         me.gateway.get(f"/v1/workspaces/{workspace_id}"),
         role_on(me, workspace_id),
         me.gateway.all_items(f"/v1/workspaces/{workspace_id}/assets"),
         descendants(me, workspace_id),
     )
     admin = role == "super_admin"
-    shares = await asyncio.gather(
+    shares = await together(
         *(_shares(me, workspace_id, asset) if admin else _none() for asset in assets)
     )
     return page(

@@ -3,7 +3,6 @@ key's usage per day."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,7 +11,7 @@ from fastapi.responses import Response
 
 from clients.gateway import Problem
 from services.console.forms import confirmation, number, text
-from services.console.reads import NOT_FOR_THIS_CALLER, or_none, role_on
+from services.console.reads import NOT_FOR_THIS_CALLER, or_none, role_on, together
 from services.console.rendering import done, page
 from services.console.session import Caller, CheckedForm, Me
 
@@ -39,7 +38,7 @@ def key_period(request: Request) -> dict[str, str]:
 
 @router.get("/workspaces/{workspace_id}/api-keys")
 async def keys_page(request: Request, me: Me, workspace_id: str) -> Response:
-    workspace, role, (keys, refused), usage = await asyncio.gather(
+    workspace, role, (keys, refused), usage = await together(
         me.gateway.get(f"/v1/workspaces/{workspace_id}"),
         role_on(me, workspace_id),
         _readable_keys(me, workspace_id),
@@ -124,7 +123,7 @@ async def _with_new_key(
     request: Request, me: Me, workspace_id: str, created: dict[str, Any]
 ) -> Response:
     """The keys page with the new key's secret: the one time it can be read."""
-    workspace, role, keys = await asyncio.gather(
+    workspace, role, keys = await together(
         me.gateway.get(f"/v1/workspaces/{workspace_id}"),
         role_on(me, workspace_id),
         me.gateway.all_items(f"/v1/workspaces/{workspace_id}/api-keys"),
@@ -150,7 +149,7 @@ async def revoke_key(
 
 @router.get("/workspaces/{workspace_id}/api-keys/{key_id}")
 async def key_usage_page(request: Request, me: Me, workspace_id: str, key_id: str) -> Response:
-    workspace, role, keys, usage = await asyncio.gather(
+    workspace, role, keys, usage = await together(
         me.gateway.get(f"/v1/workspaces/{workspace_id}"),
         role_on(me, workspace_id),
         me.gateway.all_items(f"/v1/workspaces/{workspace_id}/api-keys"),

@@ -3,13 +3,11 @@ remove; and the invitations addressed to the signed-in person."""
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
 
 from services.console.forms import confirmation, text
-from services.console.reads import or_none
+from services.console.reads import or_none, together
 from services.console.rendering import done, page
 from services.console.session import CheckedForm, Me, checked_form
 
@@ -18,7 +16,7 @@ router = APIRouter()
 
 @router.get("/workspaces/{workspace_id}/members")
 async def members_page(request: Request, me: Me, workspace_id: str) -> Response:
-    workspace, members, seats = await asyncio.gather(
+    workspace, members, seats = await together(
         me.gateway.get(f"/v1/workspaces/{workspace_id}"),
         me.gateway.all_items(f"/v1/workspaces/{workspace_id}/members"),
         or_none(me.gateway.get(f"/v1/workspaces/{workspace_id}/seats")),

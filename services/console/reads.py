@@ -5,6 +5,7 @@ page offers; the gateway still decides what is allowed)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,19 @@ async def role_on(me: Caller, workspace_id: str) -> str | None:
     return next((str(member["role"]) for member in members if me.is_me(member)), None)
 
 
+async def together(*reads: Awaitable[Any]) -> list[Any]:
+    """The answers of reads made at once. When one fails, the others are cancelled before
+    the failure is shown: none is left running on a client the page is about to close."""
+    tasks = [asyncio.ensure_future(read) for read in reads]
+    try:
+        return await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
 NOT_FOR_THIS_CALLER = frozenset({403, 404, 409})
 """Answers that mean "not yours to read here" (a role, a workspace out of reach, API
 access off), as opposed to a failure, which is shown."""
@@ -60,7 +74,7 @@ async def workspace_tree(me: Caller) -> list[Node]:
         if workspace.get("parent_id") is None or str(workspace["parent_id"]) not in role_of
     ]
     return list(
-        await asyncio.gather(
+        await together(
             *(_grown(me, workspace, role_of[str(workspace["id"])], role_of) for workspace in tops)
         )
     )
@@ -70,14 +84,14 @@ async def _grown(
     me: Caller, workspace: dict[str, Any], role: str | None, role_of: dict[str, str]
 ) -> Node:
     workspace_id = str(workspace["id"])
-    children, seats, balances = await asyncio.gather(
+    children, seats, balances = await together(
         or_none(me.gateway.all_items(f"/v1/workspaces/{workspace_id}/sub-workspaces")),
         or_none(me.gateway.get(f"/v1/workspaces/{workspace_id}/seats")),
         or_none(me.gateway.get(f"/v1/workspaces/{workspace_id}/balances")),
     )
     node = Node(workspace, role, seats, balances)
     node.children = list(
-        await asyncio.gather(
+        await together(
             *(
                 _grown(me, child, _role_below(role, role_of.get(str(child["id"]))), role_of)
                 for child in children or []

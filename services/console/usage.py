@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from services.console.keys import days_back
-from services.console.reads import or_none, role_on
+from services.console.reads import or_none, role_on, together
 from services.console.rendering import page
 from services.console.session import Me
 
@@ -26,7 +25,7 @@ async def usage_page(request: Request, me: Me, workspace_id: str) -> Response:
         "from": since.isoformat(timespec="seconds"),
         "to": until.isoformat(timespec="seconds"),
     }
-    workspace, role, keys, *reports = await asyncio.gather(
+    workspace, role, keys, *reports = await together(
         me.gateway.get(f"/v1/workspaces/{workspace_id}"),
         role_on(me, workspace_id),
         or_none(me.gateway.all_items(f"/v1/workspaces/{workspace_id}/api-keys")),

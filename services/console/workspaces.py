@@ -3,7 +3,6 @@ the "gear" (settings and allocations), creating, renaming and deleting."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -11,7 +10,7 @@ from fastapi.responses import Response
 
 from clients.gateway import new_idempotency_key
 from services.console.forms import confirmation, flag, number, text
-from services.console.reads import flattened, or_none, role_on, workspace_tree
+from services.console.reads import flattened, or_none, role_on, together, workspace_tree
 from services.console.rendering import done, page
 from services.console.session import Caller, CheckedForm, Me
 
@@ -24,7 +23,7 @@ MAX_MEMBERS_AT_CREATION = 5
 
 @router.get("/workspaces")
 async def tree(request: Request, me: Me) -> Response:
-    roots, invitations = await asyncio.gather(
+    roots, invitations = await together(
         workspace_tree(me), or_none(me.gateway.all_items("/v1/invitations"))
     )
     return page(
@@ -45,7 +44,7 @@ async def create_root(me: Me, form: CheckedForm) -> Response:
 
 @router.get("/workspaces/{workspace_id}")
 async def workspace_page(request: Request, me: Me, workspace_id: str) -> Response:
-    workspace, role, children, seats, balances, allocation = await asyncio.gather(
+    workspace, role, children, seats, balances, allocation = await together(
         me.gateway.get(f"/v1/workspaces/{workspace_id}"),
         role_on(me, workspace_id),
         me.gateway.all_items(f"/v1/workspaces/{workspace_id}/sub-workspaces"),
@@ -151,7 +150,7 @@ async def _returned_to_parent(me: Caller, workspace: dict[str, Any]) -> dict[str
     """What a deletion gives back to the parent: the unspent credits and the avatar
     slots of the workspace, and how many sub-workspaces go with it."""
     workspace_id = str(workspace["id"])
-    balances, allocation, children = await asyncio.gather(
+    balances, allocation, children = await together(
         or_none(me.gateway.get(f"/v1/workspaces/{workspace_id}/balances")),
         or_none(me.gateway.get(f"/v1/workspaces/{workspace_id}/allocations")),
         or_none(me.gateway.all_items(f"/v1/workspaces/{workspace_id}/sub-workspaces")),
