@@ -5,7 +5,8 @@
     atrium-infra status    say what runs
     atrium-infra clean     stop them and delete their data
     atrium-infra migrate   provision schemas and logins, migrate, create topics
-    atrium-infra run       all of the above, then every service in the foreground
+    atrium-infra run       all of the above, then every service in the foreground,
+                           and the web console (ATRIUM_CONSOLE_PORT, default 8080)
     atrium-infra events    list, retry or discard the events services parked
                            (`atrium-infra events --help`)
 
@@ -38,6 +39,7 @@ from infra.secrets_file import (
     service_environment,
 )
 from infra.supervisor import Program, Supervisor
+from services.console.settings import ConsoleSettings
 from shared.lifecycle import LONGEST_STOP_SECONDS
 from shared.metrics import MULTIPROCESS_DIRECTORY, empty_multiprocess_directory, forget_process
 from shared.migrations import upgrade_all
@@ -148,19 +150,26 @@ def runnable_services() -> list[ServiceName]:
 def run_in_foreground(settings: Settings) -> int:
     """Every service, as `ATRIUM_<SERVICE>_PROCESSES` processes on its one address, each
     with the installation's secrets in its environment (and of the Kafka passwords, its
-    own only), kept running until Ctrl-C. The processes of a service write their metrics
-    to one directory of their own, so that a scrape of any of them counts them all
-    (`shared.metrics`)."""
+    own only), and then the web console, kept running until Ctrl-C. The processes of a
+    service write their metrics to one directory of their own, so that a scrape of any
+    of them counts them all (`shared.metrics`)."""
     installation = read_secrets(installation_secrets_file())
     services = runnable_services()
+    console = ConsoleSettings()
     taken = [service for service in services if not _address_is_free(settings, service)]
+    for service in taken:
+        print(
+            f"{settings.base_url_for(service)} ({service.value}) is in use: is Atrium "
+            "already running? Its processes would share the address with this one's.",
+            file=sys.stderr,
+        )
+    if not port_is_free(console.port):
+        print(
+            f"{console.url} (console) is in use: set ATRIUM_CONSOLE_PORT to another port.",
+            file=sys.stderr,
+        )
+        return 1
     if taken:
-        for service in taken:
-            print(
-                f"{settings.base_url_for(service)} ({service.value}) is in use: is Atrium "
-                "already running? Its processes would share the address with this one's.",
-                file=sys.stderr,
-            )
         return 1
     metrics = {
         service: empty_multiprocess_directory(atrium_home() / "metrics" / service.value)
@@ -181,12 +190,14 @@ def run_in_foreground(settings: Settings) -> int:
         for service in services
         for name in process_names(service, settings.processes_for(service))
     ]
+    programs.append(console_program(settings))
     print("\nAtrium is starting:", flush=True)
     for service in services:
         processes = settings.processes_for(service)
         count = f"{processes} processes" if processes > 1 else "1 process"
         print(f"  {service.value:<9} {settings.base_url_for(service):<24} {count}", flush=True)
     print(
+        f"  console   {console.url:<24} development sign-in by email\n"
         f"  API docs  {settings.gateway_url}/docs\n"
         "A process that stops is started again; Ctrl-C stops everything.\n",
         flush=True,
@@ -195,6 +206,22 @@ def run_in_foreground(settings: Settings) -> int:
         programs, stop_timeout=settings.stop_drain_seconds + LONGEST_STOP_SECONDS
     )
     return asyncio.run(supervisor.run())
+
+
+def console_program(settings: Settings) -> Program:
+    """The web console: a client of the gateway like any other, with the development
+    sign-in on (it signs with the installation's secret, as `atrium token` does)."""
+    return Program(
+        "console",
+        [sys.executable, "-m", "services.console"],
+        environment={
+            "ATRIUM_CONSOLE_GATEWAY_URL": settings.gateway_url,
+            "ATRIUM_CONSOLE_DEVELOPMENT_SIGN_IN": "true",
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+        },
+        cwd=REPO,
+    )
 
 
 def process_names(service: ServiceName, processes: int) -> list[str]:

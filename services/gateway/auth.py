@@ -16,18 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 import jwt
 
+# Re-exported: `atrium token` and the tests sign development tokens through the gateway's module.
+from shared.development_tokens import development_token as development_token  # noqa: PLC0414
 from shared.errors import UnauthenticatedError
 from shared.principal import Principal
 from shared.settings import Settings
 
 API_KEY_PREFIX = "atr_"
-TOKEN_LIFETIME_SECONDS = 12 * 3600
 JWKS_CACHE_SECONDS = 300
 MAX_TOKEN_LIFETIME_SECONDS = 30 * 24 * 3600
 """The latest `exp` accepted, from now: what identity providers allow at most (30
@@ -195,23 +195,3 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
         email=email.strip().lower() if isinstance(email, str) and email.strip() else None,
         email_verified=claims.get("email_verified") is True,
     )
-
-
-def development_token(
-    email: str, settings: Settings, *, lifetime: int = TOKEN_LIFETIME_SECONDS
-) -> str:
-    """A token for `email`, with a subject that stays the same for the same email."""
-    normalised = email.strip().lower()
-    now = int(time.time())
-    claims = {
-        "sub": str(uuid.uuid5(uuid.NAMESPACE_URL, f"mailto:{normalised}")),
-        "email": normalised,
-        "email_verified": True,
-        "iat": now,
-        "exp": now + lifetime,
-    }
-    if settings.jwt_issuer:
-        claims["iss"] = settings.jwt_issuer
-    if settings.jwt_audience:
-        claims["aud"] = settings.jwt_audience
-    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")

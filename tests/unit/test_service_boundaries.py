@@ -31,3 +31,28 @@ def test_a_service_does_not_import_another_service(service: str) -> None:
         or module.startswith("infra")
     }
     assert offending == set()
+
+
+REACHING_PAST_THE_GATEWAY = (
+    "sqlalchemy",
+    "asyncpg",
+    "aiokafka",
+    "faststream",
+    "shared.db",
+    "shared.unit_of_work",
+    "shared.principal",
+    "shared.outbox",
+    "shared.inbox",
+)
+
+
+def test_the_console_reaches_the_system_only_through_the_gateways_public_api() -> None:
+    """The console acts with the signed-in person's token through `clients.gateway`: no
+    database, no Kafka, no principal signed for a service."""
+    offending = {
+        f"{path.relative_to(SERVICES)}: {module}"
+        for path in (SERVICES / "console").rglob("*.py")
+        for module in imported_modules(path)
+        if module.startswith(REACHING_PAST_THE_GATEWAY)
+    }
+    assert offending == set()
