@@ -1,0 +1,73 @@
+"""`atrium tree`: the account as the tree a person sees, with each workspace's
+settings, seats and balances as the API gives them."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from contracts.permissions import Role
+from tests.e2e.assets.conftest import PLAN_CREDITS, Account, ok
+
+from .conftest import Atrium
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_the_tree_shows_each_workspace_with_its_seats_and_balances(
+    cli: Atrium, account: Account, gateway: httpx.AsyncClient
+) -> None:
+    client = await account.sub_workspace("Client A")
+    await account.join(client, Role.CREATOR)
+    ok(
+        await gateway.put(
+            f"/v1/workspaces/{client}/allocations",
+            json={"generative_credits": 300},
+            headers=account.owner.headers,
+        ),
+        200,
+    )
+
+    shown = await cli("tree", account.root_id)
+
+    assert shown.exit_code == 0, shown.output
+    lines = shown.stdout.splitlines()
+    root_at = next(i for i, line in enumerate(lines) if account.root_id in line)
+    client_at = next(i for i, line in enumerate(lines) if client in line)
+    assert "Agency" in lines[root_at] and "Client A" in lines[client_at]
+    assert client_at > root_at
+    assert (
+        f"billing own · API access on · seats 2 used, 0 pending, limit 50 · generative "
+        f"credits {PLAN_CREDITS - 300} · API credits 0"
+    ) in lines[root_at + 1]
+    assert "billing parent · API access off" in lines[client_at + 1]
+    assert "generative credits 300 · API credits 0" in lines[client_at + 1]
+
+
+async def test_the_tree_as_json_is_each_workspace_as_the_api_gives_it(
+    cli: Atrium, account: Account, gateway: httpx.AsyncClient
+) -> None:
+    client = await account.sub_workspace("Client B")
+
+    shown = await cli("tree", "--json")
+
+    assert shown.exit_code == 0, shown.output
+    [root] = json.loads(shown.stdout)
+    headers = account.owner.headers
+    assert {key: root[key] for key in ("id", "name", "billing_mode", "api_access")} == {
+        key: ok(await gateway.get(f"/v1/workspaces/{account.root_id}", headers=headers), 200)[
+            key
+        ]
+        for key in ("id", "name", "billing_mode", "api_access")
+    }
+    assert root["balances"] == ok(
+        await gateway.get(f"/v1/workspaces/{account.root_id}/balances", headers=headers), 200
+    )
+    [sub] = root["sub_workspaces"]
+    assert sub["id"] == client
+    assert sub["seats"] == ok(
+        await gateway.get(f"/v1/workspaces/{client}/seats", headers=headers), 200
+    )
+    assert sub["sub_workspaces"] == []
