@@ -57,9 +57,7 @@ async def test_the_tree_as_json_is_each_workspace_as_the_api_gives_it(
     [root] = json.loads(shown.stdout)
     headers = account.owner.headers
     assert {key: root[key] for key in ("id", "name", "billing_mode", "api_access")} == {
-        key: ok(await gateway.get(f"/v1/workspaces/{account.root_id}", headers=headers), 200)[
-            key
-        ]
+        key: ok(await gateway.get(f"/v1/workspaces/{account.root_id}", headers=headers), 200)[key]
         for key in ("id", "name", "billing_mode", "api_access")
     }
     assert root["balances"] == ok(
