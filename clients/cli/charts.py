@@ -36,9 +36,14 @@ def bar_chart(
     bars: Sequence[Bar], *, title: str, headers: Sequence[str], width: int = BAR_WIDTH
 ) -> Table:
     """The bars with their numbers; `headers` name the label, the value and each figure.
-    A last row gives the totals."""
+    A last row gives the totals; a chart without rows says so."""
     largest = max((row.value for row in bars), default=0)
-    chart = Table(title=title, title_justify="left", show_footer=len(bars) > 1)
+    chart = Table(
+        title=title,
+        title_justify="left",
+        caption=None if bars else "Nothing in this period.",
+        show_footer=len(bars) > 1,
+    )
     label, value, *figures = headers
     chart.add_column(label, footer="total", no_wrap=True)
     chart.add_column("", width=width, no_wrap=True)

@@ -10,6 +10,7 @@ import jwt
 import pytest
 from typer.testing import CliRunner
 
+from clients.cli.app import app
 from infra.secrets_file import (
     KAFKA_ADMIN_PASSWORD,
     ensure_installation_secrets,
@@ -17,7 +18,6 @@ from infra.secrets_file import (
     secret_names,
     service_environment,
 )
-from clients.cli.app import app
 from shared.settings import PUBLISHED_SECRETS, ServiceName
 
 

@@ -26,14 +26,16 @@ async def test_assets_are_listed_shared_and_unshared(
 
     assert shown.exit_code == 0, shown.output
     line = next(line for line in shown.stdout.splitlines() if voice["id"] in line)
-    assert "voice" in line and "Narrator" in line
+    assert "voice" in line
+    assert "Narrator" in line
 
     shared = await cli(
         "assets", "share", account.root_id, voice["id"], "--to", first, "--to", second
     )
 
     assert shared.exit_code == 0, shared.output
-    assert first in shared.stdout and second in shared.stdout
+    assert first in shared.stdout
+    assert second in shared.stdout
     for target in (first, second):
         [seen] = await account.library(target)
         assert (seen["id"], seen["shared_from"]) == (voice["id"], account.root_id)

@@ -119,17 +119,17 @@ async def test_usage_by_operation_is_a_bar_chart_with_its_numbers(
         200,
     )
     assert json.loads(as_json.stdout) == report
-    credits = {item["key"]: item["credits"] for item in report["items"]}
+    spent = {item["key"]: item["credits"] for item in report["items"]}
     bars = {
         cells[0]: cells
         for line in shown.stdout.splitlines()
         if len(cells := [cell.strip() for cell in line.split("│")[1:-1]]) == 4
     }
     for operation in ("video_generation", "image_creation"):
-        assert bars[operation][2] == str(credits[operation])
-    larger, smaller = sorted(credits, key=credits.__getitem__, reverse=True)
+        assert bars[operation][2] == str(spent[operation])
+    larger, smaller = sorted(spent, key=spent.__getitem__, reverse=True)
     assert len(bars[larger][1]) > len(bars[smaller][1]) > 0
-    assert bars["total"][2] == str(sum(credits.values()))
+    assert bars["total"][2] == str(sum(spent.values()))
 
 
 async def test_usage_over_a_malformed_period_prints_the_field_error(

@@ -63,7 +63,8 @@ async def test_a_key_is_created_shown_once_and_listed_without_its_secret(
     assert shown.exit_code == 0, shown.output
     assert key not in shown.stdout
     line = next(line for line in shown.stdout.splitlines() if key_id in line)
-    assert f"{key[:8]}…{key[-4:]}" in line and "active" in line
+    assert f"{key[:8]}…{key[-4:]}" in line
+    assert "active" in line
 
 
 async def test_a_rotated_key_replaces_the_old_one_and_a_revoked_one_stops(

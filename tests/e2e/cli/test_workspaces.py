@@ -36,7 +36,8 @@ async def test_the_tree_shows_each_workspace_with_its_seats_and_balances(
     lines = shown.stdout.splitlines()
     root_at = next(i for i, line in enumerate(lines) if account.root_id in line)
     client_at = next(i for i, line in enumerate(lines) if client in line)
-    assert "Agency" in lines[root_at] and "Client A" in lines[client_at]
+    assert "Agency" in lines[root_at]
+    assert "Client A" in lines[client_at]
     assert client_at > root_at
     assert (
         f"billing own · API access on · seats 2 used, 0 pending, limit 50 · generative "
