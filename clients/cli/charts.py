@@ -41,6 +41,7 @@ def bar_chart(
     chart = Table(
         title=title,
         title_justify="left",
+        min_width=len(title),
         caption=None if bars else "Nothing in this period.",
         show_footer=len(bars) > 1,
     )

@@ -43,6 +43,14 @@ def problem_lines(problem: Problem) -> list[str]:
     return lines
 
 
+def problem_line(problem: Problem) -> str:
+    """The problem on one line, its field errors after its detail."""
+    fields = "; ".join(
+        f"{name or 'body'}: {message}" for name, message in problem.field_errors.items()
+    )
+    return f"{problem} ({fields})" if fields else str(problem)
+
+
 def refuse(problem: Problem) -> None:
     sys.stderr.write("\n".join(problem_lines(problem)) + "\n")
 
@@ -52,12 +60,19 @@ def complain(message: str) -> None:
 
 
 def table(title: str | None, headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:
-    """A table of figures as they came (None as an empty cell); ids never wrap."""
-    shown = Table(title=title, title_justify="left")
+    """A table of figures as they came (None as an empty cell); ids never wrap, nor does
+    the title, and a table without rows says so."""
+    cells = [[cell_text(cell) for cell in row] for row in rows]
+    shown = Table(
+        title=title,
+        title_justify="left",
+        min_width=len(title or ""),
+        caption=None if cells else "None.",
+    )
     for header in headers:
         shown.add_column(header, no_wrap=header == "id" or header.endswith(" id"))
-    for row in rows:
-        shown.add_row(*(cell_text(cell) for cell in row))
+    for row in cells:
+        shown.add_row(*row)
     return shown
 
 

@@ -133,7 +133,7 @@ class Outcome:
         if self.invitation is not None:
             return f"✓ {self.row.email} invited as {self.row.role} ({self.invitation['id']})"
         assert self.problem is not None
-        refused = "; ".join(output.problem_lines(self.problem)).replace("\n", " ")
+        refused = output.problem_line(self.problem)
         return f"✗ line {self.row.line}: {self.row.email or '(no email)'}: {refused}"
 
 
