@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from clients.cli import output, session
+from clients.cli.names import workspace_ids
 from clients.cli.options import AsJson, Workspace
 
 assets = typer.Typer(no_args_is_help=True, help="A workspace's asset library.")
@@ -40,7 +41,12 @@ def share_asset(
     workspace: Workspace,
     asset_id: str,
     to: Annotated[
-        list[str], typer.Option("--to", help="A workspace to share it with (repeatable).")
+        list[str],
+        typer.Option(
+            "--to",
+            help="A workspace to share it with, by id or name (repeatable).",
+            callback=workspace_ids,
+        ),
     ],
     as_json: AsJson = False,
 ) -> None:

@@ -11,6 +11,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from clients.cli import output, session
+from clients.cli.names import maybe_workspace_id
 from clients.cli.options import AsJson
 from clients.gateway import Gateway
 
@@ -62,7 +63,11 @@ def grow(tree: Tree, workspace: dict[str, Any]) -> Tree:
 
 def tree(
     workspace: Annotated[
-        str | None, typer.Argument(help="A workspace id (default: all of yours).")
+        str | None,
+        typer.Argument(
+            help="A workspace's id or name (default: all of yours).",
+            callback=maybe_workspace_id,
+        ),
     ] = None,
     as_json: AsJson = False,
 ) -> None:

@@ -4,6 +4,7 @@ settings, seats and balances as the API gives them."""
 from __future__ import annotations
 
 import json
+import uuid
 
 import httpx
 import pytest
@@ -66,3 +67,22 @@ async def test_the_tree_shows_each_workspace_with_its_seats_and_balances_as_the_
         await gateway.get(f"/v1/workspaces/{client}/seats", headers=headers), 200
     )
     assert sub["sub_workspaces"] == []
+
+
+async def test_a_workspace_is_found_by_its_name_when_one_and_only_one_has_it(
+    cli: Atrium, account: Account
+) -> None:
+    unique = f"Client {uuid.uuid4().hex[:8]}"
+    client = await account.sub_workspace(unique)
+    await account.sub_workspace("Twin")
+    await account.sub_workspace("Twin")
+
+    by_name = await cli("tree", unique, "--json")
+    twins = await cli("balances", "Twin")
+    nobody = await cli("balances", "Nobody")
+
+    assert by_name.exit_code == 0, by_name.output
+    assert json.loads(by_name.stdout)["id"] == client
+    assert twins.exit_code == nobody.exit_code == 2
+    assert "2 workspaces are named 'Twin'" in twins.stderr
+    assert "no workspace you can see is named 'Nobody'" in nobody.stderr
