@@ -33,8 +33,8 @@ from contracts.permissions import Role
 from infra.sandbox import sandbox
 from services.assets.queries import LIBRARY_PAGES
 from services.assets.repository.assets import Position, library_query
-from services.gateway.auth import development_token
 from shared.db import asyncpg_url, plain_url
+from shared.development_tokens import development_token
 from shared.pagination import encode_cursor
 from shared.principal import PRINCIPAL_HEADER, Principal, sign_principal
 from shared.settings import ServiceName, Settings

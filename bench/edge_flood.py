@@ -35,7 +35,7 @@ import httpx
 
 from bench.system import running_system
 from infra.sandbox import sandbox
-from services.gateway.auth import development_token
+from shared.development_tokens import development_token
 from shared.settings import ServiceName, Settings
 from shared.testing import ServiceProcess, hold_half_open_connections, still_open
 

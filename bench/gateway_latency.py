@@ -36,7 +36,7 @@ from bench.system import NO_RATE_LIMITS, running_system
 from contracts.permissions import Role
 from infra.processes import free_port
 from infra.sandbox import sandbox
-from services.gateway.auth import development_token
+from shared.development_tokens import development_token
 from shared.principal import PRINCIPAL_HEADER, Principal, sign_principal
 from shared.settings import ServiceName, Settings
 from shared.testing import REPO, ServiceProcess

@@ -49,7 +49,7 @@ from schemathesis.hooks import HookContext
 
 from bench.system import NO_RATE_LIMITS, running_system
 from infra.sandbox import sandbox
-from services.gateway.auth import development_token
+from shared.development_tokens import development_token
 from shared.settings import ServiceName, Settings
 
 CHECKS = (

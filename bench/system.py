@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.processes import free_port
-from services.gateway.auth import development_token
+from shared.development_tokens import development_token
 from shared.settings import ServiceName, Settings
 from shared.testing import ServiceProcess, start_together, stop_together
 

@@ -22,7 +22,6 @@ from typing import Any
 import jwt
 
 # Re-exported: `atrium token` and the tests sign development tokens through the gateway's module.
-from shared.development_tokens import development_token as development_token  # noqa: PLC0414
 from shared.errors import UnauthenticatedError
 from shared.principal import Principal
 from shared.settings import Settings

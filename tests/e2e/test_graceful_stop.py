@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.gateway.auth import development_token
+from shared.development_tokens import development_token
 from shared.settings import get_settings
 from shared.testing import eventually
 from tests.e2e.conftest import RunningSystem

@@ -18,9 +18,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.billing import models as billing_models
-from services.gateway.auth import development_token
 from services.identity import models as identity_models
 from shared.db import Database
+from shared.development_tokens import development_token
 from shared.outbox import OutboxRelay
 from shared.settings import ServiceName, Settings, get_settings
 from shared.testing import eventually

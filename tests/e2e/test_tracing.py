@@ -23,7 +23,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanMessage
 
-from services.gateway.auth import development_token
+from shared.development_tokens import development_token
 from shared.settings import get_settings
 from shared.testing import eventually
 

@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts.topics import Topic
 from infra.sandbox import Sandbox
 from services.billing import models as billing_models
-from services.gateway.auth import development_token
 from services.identity import models as identity_models
+from shared.development_tokens import development_token
 from shared.settings import ServiceName, Settings, get_settings
 from shared.testing import eventually
 

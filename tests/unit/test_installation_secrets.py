@@ -3,14 +3,14 @@ password handed to that service only."""
 
 from __future__ import annotations
 
-import io
 import stat
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import jwt
 import pytest
+from typer.testing import CliRunner
 
+from clients.cli.app import app
 from infra.secrets_file import (
     KAFKA_ADMIN_PASSWORD,
     ensure_installation_secrets,
@@ -18,7 +18,6 @@ from infra.secrets_file import (
     secret_names,
     service_environment,
 )
-from services.gateway import cli
 from shared.settings import PUBLISHED_SECRETS, ServiceName
 
 
@@ -79,10 +78,8 @@ def test_the_environment_wins_over_the_file(tmp_path: Path) -> None:
 
 
 def run_atrium_token(email: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        status = cli.main(["token", email])
-    return status, out.getvalue().strip(), err.getvalue()
+    result = CliRunner().invoke(app, ["token", email])
+    return result.exit_code, result.stdout.strip(), result.stderr
 
 
 def test_atrium_token_signs_with_the_installations_secret(

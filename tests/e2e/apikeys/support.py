@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from services.gateway.auth import development_token
+from shared.development_tokens import development_token
 from shared.settings import get_settings
 from shared.testing import eventually
 

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.gateway.auth import development_token
+from shared.development_tokens import development_token
 from shared.settings import get_settings
 from shared.testing import eventually
 from tests.e2e.conftest import RunningSystem

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from infra.processes import free_port
-from services.gateway.auth import development_token
+from shared.development_tokens import development_token
 from shared.principal import PRINCIPAL_HEADER, Principal, sign_principal
 from shared.settings import ServiceName, get_settings
 from shared.testing import ServiceProcess
