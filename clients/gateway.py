@@ -3,9 +3,11 @@ console.
 
 It sends the caller's token, turns every `application/problem+json` answer into a
 `Problem` (whose `detail` is what a person should read), follows `next_cursor` for
-lists, and waits out a `503 not-ready-yet` the way the API asks: a request is sent
-again after `Retry-After` only when sending it twice cannot apply it twice (a read,
-or a write that carries an `Idempotency-Key`).
+lists, and waits out a `503 not-ready-yet` or a `429` the way the API asks: a request
+is sent again after `Retry-After` (a few times, a few seconds at most each) only when
+sending it twice cannot apply it twice (a read, or a write that carries an
+`Idempotency-Key`). A tree of many workspaces read at once can pass the caller's burst;
+its reads then slow down instead of failing.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from typing import Any, Self
 import httpx
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-RETRIES_WHEN_NOT_READY = 3
+RETRIES = 3
+"""How many times a repeatable request is sent again after a 503 not-ready-yet or a 429."""
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -109,7 +112,7 @@ class Gateway:
         headers = {"idempotency-key": idempotency_key} if idempotency_key else {}
         repeatable = method in SAFE_METHODS or idempotency_key is not None
         query = {name: value for name, value in (params or {}).items() if value is not None}
-        for attempt in range(RETRIES_WHEN_NOT_READY + 1):
+        for attempt in range(RETRIES + 1):
             try:
                 response = await self._http.request(
                     method, path, json=json, params=query, headers=headers
@@ -118,12 +121,7 @@ class Gateway:
                 raise Problem(
                     0, "unreachable", "Gateway unreachable", f"{self.base_url}: {error}"
                 ) from error
-            if (
-                response.status_code == 503
-                and repeatable
-                and attempt < RETRIES_WHEN_NOT_READY
-                and Problem.of(response).type == "not-ready-yet"
-            ):
+            if repeatable and attempt < RETRIES and _worth_waiting_for(response):
                 await asyncio.sleep(_retry_after(response))
                 continue
             break
@@ -175,6 +173,14 @@ class Gateway:
 def new_idempotency_key() -> str:
     """A key for one write the caller means to make once, however often it is sent."""
     return str(uuid.uuid4())
+
+
+def _worth_waiting_for(response: httpx.Response) -> bool:
+    """A refusal that says when to ask again: the caller's rate limit, or a service still
+    waiting for an event."""
+    if response.status_code == 429:
+        return True
+    return response.status_code == 503 and Problem.of(response).type == "not-ready-yet"
 
 
 def _retry_after(response: httpx.Response) -> float:
