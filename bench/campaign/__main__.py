@@ -8,6 +8,7 @@ not settle.
 Run: `.venv/bin/python -m bench.campaign --seconds 900 --seed 1`. `--injections`: how
 many kills (default one per 8 s of the run: the rate); `--at-once`: how many may be
 under way together (default 2; an injection lasts until the gateway serves again);
+`--calm-seconds`: how long the workload goes on after the last recovery (default 0);
 `--accounts`, `--workers`. The run lasts at least `--seconds`, longer when the
 injections take longer: every one is made (Kafka alone takes ~20 s to start again on a
 loaded 2-core machine).
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--accounts", type=int, default=4)
     parser.add_argument("--workers", type=int, default=12)
     parser.add_argument("--at-once", type=int, default=2)
+    parser.add_argument("--calm-seconds", type=float, default=0.0)
     args = parser.parse_args(argv)
     plan = Plan(
         seed=args.seed,
@@ -46,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         accounts=args.accounts,
         workers=args.workers,
         at_once=args.at_once,
+        calm_seconds=args.calm_seconds,
     )
     with (
         sandbox("atrium-campaign") as env,

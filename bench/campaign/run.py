@@ -55,6 +55,10 @@ class Plan:
     at_once: int = 1
     """Injections under way together at most (each lasts until the system serves
     again): more than one puts more kills in a run and kills during a recovery."""
+    calm_seconds: float = 0.0
+    """How long the workload goes on once the last injection has recovered, nothing
+    killed any more: what it writes then shows the system whole again, and a short run
+    whose outages overlapped most of its time still gets every kind of write done."""
 
 
 @dataclass
@@ -82,6 +86,7 @@ class Outcome:
             "accounts": self.plan.accounts,
             "workers": self.plan.workers,
             "at_once": self.plan.at_once,
+            "calm_seconds": self.plan.calm_seconds,
             "injections_by_kind": dict(
                 sorted(Counter(i.target.value for i in self.injections).items())
             ),
@@ -163,6 +168,7 @@ async def campaign(
                 chaos.run(plan.injections, plan.seconds, at_once=plan.at_once),
                 asyncio.sleep(plan.seconds),
             )
+            await asyncio.sleep(plan.calm_seconds)
         finally:
             stop.set()
             with contextlib.suppress(Exception):

@@ -26,8 +26,16 @@ from tests.e2e.conftest import RunningSystem
 pytestmark = [pytest.mark.e2e, pytest.mark.own_system]
 
 PLAN = Plan(
-    seed=20261202, seconds=25, injections=len(Target), accounts=2, workers=4, at_once=len(Target)
+    seed=20261202,
+    seconds=25,
+    injections=len(Target),
+    accounts=2,
+    workers=4,
+    at_once=len(Target),
+    calm_seconds=8,
 )
+"""The seven kills overlap for most of the run; the 8 calm seconds after the last
+recovery make sure that every kind of write below had its chance on the whole system."""
 MAIN_WRITES = (
     Write.SPEND,
     Write.PURCHASE,
