@@ -204,12 +204,21 @@ class ServiceRuntime:
         }
 
 
+METADATA_MAX_AGE_MS = 10_000
+"""How old a Kafka client's view of the topics may grow before it asks again. A group's
+partitions are handed out from its leader's view: a process that started while Kafka
+was coming back could see a topic without its partitions, and its group then consumed
+nothing of that topic until the next refresh (aiokafka's default: 5 minutes). A refresh
+that finds the partitions makes the group rebalance, so this bounds that gap."""
+
+
 def kafka_broker(kafka: KafkaConnection, *, client_id: str) -> KafkaBroker:
     """A FastStream broker that connects as `kafka`'s principal."""
     return KafkaBroker(
         kafka.bootstrap_servers,
         security=_broker_security(kafka),
         client_id=client_id,
+        metadata_max_age_ms=METADATA_MAX_AGE_MS,
         log_level=logging.DEBUG,
         # How long stopping waits for the batch a subscriber is applying.
         graceful_timeout=WORK_IN_HAND_GRACE_SECONDS,
