@@ -10,11 +10,12 @@ problem, never a server error or a silently different page."""
 from __future__ import annotations
 
 import base64
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
 
 from contracts import problems
 from shared.errors import DomainError
@@ -51,7 +52,21 @@ def _zoned_or_utc(moment: datetime) -> datetime:
     return _in_utc(moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC))
 
 
-Instant = Annotated[datetime, AfterValidator(_zoned_or_utc)]
+_STARTS_AS_A_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _written_as_a_date(value: object) -> object:
+    """An RFC 3339 date-time (or a date) as the document says, not a number that
+    pydantic would read as seconds since 1970."""
+    if not isinstance(value, datetime) and not (
+        isinstance(value, str) and _STARTS_AS_A_DATE.match(value)
+    ):
+        msg = "must be an RFC 3339 date-time, such as 2026-12-01T00:00:00Z"
+        raise ValueError(msg)
+    return value
+
+
+Instant = Annotated[datetime, BeforeValidator(_written_as_a_date), AfterValidator(_zoned_or_utc)]
 """A time a client bounds a query with (`?from=`, `?to=`): one without a zone is in
 UTC, and one that does not exist in UTC (`0001-01-01T00:00:00+14:00`) is refused
 rather than failing in the database."""

@@ -84,7 +84,12 @@ class CreateAssetRequest(_Request):
 
 class ChangeAssetRequest(_Request):
     model_config = ConfigDict(
-        json_schema_extra={"anyOf": [{"required": ["name"]}, {"required": ["properties"]}]}
+        json_schema_extra={
+            "anyOf": [
+                {"required": [field], "properties": {field: {"not": {"type": "null"}}}}
+                for field in ("name", "properties")
+            ]
+        }
     )
 
     name: DisplayName | None = None

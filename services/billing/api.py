@@ -42,6 +42,7 @@ from services.billing import avatar_claims
 from services.billing.allocations import AllocateCredits, allocate_credits
 from services.billing.avatar_claims import ClaimAvatarSlot, ReleaseAvatarSlot
 from services.billing.domain import (
+    ApiAccessDisabledError,
     BelowUsageError,
     InsufficientBalanceError,
     InsufficientCreditsError,
@@ -238,7 +239,12 @@ async def get_ledger(
     )
 
 
-@router.get("/usage", response_model=UsageReport, summary="Credits spent, aggregated")
+@router.get(
+    "/usage",
+    response_model=UsageReport,
+    summary="Credits spent, aggregated",
+    responses=problems_for(ApiAccessDisabledError),
+)
 async def get_usage(
     workspace_id: uuid.UUID,
     *,
