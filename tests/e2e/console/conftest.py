@@ -24,12 +24,15 @@ from pathlib import Path
 import httpx
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import NoSuchElementException
+from selenium.common.exceptions import (
+    NoSuchElementException,
+    StaleElementReferenceException,
+    WebDriverException,
+)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
 from infra.processes import free_port
@@ -207,7 +210,7 @@ class Page:
         old = self.driver.find_element(By.TAG_NAME, "html")
         action()
         waiting = WebDriverWait(self.driver, NAVIGATION_TIMEOUT_SECONDS)
-        waiting.until(expected_conditions.staleness_of(old))
+        waiting.until(lambda _: _gone(old))
         waiting.until(
             lambda driver: driver.execute_script("return document.readyState") == "complete"
         )
@@ -252,3 +255,19 @@ async def api(system: RunningSystem) -> AsyncIterator[httpx.AsyncClient]:
     """The gateway, for setting up accounts and for checking what the console did."""
     async with httpx.AsyncClient(base_url=system.gateway.url, timeout=30) as client:
         yield client
+
+
+def _gone(element: WebElement) -> bool:
+    """Whether the page holding `element` has been replaced. Chromium says so with a
+    stale reference, or, when asked while the new document is being put in place, with
+    "Node with given id does not belong to the document" (which selenium's own
+    `staleness_of` does not take as an answer)."""
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as error:
+        if "does not belong to the document" in str(error):
+            return True
+        raise
+    return False
