@@ -24,15 +24,12 @@ def list_assets(
     found = session.call(
         lambda gateway: gateway.all_items(f"/v1/workspaces/{workspace}/assets", kind=kind)
     )
-    if as_json:
-        output.print_json(output.as_page(found))
-        return
-    output.console().print(
-        output.table(
-            f"Assets of {workspace}",
-            ("id", "kind", "name", "shared from", "created"),
-            ((a["id"], a["kind"], a["name"], a.get("shared_from"), a["created_at"]) for a in found),
-        )
+    output.print_list(
+        found,
+        as_json=as_json,
+        title=f"Assets of {workspace}",
+        headers=("id", "kind", "name", "shared from", "created"),
+        row=lambda a: (a["id"], a["kind"], a["name"], a.get("shared_from"), a["created_at"]),
     )
 
 

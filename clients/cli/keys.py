@@ -18,26 +18,20 @@ keys = typer.Typer(no_args_is_help=True, help="A workspace's API keys.")
 def list_keys(workspace: Workspace, as_json: AsJson = False) -> None:
     """List the keys (never their secrets)."""
     found = session.call(lambda gateway: gateway.all_items(f"/v1/workspaces/{workspace}/api-keys"))
-    if as_json:
-        output.print_json(output.as_page(found))
-        return
-    output.console().print(
-        output.table(
-            f"API keys of {workspace}",
-            ("id", "name", "key", "status", "created", "expires", "last used"),
-            (
-                (
-                    key["id"],
-                    key["name"],
-                    f"{key['prefix']}…{key['last4']}",
-                    key["status"],
-                    key["created_at"],
-                    key["expires_at"],
-                    key["last_used_at"],
-                )
-                for key in found
-            ),
-        )
+    output.print_list(
+        found,
+        as_json=as_json,
+        title=f"API keys of {workspace}",
+        headers=("id", "name", "key", "status", "created", "expires", "last used"),
+        row=lambda key: (
+            key["id"],
+            key["name"],
+            f"{key['prefix']}…{key['last4']}",
+            key["status"],
+            key["created_at"],
+            key["expires_at"],
+            key["last_used_at"],
+        ),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -34,6 +34,21 @@ def print_json(body: Any) -> None:
 def as_page(items: list[Any]) -> dict[str, Any]:
     """Every item of a list that the API pages, in the shape of one page."""
     return {"items": items, "next_cursor": None}
+
+
+def print_list(
+    items: list[Any],
+    *,
+    as_json: bool,
+    title: str,
+    headers: Sequence[str],
+    row: Callable[[Any], Sequence[Any]],
+) -> None:
+    """A list the API pages, read whole: one page of JSON, or a table of a row per item."""
+    if as_json:
+        print_json(as_page(items))
+    else:
+        console().print(table(title, headers, (row(item) for item in items)))
 
 
 def problem_lines(problem: Problem) -> list[str]:

@@ -35,15 +35,12 @@ invitations = typer.Typer(
 def list_members(workspace: Workspace, as_json: AsJson = False) -> None:
     """List the members, with their roles."""
     found = session.call(lambda gateway: gateway.all_items(f"/v1/workspaces/{workspace}/members"))
-    if as_json:
-        output.print_json(output.as_page(found))
-        return
-    output.console().print(
-        output.table(
-            f"Members of {workspace}",
-            ("user id", "email", "role", "inherited", "joined"),
-            ((m["user_id"], m["email"], m["role"], m["inherited"], m["joined_at"]) for m in found),
-        )
+    output.print_list(
+        found,
+        as_json=as_json,
+        title=f"Members of {workspace}",
+        headers=("user id", "email", "role", "inherited", "joined"),
+        row=lambda m: (m["user_id"], m["email"], m["role"], m["inherited"], m["joined_at"]),
     )
 
 
@@ -75,15 +72,12 @@ def list_invitations(workspace: Workspace, as_json: AsJson = False) -> None:
     found = session.call(
         lambda gateway: gateway.all_items(f"/v1/workspaces/{workspace}/invitations")
     )
-    if as_json:
-        output.print_json(output.as_page(found))
-        return
-    output.console().print(
-        output.table(
-            f"Pending invitations of {workspace}",
-            ("id", "email", "role", "expires"),
-            ((i["id"], i["email"], i["role"], i["expires_at"]) for i in found),
-        )
+    output.print_list(
+        found,
+        as_json=as_json,
+        title=f"Pending invitations of {workspace}",
+        headers=("id", "email", "role", "expires"),
+        row=lambda i: (i["id"], i["email"], i["role"], i["expires_at"]),
     )
 
 
