@@ -23,7 +23,8 @@ failure; then the failures of all callers together (the goal: 0).
 Run: `.venv/bin/python -m bench.schemathesis_run` (every caller, 25 examples, 300 s
 each); `--roles viewer,api_key` for some callers; `--stateful` to add the stateful
 phase; `--max-examples 100 --max-time 900` for a longer run; `--quick` for 5 examples
-and 60 s per caller; `--examples` to print a failing request of each kind as curl.
+and 60 s per caller; `--paths REGEX` for the operations whose path matches;
+`--examples` to print a failing request of each kind as curl.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -148,19 +150,34 @@ def _integers_written_as_integers(value: Any) -> Any:
     return value
 
 
+def _in_the_future(expires_at: Any) -> Any:
+    """An expiry that is past when the request arrives is refused (422, as API.md
+    says): the one rule of the document that depends on the clock."""
+    try:
+        expiry = datetime.fromisoformat(expires_at)
+    except (TypeError, ValueError):
+        return expires_at
+    if expiry.tzinfo is None or expiry > datetime.now(UTC) + timedelta(minutes=1):
+        return expires_at
+    return (datetime.now(UTC) + timedelta(days=1)).isoformat()
+
+
 @schemathesis.hook
 def before_call(_: HookContext, case: Case[Any], __: dict[str, Any]) -> None:
-    """Two parameters whose valid values no schema can tell: a cursor is one the API
-    gave out (`next_cursor`), and an `Idempotency-Key` sent again with another body
-    is refused (422 `idempotency-key-reused`) by design. A request generated to be
-    valid goes without a cursor, with a key of its own, and with its integers written
-    as integers."""
+    """Three values that no schema can tell valid: a cursor is one the API gave out
+    (`next_cursor`), an `Idempotency-Key` sent again with another body is refused (422
+    `idempotency-key-reused`) by design, and a key's `expires_at` must be in the future.
+    A request generated to be valid goes without a cursor, with a key of its own, with
+    an expiry a day ahead when the one drawn is past, and with its integers written as
+    integers."""
     if case.meta is None or not case.meta.generation.mode.is_positive:
         return
     if case.query:
         case.query.pop("cursor", None)
     if isinstance(case.body, dict | list):
         case.body = _integers_written_as_integers(case.body)
+    if isinstance(case.body, dict) and "expires_at" in case.body:
+        case.body["expires_at"] = _in_the_future(case.body["expires_at"])
     if case.headers and case.headers.get(IDEMPOTENCY_KEY):
         key = case.headers[IDEMPOTENCY_KEY]
         case.headers[IDEMPOTENCY_KEY] = f"{key[:200]}-{uuid.uuid4().hex}"
@@ -341,6 +358,7 @@ def main() -> None:
     parser.add_argument("--stateful", action="store_true", help="add the stateful phase")
     parser.add_argument("--quick", action="store_true", help="5 examples, 60 seconds per caller")
     parser.add_argument("--examples", action="store_true", help="a failing request of each kind")
+    parser.add_argument("--paths", default=None, help="only the operations whose path matches")
     args = parser.parse_args()
     if args.quick:
         args.max_examples, args.max_time = 5, 60
@@ -360,6 +378,7 @@ def main() -> None:
                 max_time=args.max_time,
                 seed=args.seed,
                 phases=phases,
+                paths=args.paths,
             )
             failures += tally.failures_found
             print(f"\n== {caller.role} ==\n{report(tally, examples=args.examples)}", flush=True)

@@ -63,16 +63,22 @@ def _visible_name(value: str) -> str:
 
 
 def _character_class(codes: Iterable[int]) -> str:
-    """The characters as the ranges of a regular expression's class, each one a `\\uXXXX`
-    escape, which JavaScript, Python and Rust read alike."""
+    """The characters as the ranges of a regular expression's class: those of the Basic
+    Multilingual Plane as `\\uXXXX` escapes, those beyond it as themselves (no escape
+    names them in both Python's and ECMA-262's syntax). Read as Unicode (ECMA-262's `u`
+    flag, as JSON Schema asks), JavaScript, Python and Rust read it alike."""
     ranges: list[list[int]] = []
     for code in sorted(codes):
         if ranges and ranges[-1][1] == code - 1:
             ranges[-1][1] = code
         else:
             ranges.append([code, code])
+
+    def character(code: int) -> str:
+        return f"\\u{code:04x}" if code <= 0xFFFF else chr(code)
+
     return "".join(
-        f"\\u{first:04x}" if first == last else f"\\u{first:04x}-\\u{last:04x}"
+        character(first) if first == last else f"{character(first)}-{character(last)}"
         for first, last in ranges
     )
 
@@ -80,13 +86,13 @@ def _character_class(codes: Iterable[int]) -> str:
 def _name_pattern() -> str:
     """What `_visible_name` accepts, as a JSON Schema `pattern`: trimmable whitespace
     around 1 to 100 characters of which none is invisible and the first and last are
-    not whitespace. The pattern spells out the Basic Multilingual Plane only (the
-    invisible characters beyond it are a handful of format characters, which the
-    service refuses all the same), less the surrogates, which a regular expression
-    read as Unicode cannot name."""
-    plane = [chr(code) for code in range(0x10000) if not 0xD800 <= code <= 0xDFFF]
-    trimmed = {ord(char) for char in plane if char.isspace()}
-    invisible = {ord(char) for char in plane if unicodedata.category(char) in _REFUSED_IN_NAMES}
+    not whitespace. Every code point but the surrogates, which a regular expression read
+    as Unicode cannot name (a string holding one is refused all the same)."""
+    characters = [chr(code) for code in range(0x110000) if not 0xD800 <= code <= 0xDFFF]
+    trimmed = {ord(char) for char in characters if char.isspace()}
+    invisible = {
+        ord(char) for char in characters if unicodedata.category(char) in _REFUSED_IN_NAMES
+    }
     space, hidden = _character_class(trimmed), _character_class(invisible)
     edge = _character_class(trimmed | invisible)
     return f"^[{space}]*[^{edge}](?:[^{hidden}]{{0,{NAME_MAX_LENGTH - 2}}}[^{edge}])?[{space}]*$"

@@ -178,6 +178,7 @@ class Gateway:
         _refuse_repeated_headers(request)
         matched, caller = await self._admitted(request, exchange)
         await self._within_limits(request, caller, exchange)
+        _refuse_malformed(request, matched.route)
         principal = await self._vouched(matched, caller, exchange.key)
         response = await self._forward(request, matched.route, principal)
         self._note_key_ended(request, matched.route, response.status_code)
@@ -314,20 +315,6 @@ class Gateway:
                 "Too many requests; slow down.",
                 headers={"retry-after": str(retry_after)},
             )
-        for raw in request.query_params.getlist("limit"):
-            if _decimal(raw) not in LIMIT_RANGE:
-                raise _Refused(
-                    problems.VALIDATION_FAILED,
-                    "Some fields are missing or not valid.",
-                    errors=[
-                        {
-                            "field": "limit",
-                            "message": f"must be a whole number from {LIMIT_RANGE.start} "
-                            f"to {LIMIT_RANGE.stop - 1}",
-                            "type": "limit_out_of_range",
-                        }
-                    ],
-                )
         declared_length = _decimal(request.headers.get("content-length", ""))
         if declared_length is not None and declared_length > self.settings.max_body_bytes:
             raise self._too_large()
@@ -490,6 +477,31 @@ def _refuse_repeated_headers(request: Request) -> None:
     for name in _SINGLE_VALUED:
         if len(request.headers.getlist(name)) > 1:
             raise _Refused(problems.MALFORMED_REQUEST, f"The {name} header is sent more than once.")
+
+
+def _refuse_malformed(request: Request, route: Route) -> None:
+    """What the request itself gets wrong, whatever the workspace and whoever asks: a
+    page size out of bounds, a header the operation cannot go without. Checked before
+    the caller's rights, so that a caller is told what to mend also where the answer
+    would otherwise be 404 (it says nothing of the workspace)."""
+    errors = [
+        {"field": f"header.{name}", "message": "Field required", "type": "missing"}
+        for name in route.required_headers
+        if name not in request.headers
+    ]
+    if any(_decimal(raw) not in LIMIT_RANGE for raw in request.query_params.getlist("limit")):
+        errors.append(
+            {
+                "field": "limit",
+                "message": f"must be a whole number from {LIMIT_RANGE.start} "
+                f"to {LIMIT_RANGE.stop - 1}",
+                "type": "limit_out_of_range",
+            }
+        )
+    if errors:
+        raise _Refused(
+            problems.VALIDATION_FAILED, "Some fields are missing or not valid.", errors=errors
+        )
 
 
 _DECIMAL = re.compile(r"0*([0-9]{1,18})")

@@ -37,6 +37,8 @@ class Route:
     """The operation acts on what is addressed to the caller's email."""
     by_a_person: bool = False
     """A person must do it, not an API key: a leaked key must not mint keys."""
+    required_headers: tuple[str, ...] = ()
+    """Headers the operation cannot go without (a spend's `Idempotency-Key`)."""
 
     @property
     def in_workspace(self) -> bool:
@@ -74,7 +76,13 @@ ROUTES: tuple[Route, ...] = (
     # Billing also requires the caller to act from above (a Super Admin of the parent).
     Route("PUT", "/v1/workspaces/{workspace_id}/allocations", _BILLING, _SUB_WORKSPACES),
     Route("GET", "/v1/workspaces/{workspace_id}/allocations", _BILLING, _READ),
-    Route("POST", "/v1/workspaces/{workspace_id}/spend", _BILLING, _SPEND),
+    Route(
+        "POST",
+        "/v1/workspaces/{workspace_id}/spend",
+        _BILLING,
+        _SPEND,
+        required_headers=("Idempotency-Key",),
+    ),
     Route("GET", "/v1/workspaces/{workspace_id}/ledger", _BILLING, _PURCHASE),
     # Super Admins see all usage, developers API usage: billing decides which.
     Route("GET", "/v1/workspaces/{workspace_id}/usage", _BILLING, _READ),

@@ -145,6 +145,11 @@ def path_of(route: Route, workspace_id: uuid.UUID) -> str:
     return re.sub(r"\{\w+\}", lambda _: str(uuid.uuid4()), path)
 
 
+def well_formed(route: Route, headers: dict[str, str]) -> dict[str, str]:
+    """The credentials, and the headers the operation cannot go without."""
+    return headers | dict.fromkeys(route.required_headers, "key")
+
+
 def route_id(route: Route) -> str:
     return f"{route.method} {route.template}"
 
@@ -164,7 +169,7 @@ async def test_each_caller_gets_exactly_what_their_place_in_the_tree_allows(
     response = await in_process.client.request(
         route.method,
         path,
-        headers=bearer(caller.user_id),
+        headers=well_formed(route, bearer(caller.user_id)),
         json={} if route.method != "GET" else None,
     )
 
@@ -194,7 +199,7 @@ async def test_a_super_admin_of_a_sub_workspace_has_no_right_in_its_parent(
     seed(in_process)
 
     response = await in_process.client.request(
-        route.method, path_of(route, ROOT), headers=bearer("a-super-admin")
+        route.method, path_of(route, ROOT), headers=well_formed(route, bearer("a-super-admin"))
     )
 
     assert response.status_code == 404
@@ -209,7 +214,7 @@ async def test_another_accounts_ids_are_not_found_and_never_reach_a_service(
     seed(in_process)
 
     response = await in_process.client.request(
-        route.method, path_of(route, OTHER_ACCOUNT), headers=bearer(caller)
+        route.method, path_of(route, OTHER_ACCOUNT), headers=well_formed(route, bearer(caller))
     )
 
     assert response.status_code == 404
@@ -224,10 +229,14 @@ async def test_an_id_that_exists_nowhere_is_not_found_like_a_foreign_one(
     seed(in_process)
 
     unknown = await in_process.client.request(
-        route.method, path_of(route, uuid.uuid4()), headers=bearer("a-super-admin")
+        route.method,
+        path_of(route, uuid.uuid4()),
+        headers=well_formed(route, bearer("a-super-admin")),
     )
     foreign = await in_process.client.request(
-        route.method, path_of(route, OTHER_ACCOUNT), headers=bearer("a-super-admin")
+        route.method,
+        path_of(route, OTHER_ACCOUNT),
+        headers=well_formed(route, bearer("a-super-admin")),
     )
 
     assert unknown.status_code == foreign.status_code == 404
@@ -243,7 +252,7 @@ async def test_operations_outside_a_workspace_reach_the_service_with_no_workspac
     seed(in_process)
 
     response = await in_process.client.request(
-        route.method, path_of(route, A), headers=bearer(caller)
+        route.method, path_of(route, A), headers=well_formed(route, bearer(caller))
     )
 
     assert response.status_code == 200
@@ -263,7 +272,7 @@ async def test_a_key_is_a_developer_of_its_own_workspace_except_for_managing_key
     response = await in_process.client.request(
         route.method,
         path,
-        headers={"x-api-key": KEYS[A]},
+        headers=well_formed(route, {"x-api-key": KEYS[A]}),
         json={} if route.method != "GET" else None,
     )
 
@@ -295,7 +304,9 @@ async def test_a_key_of_any_other_workspace_finds_nothing(
     seed(in_process)
 
     response = await in_process.client.request(
-        route.method, path_of(route, A), headers={"authorization": f"Bearer {KEYS[owner]}"}
+        route.method,
+        path_of(route, A),
+        headers=well_formed(route, {"authorization": f"Bearer {KEYS[owner]}"}),
     )
 
     assert response.status_code == 404, response.text
@@ -310,7 +321,7 @@ async def test_a_key_has_nothing_to_do_outside_a_workspace(
     seed(in_process)
 
     response = await in_process.client.request(
-        route.method, path_of(route, A), headers={"x-api-key": KEYS[A]}
+        route.method, path_of(route, A), headers=well_formed(route, {"x-api-key": KEYS[A]})
     )
 
     assert response.status_code == 403, response.text

@@ -104,6 +104,28 @@ async def test_a_list_limit_within_bounds_goes_through(
     assert response.status_code == 200
 
 
+@pytest.mark.parametrize("workspace", [WORKSPACE, uuid.uuid4()], ids=["member", "stranger"])
+async def test_a_spend_without_its_idempotency_key_is_a_422_wherever_it_is_sent(
+    in_process: InProcessGateway, stub: StubUpstream, workspace: uuid.UUID
+) -> None:
+    """What to mend, told also to a caller who may not see the workspace: it says
+    nothing of the workspace."""
+    seed(in_process)
+    spend = f"/v1/workspaces/{workspace}/spend"
+
+    response = await in_process.client.post(spend, headers=bearer("ann"), json={})
+
+    assert_problem(response, 422, "validation-failed")
+    assert response.json()["errors"] == [
+        {"field": "header.Idempotency-Key", "message": "Field required", "type": "missing"}
+    ]
+    assert stub.forwarded == []
+    keyed = await in_process.client.post(
+        spend, headers={**bearer("ann"), "idempotency-key": "k1"}, json={}
+    )
+    assert keyed.status_code == (200 if workspace == WORKSPACE else 404)
+
+
 @pytest.mark.parametrize("header", ["authorization", "x-api-key", "idempotency-key"])
 async def test_a_credential_or_key_header_sent_twice_is_a_400_problem_and_goes_nowhere(
     in_process: InProcessGateway, stub: StubUpstream, header: str

@@ -8,6 +8,7 @@ import pytest
 
 from infra.docs import service_documents
 from services.gateway.openapi import merge_documents
+from services.gateway.routes import ROUTES
 from shared.fields import NAME_PATTERN
 
 from .conftest import InProcessGateway
@@ -130,6 +131,23 @@ def public_document() -> dict[str, Any]:
         title="Atrium",
         version="1.0.0",
     )
+
+
+def test_the_gateway_asks_for_the_headers_the_documents_require() -> None:
+    documents = service_documents()
+    merged = merge_documents(
+        {route.service.value: documents[route.service.value] for route in ROUTES},
+        title="Atrium",
+        version="1.0.0",
+    )
+    for route in ROUTES:
+        operation = merged["paths"][route.template][route.method.lower()]
+        required = {
+            each["name"]
+            for each in operation.get("parameters", [])
+            if each["in"] == "header" and each.get("required")
+        }
+        assert required == set(route.required_headers), (route.method, route.template)
 
 
 def all_operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
