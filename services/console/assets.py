@@ -10,8 +10,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from clients.gateway import Problem
+from clients.tree import descendants, or_none, together
 from services.console.forms import confirmation, text
-from services.console.reads import descendants, or_none, role_on, together
+from services.console.reads import role_on
 from services.console.rendering import done, page
 from services.console.session import Caller, CheckedForm, Me
 
@@ -26,7 +27,7 @@ async def library(request: Request, me: Me, workspace_id: str) -> Response:
         me.gateway.get(f"/v1/workspaces/{workspace_id}"),
         role_on(me, workspace_id),
         me.gateway.all_items(f"/v1/workspaces/{workspace_id}/assets"),
-        descendants(me, workspace_id),
+        descendants(me.gateway, workspace_id),
     )
     admin = role == "super_admin"
     shares = await together(

@@ -10,8 +10,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from clients.gateway import Problem
+from clients.tree import NOT_FOR_THIS_CALLER, or_none, together
 from services.console.forms import confirmation, number, text
-from services.console.reads import NOT_FOR_THIS_CALLER, or_none, role_on, together
+from services.console.reads import role_on
 from services.console.rendering import done, page
 from services.console.session import Caller, CheckedForm, Me
 

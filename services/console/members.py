@@ -6,8 +6,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
 
+from clients.tree import or_none, together
 from services.console.forms import confirmation, text
-from services.console.reads import or_none, together
 from services.console.rendering import done, page
 from services.console.session import CheckedForm, Me, checked_form
 

@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from clients.tree import or_none, together
 from services.console.keys import days_back
-from services.console.reads import or_none, role_on, together
+from services.console.reads import role_on
 from services.console.rendering import page
 from services.console.session import Me
 

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from clients.gateway import new_idempotency_key
+from clients.tree import flattened, or_none, together, workspace_tree
 from services.console.forms import confirmation, flag, number, text
-from services.console.reads import flattened, or_none, role_on, together, workspace_tree
+from services.console.reads import role_on
 from services.console.rendering import done, page
 from services.console.session import Caller, CheckedForm, Me
 
@@ -24,7 +25,7 @@ MAX_MEMBERS_AT_CREATION = 5
 @router.get("/workspaces")
 async def tree(request: Request, me: Me) -> Response:
     roots, invitations = await together(
-        workspace_tree(me), or_none(me.gateway.all_items("/v1/invitations"))
+        workspace_tree(me.gateway), or_none(me.gateway.all_items("/v1/invitations"))
     )
     return page(
         request,
