@@ -48,12 +48,18 @@ def _is_visible(char: str) -> bool:
     return unicodedata.category(char)[0] in "LNPS" and char not in _BLANK_LETTERS
 
 
+def has_a_visible_character(text: str) -> bool:
+    """What a name needs besides what `NAME_PATTERN` says: a regular expression says it
+    only with a look-ahead, which JSON Schema validators' (Rust's among them) lack."""
+    return any(_is_visible(char) for char in text)
+
+
 def _visible_name(value: str) -> str:
     name = _storable(value).strip()
     if any(unicodedata.category(char) in _REFUSED_IN_NAMES for char in name):
         msg = "must not contain control, format, private-use or surrogate characters"
         raise ValueError(msg)
-    if not any(_is_visible(char) for char in name):
+    if not has_a_visible_character(name):
         msg = "must have at least one visible character"
         raise ValueError(msg)
     if len(name) > NAME_MAX_LENGTH:

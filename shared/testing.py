@@ -243,21 +243,14 @@ class ServiceProcess:
     def wait_ready(self, timeout: float = 120) -> None:
         """Wait until every process listens on the port (a process listens only once it
         has started) and the service's /readyz answers 200."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for process in self._processes:
-                if process.poll() is not None:
-                    msg = f"{self.service.value} exited at start-up:\n{self.log_tail()}"
-                    raise RuntimeError(msg)
-            if all(listens_on(process.pid, self.port) for process in self._processes):
-                try:
-                    if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-            time.sleep(0.1)
-        msg = f"{self.service.value} not ready after {timeout}s:\n{self.log_tail()}"
-        raise TimeoutError(msg)
+        wait_answering(
+            f"{self.url}/readyz",
+            self._processes,
+            self.port,
+            name=self.service.value,
+            log_tail=self.log_tail,
+            timeout=timeout,
+        )
 
     def kill(self, pid: int | None = None) -> None:
         """SIGKILL every process, or only `pid`: it gets no chance to finish anything."""
@@ -312,6 +305,35 @@ class ServiceProcess:
 STOP_TIMEOUT_SECONDS = 30
 """How long a test waits for a process it asked to stop, before it kills it: more than
 a process takes to finish its requests and its work in hand (`shared.lifecycle`)."""
+
+
+def wait_answering(
+    url: str,
+    processes: Sequence[subprocess.Popen[bytes]],
+    port: int,
+    *,
+    name: str,
+    log_tail: Callable[[], str],
+    timeout: float,
+) -> None:
+    """Wait until every one of `processes` listens on `port` (so that it is not another
+    process that answers) and `url` answers 200; raise with the log's tail when one of
+    them exits or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for process in processes:
+            if process.poll() is not None:
+                msg = f"{name} exited at start-up:\n{log_tail()}"
+                raise RuntimeError(msg)
+        if all(listens_on(process.pid, port) for process in processes):
+            try:
+                if httpx.get(url, timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+        time.sleep(0.1)
+    msg = f"{name} not ready after {timeout}s:\n{log_tail()}"
+    raise TimeoutError(msg)
 
 
 def listens_on(pid: int, port: int) -> bool:

@@ -1,6 +1,7 @@
 """identity's tables, all in the `identity` schema."""
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
@@ -139,9 +140,10 @@ seat_pools = Table(
     Column("root_id", Uuid, nullable=False),
     Column(
         "seats_limit",
-        Integer,
+        BigInteger,
         nullable=True,
-        comment="From billing's limits.changed; null until it arrives (the default plan's).",
+        comment="From billing's limits.changed (a pool of billing's, as large as purchases make "
+        "it); null until it arrives (the default plan's).",
     ),
     Column("used", Integer, nullable=False, server_default="0", comment="Last published."),
     Column("pending", Integer, nullable=False, server_default="0", comment="Last published."),

@@ -16,7 +16,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +37,7 @@ from selenium.webdriver.support.wait import WebDriverWait
 from infra.processes import free_port
 from infra.sandbox import Sandbox
 from shared.settings import REPO
-from shared.testing import STOP_TIMEOUT_SECONDS
+from shared.testing import STOP_TIMEOUT_SECONDS, wait_answering
 from tests.e2e.conftest import RunningSystem
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
@@ -109,7 +108,14 @@ def console(system: RunningSystem, atrium: Sandbox, log_dir: Path) -> Iterator[C
         )
     running = Console(f"http://127.0.0.1:{port}", process, log_file)
     try:
-        _wait_ready(running)
+        wait_answering(
+            f"{running.url}/healthz",
+            [process],
+            port,
+            name="the console",
+            log_tail=log_file.read_text,
+            timeout=30,
+        )
         yield running
     finally:
         process.terminate()
@@ -118,20 +124,6 @@ def console(system: RunningSystem, atrium: Sandbox, log_dir: Path) -> Iterator[C
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def _wait_ready(console: Console, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if console.process.poll() is not None:
-            pytest.fail(f"the console exited at start-up:\n{console.log_file.read_text()}")
-        try:
-            if httpx.get(f"{console.url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"the console did not answer within {timeout}s:\n{console.log_file.read_text()}")
 
 
 @pytest.fixture(scope="module")

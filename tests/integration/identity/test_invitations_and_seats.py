@@ -337,3 +337,16 @@ async def test_twenty_invitations_racing_for_three_free_seats_admit_exactly_thre
     assert all(r.json()["type"] == "seat-limit-reached" for r in results if r.status_code == 409)
     pool = await seats(client, admin, root_id)
     assert (pool["used"], pool["pending"], pool["available"]) == (1, 3, 0)
+
+
+async def test_a_seat_limit_past_32_bits_is_kept_as_billing_sent_it(
+    client: httpx.AsyncClient, identity: ServiceRuntime
+) -> None:
+    """Purchases add to billing's seat pool with no ceiling at 2,147,483,647."""
+    admin = person("admin")
+    root_id = await create_root(client, admin)
+
+    await set_seat_limit(identity, root_id, 3_000_029_611)
+
+    assert (await seats(client, admin, root_id))["limit"] == 3_000_029_611
+    assert (await invite(client, admin, root_id, person("invitee"))).status_code == 201
