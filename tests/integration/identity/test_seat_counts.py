@@ -210,6 +210,20 @@ async def test_the_migration_fills_the_count_in_from_the_rows_there_are(
     assert (shown["used"], shown["pending"]) == (found.used, found.pending) == (2, 1)
 
 
+async def test_going_back_before_the_bigint_limit_keeps_a_larger_limit_as_the_largest_it_can(
+    client: httpx.AsyncClient, identity: ServiceRuntime, settings: Settings
+) -> None:
+    admin = person("admin")
+    root_id = await create_root(client, admin)
+    await set_seat_limit(identity, root_id, 3_000_029_611)
+
+    config = alembic_config(ServiceName.IDENTITY, settings.database_url_for(ServiceName.IDENTITY))
+    await asyncio.to_thread(command.downgrade, config, "0008_seat_pool_counts")
+    await asyncio.to_thread(command.upgrade, config, "head")
+
+    assert (await seats(client, admin, root_id))["limit"] == 2_147_483_647
+
+
 async def test_a_change_holding_the_pool_is_not_stopped_by_a_change_of_the_pool_workspace(
     client: httpx.AsyncClient, identity: ServiceRuntime
 ) -> None:

@@ -21,6 +21,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 SCHEMA = "identity"
+INT32_MAX = 2_147_483_647
 OLD_COMMENT = "From billing's limits.changed; null until it arrives (the default plan's)."
 COMMENT = (
     "From billing's limits.changed (a pool of billing's, as large as purchases make it); "
@@ -42,6 +43,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # A limit past what the old column holds is as good as unlimited there: it is kept
+    # as the largest it can hold rather than refusing to go back.
     op.alter_column(
         "seat_pools",
         "seats_limit",
@@ -51,4 +54,5 @@ def downgrade() -> None:
         comment=OLD_COMMENT,
         existing_comment=COMMENT,
         schema=SCHEMA,
+        postgresql_using=f"LEAST(seats_limit, {INT32_MAX})",
     )
