@@ -3,11 +3,13 @@ gateway's merged `/openapi.json`, with identity, billing, assets, apikeys and th
 gateway as real processes in a throwaway sandbox (its own PostgreSQL and Kafka), as the
 end-to-end tests run them.
 
-One workspace and everyone who may knock on its door (`ROLES`): its Super Admin, a
-developer, a creator and a viewer of it (each a signed-in member), an API key of it, and
-a stranger (signed in, with no place in it). Each is one run: every request carries
-that caller's credentials, and every `{workspace_id}` in a path is the workspace (other
-path parameters are generated). A weaker caller's 403 and 404 are answers the document
+Everyone who may knock on a workspace's door (`ROLES`): its Super Admin, a developer, a
+creator and a viewer of it (each a signed-in member), an API key of it, and a stranger
+(signed in, with no place in it), each at a workspace of its own, so that what one run
+changes (members removed, keys revoked) is not what the next one finds. Each is one
+run: every request carries that caller's credentials, and every `{workspace_id}` in a
+path is the caller's workspace (other path parameters are generated, or taken from
+earlier answers). A weaker caller's 403 and 404 are answers the document
 lists, not failures. The gateway's rate limits are lifted for the run
 (`NO_RATE_LIMITS`).
 
@@ -197,7 +199,6 @@ def filter_case(_: HookContext, case: Case[Any]) -> bool:
 ROLES = ("super_admin", "developer", "creator", "viewer", "api_key", "stranger")
 """Who may knock on a workspace's door: its members by role, a key of it, and someone
 with no place in it."""
-MEMBER_ROLES = ("developer", "creator", "viewer")
 IN_THE_WORKSPACE = r"^/v1/workspaces/\{workspace_id\}"
 """The operations on the workspace, where one caller's answers differ from another's."""
 PHASES = ("examples", "coverage", "fuzzing", "stateful")
@@ -230,38 +231,41 @@ def sign_in(gateway: str, settings: Settings, email: str = "fuzz@example.com") -
     return Caller(token=token, workspace_id=workspace_id)
 
 
-def callers_of_one_workspace(
+def callers_each_in_a_workspace(
     gateway: str, settings: Settings, roles: tuple[str, ...] = ROLES
 ) -> list[Caller]:
-    """One new workspace and a caller in each of `roles` (of `ROLES`): its Super Admin,
-    members invited in the other roles who accepted, a key of it, a stranger."""
+    """A caller in each of `roles` (of `ROLES`), each at the door of a new workspace of
+    its own: its Super Admin; a member invited in that role who accepted; a key of it; a
+    stranger to it. What one caller's run changes (a Super Admin removes members and
+    revokes keys it finds in its answers) is not what the next caller finds."""
+    return [_caller_at_a_new_workspace(gateway, settings, role) for role in roles]
+
+
+def _caller_at_a_new_workspace(gateway: str, settings: Settings, role: str) -> Caller:
     owner = sign_in(gateway, settings, email=f"owner.{uuid.uuid4().hex[:8]}@example.com")
+    if role == "super_admin":
+        return owner
+    if role == "stranger":
+        token = development_token(f"stranger.{uuid.uuid4().hex[:8]}@example.com", settings)
+        return Caller(token, owner.workspace_id, role)
     workspace = f"/v1/workspaces/{owner.workspace_id}"
-    callers = {"super_admin": owner}
+    as_owner = {"authorization": f"Bearer {owner.token}"}
     with httpx.Client(base_url=gateway, timeout=10) as client:
-        as_owner = {"authorization": f"Bearer {owner.token}"}
-        for role in MEMBER_ROLES:
-            if role not in roles:
-                continue
-            email = f"{role}.{uuid.uuid4().hex[:8]}@example.com"
-            token = development_token(email, settings)
-            as_member = {"authorization": f"Bearer {token}"}
-            invited = client.post(
-                f"{workspace}/invitations", json={"email": email, "role": role}, headers=as_owner
-            )
-            invited.raise_for_status()
-            client.post(
-                f"/v1/invitations/{invited.json()['id']}/accept", headers=as_member
-            ).raise_for_status()
-            callers[role] = Caller(token, owner.workspace_id, role)
-        if "api_key" in roles:
+        if role == "api_key":
             created = client.post(f"{workspace}/api-keys", json={"name": "fuzz"}, headers=as_owner)
             created.raise_for_status()
-            callers["api_key"] = Caller(created.json()["key"], owner.workspace_id, "api_key")
-    if "stranger" in roles:
-        token = development_token(f"stranger.{uuid.uuid4().hex[:8]}@example.com", settings)
-        callers["stranger"] = Caller(token, owner.workspace_id, "stranger")
-    return [callers[role] for role in roles]
+            return Caller(created.json()["key"], owner.workspace_id, role)
+        email = f"{role}.{uuid.uuid4().hex[:8]}@example.com"
+        token = development_token(email, settings)
+        invited = client.post(
+            f"{workspace}/invitations", json={"email": email, "role": role}, headers=as_owner
+        )
+        invited.raise_for_status()
+        client.post(
+            f"/v1/invitations/{invited.json()['id']}/accept",
+            headers={"authorization": f"Bearer {token}"},
+        ).raise_for_status()
+        return Caller(token, owner.workspace_id, role)
 
 
 def fuzz(
@@ -380,7 +384,7 @@ def main() -> None:
         sandbox("atrium-schemathesis") as atrium,
         gateway_of_a_running_system(atrium.environment, logs) as url,
     ):
-        callers = callers_of_one_workspace(url, atrium.settings, tuple(args.roles.split(",")))
+        callers = callers_each_in_a_workspace(url, atrium.settings, tuple(args.roles.split(",")))
         for caller in callers:
             tally = fuzz(
                 url,
