@@ -32,9 +32,14 @@ PlainText = Annotated[str, AfterValidator(_storable)]
 """Any text a service stores: no NUL characters and no lone surrogates."""
 
 
-_REFUSED_IN_NAMES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co"})
-"""Control and format characters, line and paragraph separators, surrogates and
-private-use characters (which render as nothing or as a vendor's own glyph)."""
+_REFUSED_IN_NAMES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+"""Control and format characters (invisible, and some reorder or hide the text around
+them), line and paragraph separators, and surrogates. Private-use characters (a font's
+or a vendor's own glyphs: icons, logos) are kept as unassigned code points are: allowed
+in a name, not counted as its visible characters. Listing their 137,468 code points in
+`NAME_PATTERN` would make the pattern some hundred times slower to generate names from
+for the property-based tools that read the document (hypothesis expands every range
+of a class into its characters)."""
 
 _BLANK_LETTERS = frozenset({"\u115f", "\u1160", "\u3164", "\uffa0", "\u2800"})
 """Letters and symbols that are drawn as nothing: the Hangul fillers and the blank
@@ -43,8 +48,8 @@ Braille pattern."""
 
 def _is_visible(char: str) -> bool:
     """A letter, digit, punctuation mark or symbol that is drawn. Spaces, combining marks
-    (they only decorate the character before them), variation selectors and unassigned
-    code points do not count."""
+    (they only decorate the character before them), variation selectors, private-use
+    characters and unassigned code points do not count."""
     return unicodedata.category(char)[0] in "LNPS" and char not in _BLANK_LETTERS
 
 
@@ -57,7 +62,7 @@ def has_a_visible_character(text: str) -> bool:
 def _visible_name(value: str) -> str:
     name = _storable(value).strip()
     if any(unicodedata.category(char) in _REFUSED_IN_NAMES for char in name):
-        msg = "must not contain control, format, private-use or surrogate characters"
+        msg = "must not contain control, format, line-separator or surrogate characters"
         raise ValueError(msg)
     if not has_a_visible_character(name):
         msg = "must have at least one visible character"
@@ -110,7 +115,7 @@ DisplayName = Annotated[
     str,
     Field(
         description="1 to 100 characters after trimming, at least one of them visible; no "
-        "control, format or private-use characters.",
+        "control or format characters.",
         json_schema_extra={"pattern": NAME_PATTERN, "minLength": 1},
     ),
     AfterValidator(_visible_name),

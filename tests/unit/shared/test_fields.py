@@ -28,6 +28,8 @@ class Noted(BaseModel):
         ("한글\u3164팀", "한글\u3164팀"),
         ("🚀", "🚀"),
         ("!", "!"),
+        ("Acme \U000f0000", "Acme \U000f0000"),
+        ("\uf8ff Studio", "\uf8ff Studio"),
     ],
 )
 def test_a_name_is_trimmed_and_kept(given: str, kept: str) -> None:
@@ -50,7 +52,7 @@ def test_a_name_is_trimmed_and_kept(given: str, kept: str) -> None:
         "\u2800",
         "\u0301\u0300",
         "\ue000",
-        "Acme \U000f0000",
+        "\U000f0000\U0010fffd",
         "\u115f\u1160",
         "\uffa0",
         "\u034f",
