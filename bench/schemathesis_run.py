@@ -211,6 +211,11 @@ class Caller:
     token: str
     workspace_id: uuid.UUID
     role: str = "super_admin"
+    member_id: str | None = None
+    """The `{user_id}` in every path of a member run: its workspace's Super Admin, whom
+    the member may neither change nor remove. Generated, or taken from the member list,
+    it would be the member now and then, who may leave, and be answered 404 from then
+    on."""
 
 
 def sign_in(gateway: str, settings: Settings, email: str = "fuzz@example.com") -> Caller:
@@ -265,7 +270,12 @@ def _caller_at_a_new_workspace(gateway: str, settings: Settings, role: str) -> C
             f"/v1/invitations/{invited.json()['id']}/accept",
             headers={"authorization": f"Bearer {token}"},
         ).raise_for_status()
-        return Caller(token, owner.workspace_id, role)
+        members = client.get(f"{workspace}/members", headers=as_owner)
+        members.raise_for_status()
+        (owner_id,) = (
+            item["user_id"] for item in members.json()["items"] if item["role"] == "super_admin"
+        )
+        return Caller(token, owner.workspace_id, role, member_id=owner_id)
 
 
 def fuzz(
@@ -283,7 +293,10 @@ def fuzz(
     config = SchemathesisConfig.from_dict(
         {
             "auth": {"openapi": {"bearer": {"bearer": caller.token}}},
-            "parameters": {"path.workspace_id": str(caller.workspace_id)},
+            "parameters": {
+                "path.workspace_id": str(caller.workspace_id),
+                **({"path.user_id": caller.member_id} if caller.member_id else {}),
+            },
             "generation": {"max-examples": max_examples, "database": "none"},
             "cache": {"enabled": False},
             "max-time": max_time,
