@@ -211,7 +211,7 @@ class Caller:
     token: str
     workspace_id: uuid.UUID
     role: str = "super_admin"
-    member_id: str | None = None
+    user_id_in_paths: str | None = None
     """The `{user_id}` in every path of a member run: its workspace's Super Admin, whom
     the member may neither change nor remove. Generated, or taken from the member list,
     it would be the member now and then, who may leave, and be answered 404 from then
@@ -275,7 +275,7 @@ def _caller_at_a_new_workspace(gateway: str, settings: Settings, role: str) -> C
         (owner_id,) = (
             item["user_id"] for item in members.json()["items"] if item["role"] == "super_admin"
         )
-        return Caller(token, owner.workspace_id, role, member_id=owner_id)
+        return Caller(token, owner.workspace_id, role, user_id_in_paths=owner_id)
 
 
 def fuzz(
@@ -295,7 +295,7 @@ def fuzz(
             "auth": {"openapi": {"bearer": {"bearer": caller.token}}},
             "parameters": {
                 "path.workspace_id": str(caller.workspace_id),
-                **({"path.user_id": caller.member_id} if caller.member_id else {}),
+                **({"path.user_id": caller.user_id_in_paths} if caller.user_id_in_paths else {}),
             },
             "generation": {"max-examples": max_examples, "database": "none"},
             "cache": {"enabled": False},
