@@ -4,16 +4,18 @@ own random secrets (the tests sign tokens and principals with `Sandbox.settings`
 
 The tests and the benchmarks run in one, so they work on a clean machine, next
 to a running `make run`, and in CI; everything stops and is deleted when the
-block ends, whether it ended well or not (as root, that includes the cluster's
-folder under /var/lib/atrium-postgres, but not the cached copy of PostgreSQL's
-programs there: see `infra.cluster_user`).
+block ends, whether it ended well or not, also on Ctrl-C or SIGTERM (as root, that
+includes the cluster's folder under /var/lib/atrium-postgres, but not the cached copy
+of PostgreSQL's programs there: see `infra.cluster_user`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +48,25 @@ class Sandbox:
 
 
 @contextlib.contextmanager
+def sigterm_unwinds() -> Iterator[None]:
+    """Within the block, SIGTERM ends the process as Ctrl-C does, by unwinding it (exit
+    status 143), so that what the block started is stopped rather than left running.
+    Only the main thread may handle signals: elsewhere the block changes nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def unwind(signum: int, _: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, unwind)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
 def sandbox(name: str = "atrium-sandbox") -> Iterator[Sandbox]:
     folder = Path(tempfile.mkdtemp(prefix=f"{name}-"))
     secrets = random_secrets()
@@ -65,10 +86,11 @@ def sandbox(name: str = "atrium-sandbox") -> Iterator[Sandbox]:
         users={service_role(s): settings.kafka_password(s) for s in ServiceName},
     )
     try:
-        postgres.start()
-        kafka.start()
-        prepare(settings)
-        yield Sandbox(postgres=postgres, kafka=kafka, settings=settings, secrets=secrets)
+        with sigterm_unwinds():
+            postgres.start()
+            kafka.start()
+            prepare(settings)
+            yield Sandbox(postgres=postgres, kafka=kafka, settings=settings, secrets=secrets)
     finally:
         with contextlib.suppress(Exception):
             kafka.stop()

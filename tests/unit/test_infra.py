@@ -2,6 +2,9 @@
 
 import pwd
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,3 +44,28 @@ def test_the_cluster_user_is_stopped_by_the_first_folder_only_its_owner_may_cros
 
     assert first_closed_folder(open_folder, nobody) is None
     assert first_closed_folder(checkout, nobody) == home
+
+
+def test_sigterm_within_a_sandbox_block_unwinds_it_as_ctrl_c_does(tmp_path: Path) -> None:
+    """A benchmark stopped with SIGTERM stops what its sandbox started."""
+    cleaned = tmp_path / "cleaned"
+    script = (
+        "import sys, time\n"
+        "from infra.sandbox import sigterm_unwinds\n"
+        "try:\n"
+        "    with sigterm_unwinds():\n"
+        "        print('ready', flush=True)\n"
+        "        time.sleep(30)\n"
+        "finally:\n"
+        f"    open({str(cleaned)!r}, 'w').close()\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, cwd=Path(__file__).parents[2]
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline() == b"ready\n"
+
+    process.send_signal(signal.SIGTERM)
+
+    assert process.wait(timeout=10) == 128 + signal.SIGTERM
+    assert cleaned.exists()
