@@ -590,6 +590,18 @@ class Workload:
             account.owner,
             rng,
             {"workspace_ids": targets},
+            # Unanswered, it may still have shared again what an answered unshare took back.
+            if_unknown=lambda: self.acks.add(
+                Acknowledged(
+                    -1,
+                    Write.SHARE,
+                    account.root_id,
+                    account.root_id,
+                    asset_id,
+                    {"targets": targets},
+                ),
+                answered=False,
+            ),
         )
         if shared is not None:
             account.shares.extend((asset_id, target) for target in targets)

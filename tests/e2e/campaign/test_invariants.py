@@ -727,3 +727,25 @@ async def test_an_allocation_of_unknown_outcome_excuses_the_answered_one_before_
         "acknowledged-allocation"
     }
     assert await found(settings, account, [*account.acknowledged, answered, unknown]) == []
+
+
+async def test_a_share_of_unknown_outcome_excuses_the_answered_unshare_before_it(
+    settings: Settings, account: Workload
+) -> None:
+    """A share that got no answer (or a 5xx) may have been applied: the asset an answered
+    unshare took back before it may be shared again."""
+    voice = next(
+        ack
+        for ack in account.acknowledged
+        if ack.write is Write.ASSET_CREATED and ack.detail["kind"] == "voice"
+    )
+    sub, later = account.ids["sub"], len(account.acknowledged)
+    unshare = replace(voice, sequence=later, write=Write.UNSHARE, detail={"target": sub})
+    share = replace(
+        voice, sequence=later + 1, write=Write.SHARE, detail={"targets": [sub]}, answered=False
+    )
+
+    assert names(await found(settings, account, [*account.acknowledged, unshare])) == {
+        "acknowledged-unshare"
+    }
+    assert await found(settings, account, [*account.acknowledged, unshare, share]) == []
