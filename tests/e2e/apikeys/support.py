@@ -173,6 +173,19 @@ class Api:
 
         await eventually(accepted, timeout=timeout, what="the key to be accepted again")
 
+    async def answers_soon(
+        self, path: str, caller: Person, status: int, *, params: dict[str, str] | None = None
+    ) -> None:
+        """Wait until a GET of `path` answers `status`: each service applies a setting
+        change from its own copy of the workspace, each in its own time after the
+        gateway has."""
+
+        async def answered() -> bool | None:
+            response = await self.client.get(path, params=params, headers=caller.headers)
+            return True if response.status_code == status else None
+
+        await eventually(answered, timeout=15, what=f"GET {path} to answer {status}")
+
     async def usage(
         self, workspace_id: str, caller: Person, key_id: str | None = None
     ) -> httpx.Response:
