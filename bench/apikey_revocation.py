@@ -28,6 +28,7 @@ import httpx
 
 from bench.system import NO_RATE_LIMITS, as_person, percentile, running_system
 from infra.sandbox import sandbox
+from shared.development_tokens import development_user_id
 from shared.settings import ServiceName, Settings
 
 GOAL_SECONDS = 1.0
@@ -132,7 +133,7 @@ class Trials:
         if (await self.client.get(path, headers=member)).status_code != 200:
             msg = "a new member cannot read the workspace"
             raise RuntimeError(msg)
-        user_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"mailto:{email}"))
+        user_id = development_user_id(email)
         removed = await self.client.delete(f"{path}/members/{user_id}", headers=self.owner)
         if removed.status_code != 204:
             raise RuntimeError(removed.text)

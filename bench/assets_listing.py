@@ -34,7 +34,7 @@ from infra.sandbox import sandbox
 from services.assets.queries import LIBRARY_PAGES
 from services.assets.repository.assets import Position, library_query
 from shared.db import asyncpg_url, plain_url
-from shared.development_tokens import development_token
+from shared.development_tokens import development_token, development_user_id
 from shared.pagination import encode_cursor
 from shared.principal import PRINCIPAL_HEADER, Principal, sign_principal
 from shared.settings import ServiceName, Settings
@@ -143,7 +143,7 @@ async def measure(
                 return once
 
             principal = Principal(
-                user_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"mailto:{EMAIL}")),
+                user_id=development_user_id(EMAIL),
                 email=EMAIL,
                 email_verified=True,
                 workspace_id=root,

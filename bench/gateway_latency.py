@@ -36,7 +36,7 @@ from bench.system import NO_RATE_LIMITS, running_system
 from contracts.permissions import Role
 from infra.processes import free_port
 from infra.sandbox import sandbox
-from shared.development_tokens import development_token
+from shared.development_tokens import development_token, development_user_id
 from shared.principal import PRINCIPAL_HEADER, Principal, sign_principal
 from shared.settings import ServiceName, Settings
 from shared.testing import REPO, ServiceProcess
@@ -168,7 +168,7 @@ async def measure(
     # that what is measured is the projection, not identity's read-your-writes answer.
     await asyncio.sleep(2)
 
-    user_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"mailto:{email}"))
+    user_id = development_user_id(email)
     principal = Principal(
         user_id=user_id,
         email=email,

@@ -32,6 +32,7 @@ from services.identity.repository.members import MemberRepository
 from services.identity.repository.standing import standing
 from services.identity.repository.workspaces import WorkspaceRepository
 from shared.db import Database
+from shared.development_tokens import development_user_id
 from shared.principal import SIGNATURE_LIFETIME_SECONDS, SpentNonces
 from shared.settings import ServiceName
 
@@ -48,7 +49,7 @@ async def measure(env: Sandbox, gateway_url: str, args: argparse.Namespace) -> d
         )
         created.raise_for_status()
     workspace_id = uuid.UUID(created.json()["id"])
-    user_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"mailto:{email}"))
+    user_id = development_user_id(email)
     database = Database(env.settings.database_url_for(ServiceName.IDENTITY), schema="identity")
     autocommit = database.engine.execution_options(isolation_level="AUTOCOMMIT")
     nonces = SpentNonces(database)

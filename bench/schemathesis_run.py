@@ -53,7 +53,7 @@ from schemathesis.hooks import HookContext
 
 from bench.system import NO_RATE_LIMITS, running_system
 from infra.sandbox import sandbox
-from shared.development_tokens import development_token
+from shared.development_tokens import development_token, development_user_id
 from shared.fields import has_a_visible_character
 from shared.settings import ServiceName, Settings
 
@@ -247,7 +247,8 @@ def callers_each_in_a_workspace(
 
 
 def _caller_at_a_new_workspace(gateway: str, settings: Settings, role: str) -> Caller:
-    owner = sign_in(gateway, settings, email=f"owner.{uuid.uuid4().hex[:8]}@example.com")
+    owner_email = f"owner.{uuid.uuid4().hex[:8]}@example.com"
+    owner = sign_in(gateway, settings, email=owner_email)
     if role == "super_admin":
         return owner
     if role == "stranger":
@@ -270,11 +271,7 @@ def _caller_at_a_new_workspace(gateway: str, settings: Settings, role: str) -> C
             f"/v1/invitations/{invited.json()['id']}/accept",
             headers={"authorization": f"Bearer {token}"},
         ).raise_for_status()
-        members = client.get(f"{workspace}/members", headers=as_owner)
-        members.raise_for_status()
-        (owner_id,) = (
-            item["user_id"] for item in members.json()["items"] if item["role"] == "super_admin"
-        )
+        owner_id = development_user_id(owner_email)
         return Caller(token, owner.workspace_id, role, user_id_in_paths=owner_id)
 
 

@@ -44,6 +44,7 @@ from contracts.envelope import new_envelope
 from contracts.events.identity import MemberJoined
 from contracts.permissions import Role
 from infra.secrets_file import read_secrets
+from shared.development_tokens import development_user_id
 from shared.principal import PRINCIPAL_HEADER, Principal, request_target, sign_principal
 
 REPO = Path(__file__).resolve().parent.parent
@@ -84,7 +85,7 @@ class Target:
     def token(self, email: str, *, sub: str | None = None, **extra: Any) -> str:
         now = int(time.time())
         claims: dict[str, Any] = {
-            "sub": sub or str(uuid.uuid5(uuid.NAMESPACE_URL, f"mailto:{email}")),
+            "sub": sub or development_user_id(email),
             "email": email,
             "email_verified": True,
             "iat": now,
@@ -296,7 +297,7 @@ async def h2(api: Api, target: Target, out: Results, state: dict[str, Any]) -> N
         victim = await api.root(target.token(target.email("h2-victim")), "H2 victim")
     root = uuid.UUID(victim)
     attacker_email = target.email("h2-attacker")
-    attacker_sub = str(uuid.uuid5(uuid.NAMESPACE_URL, f"mailto:{attacker_email}"))
+    attacker_sub = development_user_id(attacker_email)
     event = MemberJoined(
         workspace_id=root,
         root_id=root,

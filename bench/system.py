@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.processes import free_port
-from shared.development_tokens import development_token
+from shared.development_tokens import development_token, development_user_id
 from shared.settings import ServiceName, Settings
 from shared.testing import ServiceProcess, start_together, stop_together
 
@@ -104,7 +104,7 @@ class Person:
     @property
     def user_id(self) -> str:
         """identity's id of a person signed in with a development token."""
-        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"mailto:{self.email}"))
+        return development_user_id(self.email)
 
 
 def percentile(values: list[float], percent: int) -> float:

@@ -583,6 +583,9 @@ class Workload:
                 )
             }
         )
+        ack = Acknowledged(
+            -1, Write.SHARE, account.root_id, account.root_id, asset_id, {"targets": targets}
+        )
         shared = await self.write(
             Operation.SHARE,
             "POST",
@@ -591,23 +594,11 @@ class Workload:
             rng,
             {"workspace_ids": targets},
             # Unanswered, it may still have shared again what an answered unshare took back.
-            if_unknown=lambda: self.acks.add(
-                Acknowledged(
-                    -1,
-                    Write.SHARE,
-                    account.root_id,
-                    account.root_id,
-                    asset_id,
-                    {"targets": targets},
-                ),
-                answered=False,
-            ),
+            if_unknown=lambda: self.acks.add(ack, answered=False),
         )
         if shared is not None:
             account.shares.extend((asset_id, target) for target in targets)
-            self.acks.record(
-                Write.SHARE, account.root_id, account.root_id, asset_id, targets=targets
-            )
+            self.acks.add(ack, answered=True)
 
     async def unshare(self, account: Account, rng: random.Random) -> None:
         if not account.shares:

@@ -14,6 +14,7 @@ import pytest
 from contracts.permissions import Role
 from infra.processes import free_port
 from infra.sandbox import Sandbox
+from shared.development_tokens import development_user_id
 from shared.settings import ServiceName
 from shared.testing import ServiceProcess, SignedAs
 
@@ -28,7 +29,7 @@ PUBLISHED_INTERNAL_SECRET = "atrium-development-internal-secret-change-me"
 def token_signed_with(secret: str, email: str) -> str:
     now = int(time.time())
     claims = {
-        "sub": str(uuid.uuid5(uuid.NAMESPACE_URL, f"mailto:{email}")),
+        "sub": development_user_id(email),
         "email": email,
         "email_verified": True,
         "iat": now,

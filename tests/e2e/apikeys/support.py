@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from shared.development_tokens import development_token
+from shared.development_tokens import development_token, development_user_id
 from shared.settings import get_settings
 from shared.testing import eventually
 
@@ -29,7 +29,7 @@ class Person:
 
     @property
     def user_id(self) -> str:
-        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"mailto:{self.email}"))
+        return development_user_id(self.email)
 
     @property
     def headers(self) -> dict[str, str]:
@@ -167,24 +167,25 @@ class Api:
     async def accepted_soon(
         self, workspace_id: str, key: str, *, timeout: float = REFUSED_WITHIN_SECONDS
     ) -> None:
-        async def accepted() -> bool | None:
-            response = await self.read_with(workspace_id, key)
-            return True if response.status_code == 200 else None
-
-        await eventually(accepted, timeout=timeout, what="the key to be accepted again")
+        await self.answers_soon(f"/v1/workspaces/{workspace_id}", bearer(key), 200, timeout=timeout)
 
     async def answers_soon(
-        self, path: str, caller: Person, status: int, *, params: dict[str, str] | None = None
+        self,
+        path: str,
+        headers: dict[str, str],
+        status: int,
+        *,
+        params: dict[str, str] | None = None,
+        timeout: float = 15,
     ) -> None:
-        """Wait until a GET of `path` answers `status`: each service applies a setting
-        change from its own copy of the workspace, each in its own time after the
-        gateway has."""
+        """Wait until a GET of `path` answers `status`: each service applies a change
+        (a setting, a key's state) from its own copy, each in its own time."""
 
         async def answered() -> bool | None:
-            response = await self.client.get(path, params=params, headers=caller.headers)
+            response = await self.client.get(path, params=params, headers=headers)
             return True if response.status_code == status else None
 
-        await eventually(answered, timeout=15, what=f"GET {path} to answer {status}")
+        await eventually(answered, timeout=timeout, what=f"GET {path} to answer {status}")
 
     async def usage(
         self, workspace_id: str, caller: Person, key_id: str | None = None

@@ -44,8 +44,8 @@ async def test_api_access_off_suspends_the_keys_and_on_restores_them(api: Api) -
     by_key = {"group_by": "api_key", "from": today(), "to": today()}
     # The gateway refuses the key from its own copy of the setting; apikeys and billing
     # apply it from theirs, a moment later on a busy machine.
-    await api.answers_soon(keys, developer, 409)
-    await api.answers_soon(billing_usage, developer, 409, params=by_key)
+    await api.answers_soon(keys, developer.headers, 409)
+    await api.answers_soon(billing_usage, developer.headers, 409, params=by_key)
     own_member_answers = {
         "list": await api.client.get(keys, headers=developer.headers),
         "create": await api.client.post(keys, json={"name": "No"}, headers=developer.headers),
@@ -75,7 +75,7 @@ async def test_api_access_off_suspends_the_keys_and_on_restores_them(api: Api) -
 
     await set_api_access(api, client["id"], owner, on=True)
     await api.accepted_soon(client["id"], key["key"])
-    await api.answers_soon(keys, developer, 200)
+    await api.answers_soon(keys, developer.headers, 200)
 
     assert (await api.read_with(client["id"], spare["key"])).status_code == 200
     restored = await api.keys(client["id"], developer)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 import httpx
 import pytest
 
-from shared.development_tokens import development_token
+from shared.development_tokens import development_token, development_user_id
 from shared.settings import get_settings
 from shared.testing import eventually
 from tests.e2e.conftest import RunningSystem
@@ -22,7 +21,7 @@ def as_user(name: str) -> dict[str, str]:
 
 
 def user_id_of(name: str) -> str:
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"mailto:{name}@example.com"))
+    return development_user_id(f"{name}@example.com")
 
 
 async def created(client: httpx.AsyncClient, path: str, body: dict[str, Any], user: str) -> Any:
